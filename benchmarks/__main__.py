@@ -1,0 +1,48 @@
+"""Run the benchmarks: ``python -m benchmarks [--quick] [--only TEXT] [--json PATH]``.
+
+Every ``benchmarks/bench_*.py`` module is imported and its ``groups(quick)`` measured. Tables go to
+stdout, all numbers to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import sys
+from pathlib import Path
+
+from benchmarks.harness import GroupResult, format_table, measure, write_json
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, fewer repeats")
+    parser.add_argument("--only", default="", help="run only modules whose name contains this")
+    parser.add_argument("--repeats", type=int, default=None, help="samples per case (median)")
+    parser.add_argument("--json", type=Path, default=Path(".bench/results.json"))
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+
+    here = Path(__file__).parent
+    modules = sorted(p.stem for p in here.glob("bench_*.py") if args.only in p.stem)
+    if not modules:
+        print(f"no benchmark module matches {args.only!r}", file=sys.stderr)
+        return 2
+    print(f"# dynamo_core benchmarks — Python {platform.python_version()}, {platform.machine()}")
+    print(f"# medians of {repeats} round-robin samples; ratios are `x ref` = time(ref)/time(case)")
+    results: list[GroupResult] = []
+    for name in modules:
+        module = importlib.import_module(f"benchmarks.{name}")
+        print(f"\n## {name}\n")
+        for group in module.groups(args.quick):
+            result = measure(group, repeats=repeats)
+            results.append(result)
+            print(format_table(result), end="\n\n", flush=True)
+    write_json(results, args.json)
+    print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,335 @@
+"""The wire codec: versioned, JSON-safe encodings with strict, capped decoders.
+
+Every value type in dynamo_core encodes to a plain JSON-safe ``dict`` (`to_dict()`) and decodes
+from one (`from_dict()`) with the helpers in this module, so there is one set of rules for what
+the library accepts from another process:
+
+* An encoded object is an *envelope*: ``{"type": <kind>, "v": <format version>, ...fields}``.
+  A decoder checks the kind and the version, requires every mandatory field and rejects unknown
+  ones, so a typo or a message from a newer format is an error, never silently half-read.
+* Integers are counters in ``0 .. 2**63 - 1`` unless a decoder says otherwise; booleans are never
+  accepted as integers; floats must be finite; strings and lists have length caps; bytes travel
+  as standard base64 and are capped *before* decoding.
+* Anything wrong raises [`DecodeError`][dynamo_core.errors.DecodeError] with a message that
+  names the field (``"clock.entries[3].counter"``) and says what was allowed. Decoders never raise
+  `KeyError`, `IndexError`, `TypeError` or `RecursionError`, and never do work that is not
+  bounded by the size of their input.
+
+[`dumps`][dynamo_core.codec.dumps] and [`loads`][dynamo_core.codec.loads] turn those dicts into
+canonical UTF-8 JSON bytes and back (sorted keys, no whitespace, no NaN), so equal values encode to
+equal bytes. The library never uses `pickle`, `marshal` or `shelve` (the linter bans them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Collection, Mapping
+from typing import Final, TypeAlias
+
+from dynamo_core.errors import DecodeError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_ITEMS",
+    "DEFAULT_MAX_STR",
+    "FORMAT_VERSION",
+    "MAX_COUNTER",
+    "JSONValue",
+    "as_bool",
+    "as_bytes",
+    "as_float",
+    "as_int",
+    "as_list",
+    "as_str",
+    "dumps",
+    "encode_bytes",
+    "envelope",
+    "fields",
+    "loads",
+    "open_envelope",
+]
+
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
+"""A value that `json` can encode: what every `to_dict()` returns."""
+
+FORMAT_VERSION: Final = 1
+"""The version written into every envelope. Decoders accept versions ``1 .. FORMAT_VERSION``."""
+
+MAX_COUNTER: Final = 2**63 - 1
+"""The largest integer a decoder accepts by default (a signed 64-bit counter)."""
+
+DEFAULT_MAX_BYTES: Final = 16 * 2**20
+"""Default cap on an encoded message given to [`loads`][dynamo_core.codec.loads] (16 MiB)."""
+
+DEFAULT_MAX_ITEMS: Final = 1_000_000
+"""Default cap on the length of a decoded list."""
+
+DEFAULT_MAX_STR: Final = 1024
+"""Default cap, in characters, on a decoded string (node ids, kinds)."""
+
+_TYPE_NAMES: Final = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def _describe(value: object) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+# -- bytes on the wire -------------------------------------------------------------------------
+
+
+def dumps(value: JSONValue) -> bytes:
+    """Encode a JSON-safe value as canonical UTF-8 JSON.
+
+    Keys are sorted and no whitespace is emitted, so equal values give equal bytes.
+
+    Returns:
+        The encoded bytes.
+
+    Raises:
+        TypeError: `value` holds something JSON cannot encode.
+        ValueError: `value` holds a NaN or infinite float, or a circular reference.
+    """
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _reject_constant(name: str) -> float:
+    raise DecodeError(f"JSON constant {name} is not allowed: numbers must be finite")
+
+
+def _unique_object(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise DecodeError("JSON object has a duplicate key")
+    return obj
+
+
+def loads(
+    data: bytes | bytearray | memoryview | str, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> JSONValue:
+    """Decode JSON produced by [`dumps`][dynamo_core.codec.dumps] (or any strict JSON).
+
+    Cost: O(len(data)); the size cap is checked before any parsing.
+
+    Args:
+        data: UTF-8 encoded JSON.
+        max_bytes: The largest input accepted.
+
+    Returns:
+        The decoded value (validate it with a type's `from_dict`).
+
+    Raises:
+        TypeError: `data` is not bytes-like or `str`.
+        DecodeError: `data` is over `max_bytes`, not UTF-8, not JSON, nested too deeply, has a
+            duplicate object key, or holds NaN, Infinity or an integer too long to parse.
+    """
+    if isinstance(data, str):
+        size = len(data)
+    elif isinstance(data, bytes | bytearray | memoryview):
+        size = memoryview(data).nbytes
+    else:
+        raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
+    if size > max_bytes:
+        raise DecodeError(f"encoded message is {size} bytes; the limit is {max_bytes}")
+    try:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        value: JSONValue = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_unique_object
+        )
+    except DecodeError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"encoded message is not valid UTF-8: {exc.reason}") from None
+    except RecursionError:
+        raise DecodeError("encoded message is nested too deeply") from None
+    except ValueError as exc:  # json.JSONDecodeError and the int-digits limit
+        raise DecodeError(f"encoded message is not valid JSON: {exc}") from None
+    return value
+
+
+def encode_bytes(data: bytes) -> str:
+    """Encode bytes for a JSON field (standard base64 with padding)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+# -- field decoders ----------------------------------------------------------------------------
+
+
+def as_int(value: object, what: str, *, lo: int = 0, hi: int = MAX_COUNTER) -> int:
+    """Return `value` if it is an integer (not a boolean) in ``lo .. hi``.
+
+    Raises:
+        DecodeError: naming `what`, otherwise.
+    """
+    if type(value) is not int:
+        raise DecodeError(f"{what} must be an integer, not {_describe(value)}")
+    if not lo <= value <= hi:
+        raise DecodeError(f"{what} must be in {lo}..{hi}, got {value}")
+    return value
+
+
+def as_float(value: object, what: str, *, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """Return `value` as a float if it is a finite number (not a boolean) in ``lo .. hi``.
+
+    Raises:
+        DecodeError: naming `what`, otherwise.
+    """
+    if type(value) is not float and type(value) is not int:
+        raise DecodeError(f"{what} must be a number, not {_describe(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise DecodeError(f"{what} is too large for a float") from None
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise DecodeError(f"{what} must be a finite number in {lo}..{hi}, got {value}")
+    return number
+
+
+def as_bool(value: object, what: str) -> bool:
+    """Return `value` if it is a boolean.
+
+    Raises:
+        DecodeError: naming `what`, otherwise.
+    """
+    if type(value) is not bool:
+        raise DecodeError(f"{what} must be a boolean, not {_describe(value)}")
+    return value
+
+
+def as_str(value: object, what: str, *, max_len: int = DEFAULT_MAX_STR, min_len: int = 1) -> str:
+    """Return `value` if it is a string of ``min_len .. max_len`` characters.
+
+    Raises:
+        DecodeError: naming `what`, otherwise.
+    """
+    if type(value) is not str:
+        raise DecodeError(f"{what} must be a string, not {_describe(value)}")
+    if not min_len <= len(value) <= max_len:
+        raise DecodeError(f"{what} must be {min_len}..{max_len} characters long, got {len(value)}")
+    return value
+
+
+def as_bytes(value: object, what: str, *, max_len: int) -> bytes:
+    """Decode a base64 field made by [`encode_bytes`][dynamo_core.codec.encode_bytes].
+
+    The encoded length is checked against `max_len` before anything is decoded.
+
+    Raises:
+        DecodeError: naming `what`, if `value` is not a string of strict base64 or decodes to
+            more than `max_len` bytes.
+    """
+    if type(value) is not str:
+        raise DecodeError(f"{what} must be a base64 string, not {_describe(value)}")
+    if len(value) > 4 * ((max_len + 2) // 3):
+        raise DecodeError(f"{what} is longer than the {max_len}-byte limit")
+    try:
+        data = base64.b64decode(value.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise DecodeError(f"{what} is not valid base64") from None
+    if len(data) > max_len:
+        raise DecodeError(f"{what} is {len(data)} bytes; the limit is {max_len}")
+    return data
+
+
+def as_list(value: object, what: str, *, max_items: int = DEFAULT_MAX_ITEMS) -> list[object]:
+    """Return `value` if it is a list of at most `max_items` items.
+
+    Raises:
+        DecodeError: naming `what`, otherwise.
+    """
+    if type(value) is not list:
+        raise DecodeError(f"{what} must be a list, not {_describe(value)}")
+    if len(value) > max_items:
+        raise DecodeError(f"{what} has {len(value)} items; the limit is {max_items}")
+    return value
+
+
+def fields(
+    value: object,
+    what: str,
+    *,
+    required: Collection[str],
+    optional: Collection[str] = (),
+) -> dict[str, object]:
+    """Check that `value` is an object with exactly the given fields.
+
+    Args:
+        value: The decoded JSON value.
+        what: The name used in error messages.
+        required: Fields that must be present.
+        optional: Fields that may be present.
+
+    Returns:
+        `value`, typed as a dict.
+
+    Raises:
+        DecodeError: `value` is not an object, misses a required field or has an unknown one.
+    """
+    if type(value) is not dict:
+        raise DecodeError(f"{what} must be an object, not {_describe(value)}")
+    obj: dict[str, object] = value
+    missing = [name for name in required if name not in obj]
+    if missing:
+        raise DecodeError(f"{what} is missing field(s): {', '.join(sorted(missing))}")
+    unknown = [k for k in obj if k not in required and k not in optional]
+    if unknown:
+        shown = sorted(repr(k)[:64] for k in unknown[:8])
+        raise DecodeError(f"{what} has unknown field(s): {', '.join(shown)}")
+    return obj
+
+
+# -- envelopes ---------------------------------------------------------------------------------
+
+
+def envelope(kind: str, body: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
+    """Wrap the fields of an encoded value with its kind and the format version.
+
+    Returns:
+        ``{"type": kind, "v": FORMAT_VERSION, **body}``.
+    """
+    out: dict[str, JSONValue] = {"type": kind, "v": FORMAT_VERSION}
+    out.update(body)
+    return out
+
+
+def open_envelope(
+    value: object,
+    kind: str,
+    *,
+    required: Collection[str] = (),
+    optional: Collection[str] = (),
+) -> dict[str, object]:
+    """Check an envelope made by [`envelope`][dynamo_core.codec.envelope] and its fields.
+
+    Args:
+        value: The decoded JSON value.
+        kind: The expected ``type``.
+        required: Body fields that must be present.
+        optional: Body fields that may be present.
+
+    Returns:
+        The envelope as a dict, ready for the field decoders.
+
+    Raises:
+        DecodeError: `value` is not an envelope of `kind`, has an unsupported version, or its
+            fields do not match.
+    """
+    obj = fields(value, kind, required=("type", "v", *required), optional=optional)
+    if obj["type"] != kind:
+        got = obj["type"]
+        shown = repr(got[:64]) if isinstance(got, str) else _describe(got)
+        raise DecodeError(f"expected an encoded {kind}, got type {shown}")
+    as_int(obj["v"], f"{kind}.v", lo=1, hi=FORMAT_VERSION)
+    return obj

@@ -1,0 +1,81 @@
+"""The exceptions dynamo_core raises.
+
+Every error the library defines derives from [`DynamoError`][dynamo_core.errors.DynamoError], so an
+application can catch the whole family in one clause. Bad *arguments* are reported with the
+built-in `TypeError` and `ValueError` (a message names the argument and what was allowed), as the
+standard library does; the classes here cover what the built-ins cannot say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "DecodeError",
+    "DynamoError",
+    "EmptyRingError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "StorageClosedError",
+    "StorageError",
+    "Unavailable",
+]
+
+
+class DynamoError(Exception):
+    """The base class of every exception defined by dynamo_core."""
+
+
+class DecodeError(DynamoError, ValueError):
+    """Encoded data is malformed, of the wrong type, out of range or over a size cap.
+
+    Raised by every decoder in the library (`from_dict`, `codec.loads`, ...) instead of a bare
+    `KeyError`, `IndexError` or `TypeError`, so code that reads another process's bytes needs one
+    `except` clause. It subclasses `ValueError` because the input value is what is wrong.
+    """
+
+
+class StorageError(DynamoError):
+    """A storage backend could not carry out an operation."""
+
+
+class StorageClosedError(StorageError):
+    """An operation was attempted on a storage backend after `close()`."""
+
+
+class EmptyRingError(DynamoError, LookupError):
+    """A lookup was made on a ring that has no nodes."""
+
+
+class ProtocolError(DynamoError):
+    """A protocol state machine was used in a way its protocol does not allow.
+
+    As in h11, the two subclasses say whose fault it was:
+    [`LocalProtocolError`][dynamo_core.errors.LocalProtocolError] for the caller's own misuse
+    (input after completion, an unknown timer) and
+    [`RemoteProtocolError`][dynamo_core.errors.RemoteProtocolError] for a peer that sent something
+    it should not have (a reply nobody asked for, a duplicate).
+    """
+
+
+class LocalProtocolError(ProtocolError):
+    """The local caller drove a protocol core incorrectly; the core's state is unchanged."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """A remote peer sent input the protocol does not allow; the core's state is unchanged."""
+
+
+class Unavailable(DynamoError):
+    """Too few replicas answered for a request to meet its consistency requirement.
+
+    Attributes:
+        required: How many distinct replicas had to answer.
+        answered: The replicas that did answer, sorted.
+    """
+
+    def __init__(self, message: str, *, required: int, answered: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.required = required
+        self.answered: tuple[str, ...] = tuple(sorted(answered))

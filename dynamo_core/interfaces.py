@@ -1,0 +1,100 @@
+"""The small interfaces that users plug their own implementations into.
+
+They are `typing.Protocol`s: an implementation only needs the methods, not a base class.
+Each has a reference implementation in the library and a conformance suite in
+[`dynamo_core.testing`][dynamo_core.testing] that any implementation can run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+__all__ = ["Clock", "Storage", "Transport"]
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """An ordered key-value store of `bytes` to `bytes`.
+
+    Keys are ordered by unsigned byte comparison (``memcmp``, shorter first on a common prefix),
+    which is the order of Python's `bytes` comparison. Implementations must:
+
+    * refuse keys and values that are not `bytes` with `TypeError` naming the argument;
+    * apply `write_batch` atomically — after a failure or a crash, either all of it or none of it;
+    * raise [`StorageClosedError`][dynamo_core.errors.StorageClosedError] for every operation after
+      `close()`, which itself may be called more than once;
+    * work as a context manager that closes on exit.
+
+    A backend that claims durability must also keep every acknowledged write across a crash of
+    the process. The reference backends are
+    [`MemoryStorage`][dynamo_core.storage.MemoryStorage] and
+    [`SQLiteStorage`][dynamo_core.storage.SQLiteStorage].
+    """
+
+    def get(self, key: bytes) -> bytes | None:
+        """Return the value stored under `key`, or `None`."""
+        ...
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Store `value` under `key`, replacing any previous value."""
+        ...
+
+    def delete(self, key: bytes) -> None:
+        """Remove `key`; removing a missing key is not an error."""
+        ...
+
+    def scan(
+        self, start: bytes | None = None, end: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` pairs with ``start <= key < end`` in ascending key order.
+
+        `None` leaves that side unbounded. Writes made while the iterator is open may or may not
+        be seen, but every key is yielded at most once and in order.
+        """
+        ...
+
+    def write_batch(
+        self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()
+    ) -> None:
+        """Apply all `puts` and `deletes` atomically.
+
+        A key may not appear in both; a key put twice keeps the later value.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources. Later operations raise `StorageClosedError`."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Delivers encoded messages to other nodes.
+
+    Delivery is best effort: a message may be lost, delayed, duplicated or reordered, and the
+    protocol cores are written to tolerate all of that. `send` must not block on the network.
+    """
+
+    def send(self, target: str, payload: bytes) -> None:
+        """Queue `payload` for delivery to the node `target`."""
+        ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A source of time in seconds. Protocol cores never read it; drivers do."""
+
+    def now(self) -> float:
+        """Return the current time in seconds (monotonic within one process)."""
+        ...
