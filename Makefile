@@ -30,10 +30,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 docs-build: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 docs: $(STAMP)
-	$(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # merkletools is installed without its dependencies: its pysha3 does not build on Python >= 3.11
 # and only sha256 is used.

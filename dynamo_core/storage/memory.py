@@ -53,8 +53,11 @@ class MemoryStorage:
             TypeError: `key` is not `bytes`.
             StorageClosedError: the store is closed.
         """
-        check_bytes(key, "key")
-        return self._open_data().get(key)
+        if type(key) is not bytes:
+            check_bytes(key, "key")
+        if self._closed:
+            raise closed_error("MemoryStorage")
+        return self._data.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         """Store `value` under `key`. O(log n).
@@ -63,9 +66,13 @@ class MemoryStorage:
             TypeError: `key` or `value` is not `bytes`.
             StorageClosedError: the store is closed.
         """
-        check_bytes(key, "key")
-        check_bytes(value, "value")
-        self._open_data()[key] = value
+        if type(key) is not bytes:
+            check_bytes(key, "key")
+        if type(value) is not bytes:
+            check_bytes(value, "value")
+        if self._closed:
+            raise closed_error("MemoryStorage")
+        self._data[key] = value
 
     def delete(self, key: bytes) -> None:
         """Remove `key` if present. O(log n).

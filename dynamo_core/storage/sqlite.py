@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Final, Literal, Self
+from typing import Any, Final, Literal, Self
 
 from dynamo_core._check import check_bytes
 from dynamo_core.errors import StorageError
@@ -101,16 +100,22 @@ class SQLiteStorage:
                 f"(schema version {version}, expected {_SCHEMA_VERSION})"
             )
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _live(self) -> sqlite3.Connection:
+        """Return the open connection; call with the lock held."""
+        if self._conn is None:
+            raise closed_error("SQLiteStorage")
+        return self._conn
+
+    def _error(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"SQLite store {self.path!r}: {exc}")
+
+    def _execute(self, sql: str, params: Sequence[bytes]) -> list[Any]:
         with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise closed_error("SQLiteStorage")
+            conn = self._live()
             try:
-                yield conn
+                return conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StorageError(f"SQLite store {self.path!r}: {exc}") from exc
+                raise self._error(exc) from exc
 
     def get(self, key: bytes) -> bytes | None:
         """Return the value under `key`, or `None`. O(log n).
@@ -120,10 +125,10 @@ class SQLiteStorage:
             StorageClosedError: the store is closed.
             StorageError: SQLite failed.
         """
-        check_bytes(key, "key")
-        with self._connection() as conn:
-            row = conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        if type(key) is not bytes:
+            check_bytes(key, "key")
+        rows = self._execute("SELECT v FROM kv WHERE k = ?", (key,))
+        return rows[0][0] if rows else None
 
     def put(self, key: bytes, value: bytes) -> None:
         """Store `value` under `key`; durable when it returns (see `synchronous`). O(log n).
@@ -133,10 +138,11 @@ class SQLiteStorage:
             StorageClosedError: the store is closed.
             StorageError: SQLite failed; nothing was written.
         """
-        check_bytes(key, "key")
-        check_bytes(value, "value")
-        with self._connection() as conn:
-            conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+        if type(key) is not bytes:
+            check_bytes(key, "key")
+        if type(value) is not bytes:
+            check_bytes(value, "value")
+        self._execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
 
     def delete(self, key: bytes) -> None:
         """Remove `key` if present. O(log n).
@@ -147,8 +153,7 @@ class SQLiteStorage:
             StorageError: SQLite failed.
         """
         check_bytes(key, "key")
-        with self._connection() as conn:
-            conn.execute("DELETE FROM kv WHERE k = ?", (key,))
+        self._execute("DELETE FROM kv WHERE k = ?", (key,))
 
     def scan(
         self, start: bytes | None = None, end: bytes | None = None
@@ -164,8 +169,8 @@ class SQLiteStorage:
             check_bytes(start, "start")
         if end is not None:
             check_bytes(end, "end")
-        with self._connection():
-            pass
+        with self._lock:
+            self._live()
         return self._scan(start, end)
 
     def _scan(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
@@ -180,13 +185,11 @@ class SQLiteStorage:
                 params.append(end)
             where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
             sql = f"SELECT k, v FROM kv {where} ORDER BY k LIMIT {_SCAN_CHUNK}"  # noqa: S608
-            with self._connection() as conn:
-                rows = conn.execute(sql, params).fetchall()
-            for key, value in rows:
-                yield bytes(key), bytes(value)
+            rows = self._execute(sql, params)
+            yield from rows
             if len(rows) < _SCAN_CHUNK:
                 return
-            lower, op = bytes(rows[-1][0]), ">"
+            lower, op = rows[-1][0], ">"
 
     def write_batch(
         self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()
@@ -203,15 +206,21 @@ class SQLiteStorage:
             StorageError: SQLite failed; nothing was applied.
         """
         put_map, delete_list = prepare_batch(puts, deletes)
-        with self._connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._lock:
+            conn = self._live()
             try:
-                conn.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", put_map.items())
-                conn.executemany("DELETE FROM kv WHERE k = ?", ((key,) for key in delete_list))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", put_map.items()
+                    )
+                    conn.executemany("DELETE FROM kv WHERE k = ?", ((k,) for k in delete_list))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
 
     def close(self) -> None:
         """Close the database file. Idempotent."""
@@ -221,8 +230,8 @@ class SQLiteStorage:
             conn.close()
 
     def __enter__(self) -> Self:
-        with self._connection():
-            pass
+        with self._lock:
+            self._live()
         return self
 
     def __exit__(

@@ -1,0 +1,66 @@
+"""The public names are the contract: pin them, and keep `import dynamo_core` light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dynamo_core
+
+EXPECTED_ALL = sorted(
+    [
+        "Clock",
+        "DecodeError",
+        "DynamoError",
+        "EmptyRingError",
+        "LocalProtocolError",
+        "MemoryStorage",
+        "ProtocolError",
+        "RemoteProtocolError",
+        "SQLiteStorage",
+        "Storage",
+        "StorageClosedError",
+        "StorageError",
+        "TokenRange",
+        "Transport",
+        "Unavailable",
+        "__version__",
+        "keyed_token",
+        "token",
+        "token_function",
+    ]
+)
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(dynamo_core.__all__) == EXPECTED_ALL
+    assert dynamo_core.__all__ == sorted(dynamo_core.__all__), "keep __all__ sorted"
+    for name in dynamo_core.__all__:
+        assert hasattr(dynamo_core, name), name
+
+
+def test_errors_share_a_base() -> None:
+    for name in dynamo_core.__all__:
+        obj = getattr(dynamo_core, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, dynamo_core.DynamoError), name
+    assert issubclass(dynamo_core.DecodeError, ValueError)
+    error = dynamo_core.Unavailable("2 of 3 needed", required=2, answered=["c", "a"])
+    assert error.answered == ("a", "c") and error.required == 2
+
+
+def test_import_pulls_in_neither_hypothesis_nor_asyncio() -> None:
+    code = (
+        "import sys, dynamo_core\n"
+        "bad = sorted(m for m in ('hypothesis', 'asyncio', 'pytest', 'rich') if m in sys.modules)\n"
+        "print(','.join(bad))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(dynamo_core.__version__, str)
+    assert dynamo_core.__version__[0].isdigit()
