@@ -21,7 +21,7 @@ from dynamo_core.errors import (
     Unavailable,
 )
 from dynamo_core.hashing import TokenRange, keyed_token, token, token_function
-from dynamo_core.interfaces import Clock, Storage, Transport
+from dynamo_core.interfaces import Clock, ReplicaState, Storage, Transport
 from dynamo_core.storage import MemoryStorage, SQLiteStorage
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "MemoryStorage",
     "ProtocolError",
     "RemoteProtocolError",
+    "ReplicaState",
     "SQLiteStorage",
     "Storage",
     "StorageClosedError",

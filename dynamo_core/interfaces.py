@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
-__all__ = ["Clock", "Storage", "Transport"]
+__all__ = ["Clock", "ReplicaState", "Storage", "Transport"]
 
 
 @runtime_checkable
@@ -76,6 +76,32 @@ class Storage(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+@runtime_checkable
+class ReplicaState(Protocol):
+    """What a replica stores for one key: a state that merges and knows its causal history.
+
+    The quorum coordinators, the hint store and the node are generic over this protocol, with
+    [`DVVSet`][dynamo_core.DVVSet] as the default. An application with its own CRDT can plug it in
+    by giving it these methods (and a ``from_dict`` decoder for the wire).
+
+    Laws every implementation must satisfy (the quorum and hints test suites check them for
+    `DVVSet`): `sync` is commutative, associative and idempotent; ``a.sync(b).descends(a)`` and
+    ``a.sync(b).descends(b)``; `descends` is reflexive and transitive.
+    """
+
+    def sync(self, other: Self) -> Self:
+        """Return the merge of two replicas' states (a least upper bound)."""
+        ...
+
+    def descends(self, other: Self) -> bool:
+        """Whether this state already includes every update that `other` includes."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """Encode for the wire and for storage through [`dynamo_core.codec`][dynamo_core.codec]."""
+        ...
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ EXPECTED_ALL = sorted(
         "MemoryStorage",
         "ProtocolError",
         "RemoteProtocolError",
+        "ReplicaState",
         "SQLiteStorage",
         "Storage",
         "StorageClosedError",
