@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
-from dynamo_core._check import check_bytes
+from dynamo_core._check import check_bytes, check_time
 from dynamo_core.errors import StorageError
 from dynamo_core.storage._common import closed_error, prepare_batch
 
@@ -61,6 +61,7 @@ class SQLiteStorage:
             raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
         if synchronous not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
+        timeout = check_time(timeout, "timeout")
         self.path = os.fspath(path)
         self.synchronous = synchronous
         self._lock = threading.Lock()

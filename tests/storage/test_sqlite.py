@@ -96,3 +96,11 @@ def test_repr_says_state(tmp_path: Path) -> None:
     assert "FULL" in repr(store)
     store.close()
     assert "closed" in repr(store)
+
+
+def test_bad_timeout(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        SQLiteStorage(tmp_path / "db", timeout=-1)
+    with pytest.raises(TypeError, match="timeout"):
+        SQLiteStorage(tmp_path / "db", timeout="5")  # type: ignore[arg-type]
+    assert not (tmp_path / "db").exists()
