@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
-EXTRAS := test,lint,docs,hypothesis
+EXTRAS := test,lint,docs,hypothesis,cli
 
-.PHONY: test lint typecheck pytest docs-build docs bench clean
+.PHONY: test lint typecheck pytest docs-build docs bench demo soak clean
 
 # (Re)install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -31,6 +31,15 @@ pytest: $(STAMP)
 
 docs-build: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The shopping-cart story on a simulated 5-node cluster (deterministic, about a second).
+demo: $(STAMP)
+	$(BIN)/dynamo-core demo
+
+# 10,000 seeded simulations with every fault on, on every core; exits 1 on any violation.
+# `make test` runs 200 seeds (tests/test_simulation.py); this is the long soak.
+soak: $(STAMP)
+	$(BIN)/dynamo-core simulate --seeds 10000 --ops 500 --jobs $$(nproc 2>/dev/null || echo 2)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve

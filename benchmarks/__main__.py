@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             result = measure(group, repeats=repeats)
             results.append(result)
             print(format_table(result), end="\n\n", flush=True)
+        if hasattr(module, "report"):  # figures that are not timings (sizes, counts)
+            print(module.report(args.quick), end="\n\n", flush=True)
     write_json(results, args.json)
     print(f"results written to {args.json}")
     return 0

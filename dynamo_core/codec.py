@@ -116,6 +116,10 @@ def _unique_object(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
     return obj
 
 
+# Built once: json.loads with hooks would construct a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+
+
 def loads(
     data: bytes | bytearray | memoryview | str, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> JSONValue:
@@ -145,9 +149,7 @@ def loads(
         raise DecodeError(f"encoded message is {size} bytes; the limit is {max_bytes}")
     try:
         text = data if isinstance(data, str) else bytes(data).decode("utf-8")
-        value: JSONValue = json.loads(
-            text, parse_constant=_reject_constant, object_pairs_hook=_unique_object
-        )
+        value: JSONValue = _DECODER.decode(text)
     except DecodeError:
         raise
     except UnicodeDecodeError as exc:

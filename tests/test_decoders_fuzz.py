@@ -13,12 +13,131 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynamo_core import codec
+from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TokenRange
+from dynamo_core.hints import Hint, HintBatch
+from dynamo_core.merkle import (
+    GetItems,
+    GetNodes,
+    Hello,
+    Items,
+    MerkleTree,
+    Nodes,
+    item_digest,
+    message_from_dict,
+)
+from dynamo_core.messages import (
+    ExchangeMessage,
+    FetchReply,
+    FetchRequest,
+    Forward,
+    ForwardReply,
+    GetReply,
+    Heartbeat,
+    HintAck,
+    PutReply,
+    ReadRepair,
+    RepairPull,
+    RepairPush,
+    RequestFailed,
+    StoreReply,
+    StoreRequest,
+    SyncDiff,
+    SyncOffer,
+    result_from_dict,
+)
+from dynamo_core.messages import message_from_dict as node_message_from_dict
+from dynamo_core.quorum import QuorumPolicy
+from dynamo_core.ring import HashRing, Transfer
+from dynamo_core.testing import DotSet
+from dynamo_core.vclock import VectorClock, Versioned
 
 # (name, decoder, a valid encoded example used to build near-miss inputs)
+
+
+def _example_ring(*, partitions: int | None = None, vnodes: int | None = None) -> HashRing:
+    ring = HashRing(2, partitions=partitions, vnodes=vnodes)
+    ring.add_node("a")
+    ring.add_node("b", weight=2.0, zone="z1")
+    ring.add_node("c", zone="z2")
+    return ring
+
+
+_NODE_STATE = DVVSet[bytes]().update(b"x", "n1#1").update(b"y", "n2#1")
+
 DECODERS: list[tuple[str, Callable[[object], object], codec.JSONValue]] = [
     ("TokenRange", TokenRange.from_dict, TokenRange(5, 2**64).to_dict()),
+    ("HashRing partitions", HashRing.from_dict, _example_ring(partitions=16).to_dict()),
+    ("HashRing vnodes", HashRing.from_dict, _example_ring(vnodes=3).to_dict()),
+    ("HashRing empty", HashRing.from_dict, HashRing(partitions=8).to_dict()),
+    ("Transfer", Transfer.from_dict, Transfer(TokenRange(9, 3), "a", "b").to_dict()),
+    (
+        "MerkleTree",
+        MerkleTree.from_dict,
+        MerkleTree.from_items([(b"a", item_digest(b"a", b"1"))], 4, start=7, end=3).to_dict(),
+    ),
+    ("merkle Hello", message_from_dict, Hello(4, 0, 2**64, 9, bytes(16), 2).to_dict()),
+    ("merkle GetNodes", message_from_dict, GetNodes(4, (0, 2), 2).to_dict()),
+    ("merkle Nodes", message_from_dict, Nodes(2, bytes(32)).to_dict()),
+    ("merkle GetItems", message_from_dict, GetItems((1, 3)).to_dict()),
+    ("merkle Items", message_from_dict, Items((b"a", b"b"), bytes(32)).to_dict()),
+    ("VectorClock", VectorClock.from_dict, VectorClock({"a": 2, "b": 1}).increment("c").to_dict()),
+    ("Versioned", Versioned.from_dict, Versioned(b"v", VectorClock({"a": 1})).to_dict()),
+    (
+        "DVVSet",
+        DVVSet.from_dict,
+        DVVSet[bytes]().update(b"x", "a").update(b"y", "b").update(b"z", "a").to_dict(),
+    ),
+    (
+        "QuorumPolicy",
+        QuorumPolicy.from_dict,
+        QuorumPolicy(5, 2, 4, sloppy=False, notfound_ok=False).to_dict(),
+    ),
+    ("DotSet", DotSet.from_dict, DotSet.of(("a", 1), ("b", 3)).to_dict()),
+    ("Hint", Hint.from_dict, Hint("b", "k", DVVSet[bytes]().update(b"x", "a"), 1.5).to_dict()),
+    (
+        "HintBatch",
+        HintBatch.from_dict,
+        HintBatch(
+            7,
+            (
+                Hint("b", b"\x00k", DVVSet[bytes]().update(b"x", "a"), 1.0),
+                Hint("b", "k", DVVSet[bytes](), 2.0),
+            ),
+        ).to_dict(),
+    ),
+    *(
+        (f"node {type(message).__name__} #{i}", node_message_from_dict, message.to_dict())
+        for i, message in enumerate(
+            (
+                Heartbeat(3, 17),
+                StoreRequest(9, b"cart", _NODE_STATE, "n2"),
+                StoreReply(9, False, "hint dropped"),
+                FetchRequest(10, b"\x00k", None),
+                FetchReply(10, _NODE_STATE),
+                FetchReply(11),
+                ReadRepair(b"cart", _NODE_STATE),
+                Forward(4, "put", b"cart", b"{}", b"ctx"),
+                Forward(5, "get", b"cart"),
+                ForwardReply(4, PutReply(("n1", "n2"), (("n4", "n3"),))),
+                HintAck(8),
+                SyncOffer(6, ((TokenRange(0, 2**60), bytes(16)), (TokenRange(2**63, 5), None))),
+                SyncDiff(6, (TokenRange(0, 2**60),)),
+                ExchangeMessage(7, TokenRange(0, 2**60), "responder", GetNodes(4, (0, 2), 2)),
+                RepairPush(((b"a", _NODE_STATE), (b"b", DVVSet[bytes]()))),
+                RepairPull((b"a", b"b")),
+            )
+        )
+    ),
+    *(
+        (f"node {type(result).__name__}", result_from_dict, result.to_dict())
+        for result in (
+            PutReply(("n1",), (("n4", "n3"),)),
+            GetReply((b"x", b"y"), b"{}", True),
+            RequestFailed("too few replicas", 2, ("n1",)),
+        )
+    ),
 ]
 
 _scalars = (

@@ -8,12 +8,56 @@ Needs the ``hypothesis`` extra (``pip install dynamo-core[hypothesis]``).
   test that runs a backend beside a dict model.
 * [`FakeClock`][dynamo_core.testing.FakeClock] — a [`Clock`][dynamo_core.interfaces.Clock] that
   moves only when told to.
+* [`QuorumHarness`][dynamo_core.testing.QuorumHarness] — the quorum coordinators wired to
+  in-memory replicas over a seeded, virtual-time network (delays, drops, refusals, silent
+  nodes), with [`DotSet`][dynamo_core.testing.DotSet], a minimal replica state.
 * [`SetHistory`][dynamo_core.testing.SetHistory] — Jepsen's set-full checker: which acknowledged
   writes were lost, which unacknowledged ones survived, what appeared from nowhere.
+* [`SimulatedCluster`][dynamo_core.testing.SimulatedCluster] — whole
+  [`Node`][dynamo_core.node.Node]s in one thread and virtual time, over a seeded network
+  ([`NetworkConfig`][dynamo_core.testing.NetworkConfig]) that delays, drops, duplicates and
+  reorders, with partitions, crashes, restarts and amnesia: script a scenario with it.
+* [`Simulation`][dynamo_core.testing.Simulation] — one seeded run of a shopping-cart workload
+  under random faults, judged by the history checker
+  ([`SimulationConfig`][dynamo_core.testing.SimulationConfig],
+  [`SimulationResult`][dynamo_core.testing.SimulationResult]);
+  [`run_simulations`][dynamo_core.testing.run_simulations] runs many seeds into a
+  [`SimulationSummary`][dynamo_core.testing.SimulationSummary].
 """
 
 from dynamo_core.testing.clock import FakeClock
+from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
 from dynamo_core.testing.history import SetCheck, SetHistory
+from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
+from dynamo_core.testing.simulation import (
+    FAULTS,
+    RESOLVERS,
+    Cart,
+    Simulation,
+    SimulationConfig,
+    SimulationResult,
+    SimulationSummary,
+    run_simulations,
+)
 from dynamo_core.testing.storage import StorageConformance, storage_state_machine
 
-__all__ = ["FakeClock", "SetCheck", "SetHistory", "StorageConformance", "storage_state_machine"]
+__all__ = [
+    "FAULTS",
+    "RESOLVERS",
+    "Behaviour",
+    "Cart",
+    "DotSet",
+    "FakeClock",
+    "NetworkConfig",
+    "QuorumHarness",
+    "SetCheck",
+    "SetHistory",
+    "SimulatedCluster",
+    "Simulation",
+    "SimulationConfig",
+    "SimulationResult",
+    "SimulationSummary",
+    "StorageConformance",
+    "run_simulations",
+    "storage_state_machine",
+]

@@ -1,0 +1,407 @@
+"""The ``dynamo-core`` command: the narrated demo and the simulation checker.
+
+``dynamo-core demo`` tells the shopping-cart story on a simulated 5-node cluster.
+``dynamo-core simulate --seeds N`` runs N seeded simulations with faults, checks every history
+and exits 1 if any found a violation; ``--json`` ends the output with one JSON summary line.
+
+Output uses ``rich`` (the ``cli`` extra) when it is installed and plain text otherwise; ``rich``
+is imported only here, never by ``import dynamo_core``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
+
+from dynamo_core import __version__, codec
+from dynamo_core.demo import Progress, run_demo
+from dynamo_core.testing.simulation import (
+    FAULTS,
+    RESOLVERS,
+    Simulation,
+    SimulationConfig,
+    SimulationResult,
+    SimulationSummary,
+)
+
+__all__ = ["main"]
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+class _PlainProgress:
+    def __init__(self, label: str, total: int, stream: IO[str]) -> None:
+        self.label, self.total, self.done, self.stream = label, total, 0, stream
+        self._shown = -1
+
+    def advance(self, amount: int = 1) -> None:
+        self.done += amount
+        tenth = 10 * self.done // max(self.total, 1)
+        if tenth != self._shown:
+            self._shown = tenth
+            print(f"  {self.label}: {self.done}/{self.total}", file=self.stream, flush=True)
+
+
+class _Ui:
+    """Narration, tables and progress bars: rich when available, plain text otherwise."""
+
+    def __init__(self, *, plain: bool = False) -> None:
+        self.rich: Any = None
+        if not plain:
+            try:
+                import rich.console  # noqa: PLC0415 - optional, loaded on use
+            except ImportError:
+                pass
+            else:
+                self.rich = rich
+                self.console = rich.console.Console(highlight=False)
+                self.err = rich.console.Console(stderr=True, highlight=False)
+
+    def title(self, text: str) -> None:
+        if self.rich is not None:
+            self.console.print(f"[bold]{text}[/bold]")
+        else:
+            print(text)
+            print("=" * len(text))
+
+    def step(self, number: int, title: str) -> None:
+        if self.rich is not None:
+            self.console.print()
+            self.console.rule(f"[bold cyan]Step {number}. {title}", align="left")
+        else:
+            print(f"\n--- Step {number}. {title} ---")
+
+    def say(self, text: str) -> None:
+        if self.rich is not None:
+            from rich.markup import escape  # noqa: PLC0415
+
+            self.console.print(escape(text))
+        else:
+            print(text)
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        if self.rich is not None:
+            from rich.markup import escape  # noqa: PLC0415
+            from rich.table import Table  # noqa: PLC0415
+
+            self.console.print(f"[bold]{escape(title)}[/bold]")
+            table = Table()
+            for column in columns:
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*row)
+            self.console.print(table)
+            return
+        widths = [
+            max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(str(c))
+            for i, c in enumerate(columns)
+        ]
+        print(f"\n{title}")
+        print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True)))
+        print("  ".join("-" * w for w in widths))
+        for row in rows:
+            print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+
+    @contextmanager
+    def progress(self, label: str, total: int) -> Iterator[Progress]:
+        if self.rich is None:
+            yield _PlainProgress(label, total, sys.stderr)
+            return
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress  # noqa: PLC0415
+
+        with RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(label, total=total)
+
+            class _Bar:
+                def advance(self, amount: int = 1) -> None:
+                    bar.advance(task, amount)
+
+            yield _Bar()
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    ui = _Ui(plain=args.plain)
+    ui.title(
+        f"dynamo-core {__version__} demo: Alice's shopping cart on 5 simulated nodes "
+        "(N=3, R=2, W=2, sloppy quorum)"
+    )
+    ui.say(
+        "Everything runs in virtual time in this process, deterministically (seed "
+        f"{args.seed}): the same story on every run."
+    )
+    outcome = run_demo(ui, seed=args.seed)
+    if not outcome.ok:
+        ui.say(f"\nThe demo did not go as told ({len(outcome.problems)} problems):")
+        for problem in outcome.problems:
+            ui.say(f"  - {problem}")
+        return 1
+    ui.say(
+        "\nThe story went as told. Next: `dynamo-core simulate --seeds 100` checks thousands "
+        "of such histories under random faults."
+    )
+    return 0
+
+
+# -- simulate ----------------------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace) -> SimulationConfig:
+    return SimulationConfig(
+        nodes=args.nodes,
+        n=args.n,
+        r=args.r,
+        w=args.w,
+        sloppy=not args.strict,
+        ops=args.ops,
+        clients=args.clients,
+        keys=args.keys,
+        faults=args.faults,
+        resolver=args.resolver,
+        partitions=args.partitions,
+        max_rounds=args.max_rounds,
+    )
+
+
+def _result_from_dict(data: dict[str, Any]) -> SimulationResult:
+    return SimulationResult(
+        seed=int(data["seed"]),
+        operations=int(data["operations"]),
+        attempted=int(data["attempted"]),
+        acknowledged=int(data["acknowledged"]),
+        lost=int(data["lost"]),
+        unexpected=int(data["unexpected"]),
+        recovered=int(data["recovered"]),
+        violations=tuple(str(v) for v in data["violations"]),
+        unconverged=int(data["unconverged"]),
+        rounds=int(data["rounds"]),
+        max_siblings=int(data["max_siblings"]),
+        faults=tuple(sorted((str(k), int(v)) for k, v in data["faults"].items())),
+        messages=int(data["messages"]),
+        sim_seconds=float(data["sim_seconds"]),
+        trace_hash=str(data["trace_hash"]),
+    )
+
+
+def _worker_argv(args: argparse.Namespace, seeds: range) -> list[str]:
+    argv = [
+        sys.executable, "-m", "dynamo_core", "simulate",
+        "--seeds", str(len(seeds)), "--seed-start", str(seeds.start),
+        "--seed-step", str(seeds.step),
+        "--nodes", str(args.nodes), "--n", str(args.n), "--r", str(args.r), "--w", str(args.w),
+        "--ops", str(args.ops), "--clients", str(args.clients), "--keys", str(args.keys),
+        "--faults", args.faults, "--resolver", args.resolver,
+        "--partitions", str(args.partitions), "--max-rounds", str(args.max_rounds),
+        "--results-jsonl",
+    ]  # fmt: skip
+    if args.strict:
+        argv.append("--strict")
+    return argv
+
+
+def _run_parallel(
+    args: argparse.Namespace, seeds: range, on_result: Callable[[SimulationResult], None]
+) -> list[SimulationResult]:
+    """Run seeds in `args.jobs` worker processes; each reports one JSON line per seed."""
+    jobs = min(args.jobs, len(seeds))
+    results: list[SimulationResult] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def pump(chunk: range) -> None:
+        argv = _worker_argv(args, chunk)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)  # noqa: S603
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            result = _result_from_dict(json.loads(line))
+            with lock:
+                results.append(result)
+                on_result(result)
+        if proc.wait() != 0:
+            with lock:
+                errors.append(f"the worker for seeds {chunk} exited with {proc.returncode}")
+
+    threads = [threading.Thread(target=pump, args=(seeds[i::jobs],)) for i in range(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return sorted(results, key=lambda r: r.seed)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+    except (TypeError, ValueError) as exc:
+        print(f"dynamo-core simulate: error: {exc}", file=sys.stderr)
+        return 2
+    seeds = range(args.seed_start, args.seed_start + args.seeds * args.seed_step, args.seed_step)
+    if args.results_jsonl:  # worker mode: one JSON line per seed, nothing else
+        for seed in seeds:
+            result = Simulation(seed, config).run()
+            sys.stdout.write(codec.dumps(result.to_dict()).decode() + "\n")
+            sys.stdout.flush()
+        return 0
+    ui = _Ui(plain=args.plain)
+    ui.title(
+        f"dynamo-core simulate: {len(seeds)} seeds x {config.ops} ops, {config.nodes} nodes, "
+        f"N={config.n} R={config.r} W={config.w} "
+        f"{'sloppy' if config.sloppy else 'strict'} quorum, resolver {config.resolver}"
+    )
+    ui.say(f"faults: {', '.join(config.faults) or 'none'}")
+    started = time.perf_counter()
+    failures: list[SimulationResult] = []
+    with ui.progress("seeds", len(seeds)) as bar:
+
+        def on_result(result: SimulationResult) -> None:
+            if not result.ok:
+                failures.append(result)
+            bar.advance()
+
+        if args.jobs > 1 and len(seeds) > 1:
+            results = _run_parallel(args, seeds, on_result)
+        else:
+            results = []
+            for seed in seeds:
+                result = Simulation(seed, config).run()
+                results.append(result)
+                on_result(result)
+    summary = SimulationSummary(config, tuple(results), time.perf_counter() - started)
+    data = summary.to_dict()
+    rows = [
+        ["seeds", f"{summary.seeds:,}"],
+        ["read-modify-write operations", f"{summary.operations:,}"],
+        ["adds acknowledged", f"{summary.acknowledged:,}"],
+        ["acknowledged adds lost", f"{summary.lost:,}"],
+        ["items that appeared from nowhere", f"{data['unexpected']:,}"],
+        ["unacknowledged adds that survived (legal)", f"{data['recovered']:,}"],
+        ["violations", f"{summary.violations:,}"],
+        ["unconverged (keys, segments, hints)", f"{summary.unconverged:,}"],
+        ["most siblings in one read", str(data["max_siblings"])],
+        ["most anti-entropy rounds to converge", str(data["max_rounds_to_converge"])],
+        ["faults injected", ", ".join(f"{k} {v}" for k, v in summary.faults().items() if v) or "-"],
+        ["messages", f"{data['messages']:,}"],
+        ["simulated ops / s (wall clock)", f"{data['ops_per_second']:,.0f}"],
+        ["seeds / minute", f"{data['seeds_per_minute']:,.1f}"],
+        ["trace hash", summary.trace_hash[:32]],
+    ]
+    ui.table("Summary", ["", "value"], rows)
+    for result in failures[: args.show_failures]:
+        ui.say(f"seed {result.seed}:")
+        for violation in result.violations[:5]:
+            ui.say(f"  - {violation}")
+    if failures:
+        ui.say(f"{len(failures)} seeds found violations; rerun one with --seed-start S --seeds 1")
+    else:
+        ui.say("No violation: every acknowledged add survived and every replica converged.")
+    if args.json:
+        sys.stdout.flush()
+        print(json.dumps(data, sort_keys=True), flush=True)
+    return 0 if summary.ok else 1
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dynamo-core",
+        description="The Amazon Dynamo primitives, composed and checked in simulation.",
+    )
+    parser.add_argument("--version", action="version", version=f"dynamo-core {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="tell the shopping-cart story on a simulated cluster")
+    demo.add_argument("--seed", type=int, default=0, help="the network's seed (default 0)")
+    demo.add_argument("--plain", action="store_true", help="plain text, no colours or boxes")
+    demo.set_defaults(func=_demo)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="run seeded simulations with faults and check every history",
+        description="Run seeded cluster simulations with faults, check every history (no "
+        "acknowledged add lost, nothing resurrected, siblings only for concurrent writes, "
+        "replicas converged) and exit 1 on any violation.",
+    )
+    sim.add_argument("--seeds", type=int, default=10, help="how many seeds (default 10)")
+    sim.add_argument("--seed-start", type=int, default=0, help="the first seed (default 0)")
+    sim.add_argument("--seed-step", type=int, default=1, help=argparse.SUPPRESS)
+    sim.add_argument("--nodes", type=int, default=5, help="cluster size (default 5)")
+    sim.add_argument("--n", type=int, default=3, help="replicas per key (default 3)")
+    sim.add_argument("--r", type=int, default=2, help="read quorum (default 2)")
+    sim.add_argument("--w", type=int, default=2, help="write quorum (default 2)")
+    sim.add_argument("--strict", action="store_true", help="strict quorum (no sloppy fallbacks)")
+    sim.add_argument("--ops", type=int, default=2000, help="operations per seed (default 2000)")
+    sim.add_argument("--clients", type=int, default=5, help="concurrent clients (default 5)")
+    sim.add_argument("--keys", type=int, default=8, help="shopping carts (default 8)")
+    sim.add_argument(
+        "--faults",
+        default="all",
+        help=f"comma-separated faults, 'all' or 'none' (default all): {', '.join(FAULTS)}",
+    )
+    sim.add_argument(
+        "--resolver",
+        choices=RESOLVERS,
+        default="union",
+        help="how clients merge siblings; lww is the negative control that must lose writes",
+    )
+    sim.add_argument("--partitions", type=int, default=64, help="ring partitions (default 64)")
+    sim.add_argument(
+        "--max-rounds", type=int, default=10, help="anti-entropy rounds allowed to converge"
+    )
+    sim.add_argument(
+        "--jobs", type=int, default=1, help="worker processes (default 1; try the core count)"
+    )
+    sim.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    sim.add_argument("--plain", action="store_true", help="plain text, no colours or boxes")
+    sim.add_argument(
+        "--show-failures", type=int, default=5, help="failing seeds to detail (default 5)"
+    )
+    sim.add_argument("--results-jsonl", action="store_true", help=argparse.SUPPRESS)
+    sim.set_defaults(func=_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    Returns:
+        0 on success, 1 when the demo or a simulation found a problem, 2 on bad usage.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "simulate":
+        for name in ("seeds", "jobs", "seed_step"):
+            if getattr(args, name) < 1:
+                parser.error(f"--{name.replace('_', '-')} must be at least 1")
+        if args.seed_start < 0:
+            parser.error("--seed-start must be at least 0")
+    status: int = args.func(args)
+    return status

@@ -1,0 +1,1892 @@
+"""Hinted handoff: a bounded, durable store of hints, and the sans-I/O delivery core.
+
+When a write for key *k* cannot reach one of *k*'s home replicas, a sloppy quorum writes it to a
+fallback node instead, together with a **hint** naming the node the data belongs to. The fallback
+keeps its hints in a [`HintStore`][dynamo_core.hints.HintStore] and, once the home node is
+reachable again, a [`Handoff`][dynamo_core.hints.Handoff] delivers them and deletes each one
+only after the target acknowledged it.
+
+* [`Hint(target, key, state, created_at)`][dynamo_core.hints.Hint] — one hinted replica state.
+* [`HintStore`][dynamo_core.hints.HintStore] — hints on any
+  [`Storage`][dynamo_core.interfaces.Storage], at most one per (target, key) (later writes merge
+  into it), capped per target in count and bytes, expired after a TTL, with a hint window per
+  target, exact counters of what was dropped, expired and delivered, and a flag for every target
+  whose lost hints anti-entropy must repair.
+* [`Handoff`][dynamo_core.hints.Handoff] — the delivery protocol as a pure state machine: batches
+  bounded by count and bytes, a bytes-per-second token bucket, one batch in flight per target,
+  timeouts with exponential backoff. It returns effects
+  ([`SendHints`][dynamo_core.hints.SendHints],
+  [`HintsDelivered`][dynamo_core.hints.HintsDelivered],
+  [`DeliveryFailed`][dynamo_core.hints.DeliveryFailed],
+  [`HintsExpired`][dynamo_core.hints.HintsExpired]) for a driver to carry out.
+
+The hinted state is any [`ReplicaState`][dynamo_core.interfaces.ReplicaState] with a
+``from_dict`` decoder; [`DVVSet`][dynamo_core.DVVSet] is the default. Redelivering a hint is
+harmless because the receiver merges it with ``sync``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import (
+    Any,
+    Final,
+    Generic,
+    Literal,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
+
+import attrs
+
+from dynamo_core import codec
+from dynamo_core._check import (
+    MAX_NODE_ID_LEN,
+    check_key,
+    check_node_id,
+    check_positive_float,
+    check_positive_int,
+    check_time,
+)
+from dynamo_core.dvv import DVVSet
+from dynamo_core.errors import DecodeError, LocalProtocolError, RemoteProtocolError, StorageError
+from dynamo_core.interfaces import ReplicaState, Storage
+from dynamo_core.storage import MemoryStorage
+
+__all__ = [
+    "MAX_BATCH_HINTS",
+    "MAX_KEY_BYTES",
+    "DeliveryFailed",
+    "Handoff",
+    "HandoffEffect",
+    "Hint",
+    "HintBatch",
+    "HintStats",
+    "HintStore",
+    "HintsDelivered",
+    "HintsExpired",
+    "SendHints",
+    "TargetStats",
+]
+
+MAX_KEY_BYTES: Final = 64 * 1024
+"""The longest key a hint accepts, in bytes (a `str` key is measured as UTF-8)."""
+
+MAX_BATCH_HINTS: Final = 10_000
+"""The most hints one [`HintBatch`][dynamo_core.hints.HintBatch] may carry."""
+
+
+S = TypeVar("S", bound=ReplicaState)
+"""The replica state of the hints: any `ReplicaState` whose class has a ``from_dict`` decoder."""
+T = TypeVar("T", bound=ReplicaState)
+
+
+def _check_state_type(state_type: object) -> type[Any]:
+    if state_type is None:
+        return DVVSet
+    if not isinstance(state_type, type) or not callable(getattr(state_type, "from_dict", None)):
+        raise TypeError(
+            "state_type must be a class with a from_dict decoder (a ReplicaState), "
+            f"not {state_type!r}"
+        )
+    return state_type
+
+
+# -- hints -------------------------------------------------------------------------------------
+
+
+def _validate_target(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    check_node_id(value, attribute.name)
+
+
+def _key_bytes(key: str | bytes, name: str = "key") -> bytes:
+    """Return the bytes a key is measured and stored as; raise for a bad or oversized key."""
+    check_key(key, name)
+    if isinstance(key, bytes):
+        data = key
+    else:
+        try:
+            data = key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} must be encodable as UTF-8 (no lone surrogates)") from None
+    if len(data) > MAX_KEY_BYTES:
+        raise ValueError(f"{name} must be at most {MAX_KEY_BYTES} bytes long, got {len(data)}")
+    return data
+
+
+def _validate_key(_: object, attribute: attrs.Attribute[str | bytes], value: str | bytes) -> None:
+    _key_bytes(value, attribute.name)
+
+
+# Classes already seen to satisfy ReplicaState: a runtime protocol check costs microseconds.
+_REPLICA_CLASSES: set[type] = set()
+
+
+def _is_replica_state(value: object) -> bool:
+    if type(value) in _REPLICA_CLASSES:
+        return True
+    if isinstance(value, ReplicaState):
+        _REPLICA_CLASSES.add(type(value))
+        return True
+    return False
+
+
+def _validate_state(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not _is_replica_state(value):
+        raise TypeError(
+            f"{attribute.name} must be a ReplicaState (sync, descends, to_dict), "
+            f"not {type(value).__name__}"
+        )
+
+
+def _hint_dict(
+    target: str, key: str | bytes, state: ReplicaState, created_at: float
+) -> dict[str, codec.JSONValue]:
+    body: dict[str, codec.JSONValue] = {
+        "target": target,
+        "state": state.to_dict(),
+        "created_at": created_at,
+    }
+    if isinstance(key, str):
+        body["key"] = key
+    else:
+        body["key_b64"] = codec.encode_bytes(key)
+    return codec.envelope("hint", body)
+
+
+def _to_time(value: object) -> float:
+    # ``+ 0.0`` turns -0.0 into 0.0, so equal times encode (and sort) identically.
+    return check_time(value, "created_at") + 0.0
+
+
+@attrs.frozen
+class Hint(Generic[S]):
+    """A replica state that a fallback node holds for the node it belongs to.
+
+    Attributes:
+        target: The node the data belongs to (a node id).
+        key: The key, `str` or `bytes`, at most [`MAX_KEY_BYTES`][dynamo_core.hints.MAX_KEY_BYTES].
+        state: The replica state to deliver (a [`DVVSet`][dynamo_core.DVVSet] by default).
+        created_at: When the hint was first stored, in seconds. A later write to the same
+            target and key merges into the hint and keeps this time.
+
+    Raises:
+        TypeError: a field has the wrong type (`state` must be a
+            [`ReplicaState`][dynamo_core.interfaces.ReplicaState]).
+        ValueError: `target` is empty or too long, `key` is too long or not UTF-8 encodable,
+            or `created_at` is negative or not finite.
+    """
+
+    target: str = attrs.field(validator=_validate_target)
+    key: str | bytes = attrs.field(validator=_validate_key)
+    state: S = attrs.field(validator=_validate_state)
+    created_at: float = attrs.field(converter=_to_time)
+    # The exact bytes the store holds for this hint, when it was read from a store: lets
+    # `HintStore.remove` compare without re-encoding. Not part of equality; states are immutable.
+    _wire: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    def to_dict(self) -> dict[str, codec.JSONValue]:
+        """Encode as a ``"hint"`` envelope; a `bytes` key travels as base64 in ``key_b64``.
+
+        Returns:
+            A JSON-safe dict; ``codec.dumps`` of it is canonical, so equal hints give equal bytes.
+        """
+        return _hint_dict(self.target, self.key, self.state, self.created_at)
+
+    def _encoded(self) -> bytes:
+        """The canonical encoding (or the stored bytes this hint was read from)."""
+        if self._wire is None:
+            object.__setattr__(self, "_wire", codec.dumps(self.to_dict()))
+        assert self._wire is not None
+        return self._wire
+
+    @overload
+    @classmethod
+    def from_dict(cls, data: object) -> Hint[DVVSet[bytes]]: ...
+
+    @overload
+    @classmethod
+    def from_dict(cls, data: object, *, state_type: type[T]) -> Hint[T]: ...
+
+    @classmethod
+    def from_dict(cls, data: object, *, state_type: type[Any] | None = None) -> Hint[Any]:
+        """Decode what [`to_dict`][dynamo_core.hints.Hint.to_dict] produced.
+
+        Args:
+            data: The decoded JSON value.
+            state_type: The state class, whose ``from_dict`` decodes the ``state`` field
+                (default [`DVVSet`][dynamo_core.DVVSet]).
+
+        Returns:
+            The hint.
+
+        Raises:
+            dynamo_core.errors.DecodeError: `data` is not a valid encoded hint.
+            TypeError: `state_type` is not a class with a ``from_dict`` decoder.
+        """
+        decoder = _check_state_type(state_type)
+        obj = codec.open_envelope(
+            data, "hint", required=("target", "state", "created_at"), optional=("key", "key_b64")
+        )
+        return _decode_hint_fields(obj, "hint", decoder)
+
+
+def _decode_hint_fields(obj: dict[str, object], what: str, decoder: type[Any]) -> Hint[Any]:
+    target = codec.as_str(obj["target"], f"{what}.target", max_len=MAX_NODE_ID_LEN)
+    if ("key" in obj) == ("key_b64" in obj):
+        raise DecodeError(f"{what} must have exactly one of the fields key and key_b64")
+    key: str | bytes
+    if "key" in obj:
+        key = codec.as_str(obj["key"], f"{what}.key", max_len=MAX_KEY_BYTES, min_len=0)
+        try:
+            encoded = key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DecodeError(f"{what}.key is not valid Unicode (a lone surrogate)") from None
+        if len(encoded) > MAX_KEY_BYTES:
+            raise DecodeError(f"{what}.key is longer than {MAX_KEY_BYTES} bytes")
+    else:
+        key = codec.as_bytes(obj["key_b64"], f"{what}.key_b64", max_len=MAX_KEY_BYTES)
+    created_at = codec.as_float(obj["created_at"], f"{what}.created_at", lo=0.0)
+    state = decoder.from_dict(obj["state"])
+    if not _is_replica_state(state):
+        raise DecodeError(f"{what}.state did not decode to a ReplicaState")
+    return Hint(target, key, state, created_at)
+
+
+# -- storage layout ----------------------------------------------------------------------------
+#
+# Every record lives under the store's namespace N:
+#
+#   N "H" lp(target) k        -> header(created_at, seq) || canonical JSON of the hint
+#   N "I" lp(target) header   -> k                  (per target, oldest first)
+#   N "M" lp(target)          -> canonical JSON of the target's counters and window
+#
+# lp(target) is the UTF-8 target id prefixed by its length (2 bytes, big-endian), so one target's
+# records are exactly one prefix range: "a" can never swallow "ab". k is b"s" + UTF-8 for a `str`
+# key and b"b" + the bytes for a `bytes` key. header is created_at as big-endian IEEE-754 bits
+# (non-negative doubles sort like their bit patterns) followed by a big-endian sequence number
+# that breaks ties. Every change and the counters it moves are one `write_batch`.
+
+_HEADER: Final = struct.Struct(">dQ")
+_HEADER_LEN: Final = _HEADER.size
+_TAG_HINT: Final = b"H"
+_TAG_INDEX: Final = b"I"
+_TAG_META: Final = b"M"
+_BATCH_DELETES: Final = 512
+_META_KIND: Final = "hint_target"
+# Bytes of rounding forgiven, so a bucket refilled exactly on time is never "almost" full.
+_TOKEN_SLACK: Final = 1e-6
+
+
+def _lp(target: str) -> bytes:
+    data = target.encode("utf-8")
+    return len(data).to_bytes(2, "big") + data
+
+
+def _encode_key(key: str | bytes) -> bytes:
+    if type(key) is str:
+        return b"s" + key.encode("utf-8")
+    return b"b" + key  # type: ignore[operator]
+
+
+def _decode_key(data: bytes) -> str | bytes:
+    if data[:1] == b"s":
+        return data[1:].decode("utf-8")
+    if data[:1] == b"b":
+        return data[1:]
+    raise StorageError(f"corrupt hint store: bad key encoding {data[:16]!r}")
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key that starts with `prefix` (None: unbounded)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def _split_target(rest: bytes) -> tuple[str, bytes]:
+    """Split ``lp(target) + tail`` into the target and the tail."""
+    if len(rest) < 2:
+        raise StorageError("corrupt hint store: truncated record key")
+    size = int.from_bytes(rest[:2], "big")
+    if len(rest) < 2 + size:
+        raise StorageError("corrupt hint store: truncated target id")
+    try:
+        target = rest[2 : 2 + size].decode("utf-8")
+    except UnicodeDecodeError:
+        raise StorageError("corrupt hint store: target id is not UTF-8") from None
+    return target, rest[2 + size :]
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TargetStats:
+    """What a [`HintStore`][dynamo_core.hints.HintStore] holds and has done for one target.
+
+    Attributes:
+        target: The node id.
+        hints: Hints stored (one per key).
+        bytes: Their encoded size (what delivery sends), the quantity the byte cap bounds.
+        oldest: ``created_at`` of the oldest stored hint, or `None`.
+        window_start: When the target's current hint window opened (its oldest undelivered
+            hint), or `None` if no window is open.
+        dropped: Writes refused since the store was created (cap reached or window over).
+        expired: Hints deleted undelivered because they outlived the TTL.
+        delivered: Hints deleted after the target acknowledged them.
+        needs_repair: Whether a dropped or expired hint means anti-entropy must repair the target.
+    """
+
+    target: str
+    hints: int
+    bytes: int
+    oldest: float | None
+    window_start: float | None
+    dropped: int
+    expired: int
+    delivered: int
+    needs_repair: bool
+
+    @property
+    def lost(self) -> int:
+        """Writes the target missed through this store: ``dropped + expired``."""
+        return self.dropped + self.expired
+
+
+@attrs.frozen
+class HintStats:
+    """A snapshot of a [`HintStore`][dynamo_core.hints.HintStore]'s counters.
+
+    Attributes:
+        targets: One entry per target the store knows, sorted by target id.
+    """
+
+    targets: tuple[TargetStats, ...]
+
+    def get(self, target: str) -> TargetStats | None:
+        """Return the entry of `target`, or `None` if the store does not know it. O(targets)."""
+        for entry in self.targets:
+            if entry.target == target:
+                return entry
+        return None
+
+    @property
+    def hints(self) -> int:
+        """Hints stored, over all targets."""
+        return sum(t.hints for t in self.targets)
+
+    @property
+    def bytes(self) -> int:
+        """Encoded bytes stored, over all targets."""
+        return sum(t.bytes for t in self.targets)
+
+    @property
+    def dropped(self) -> int:
+        """Writes refused, over all targets."""
+        return sum(t.dropped for t in self.targets)
+
+    @property
+    def expired(self) -> int:
+        """Hints expired undelivered, over all targets."""
+        return sum(t.expired for t in self.targets)
+
+    @property
+    def delivered(self) -> int:
+        """Hints delivered and deleted, over all targets."""
+        return sum(t.delivered for t in self.targets)
+
+    @property
+    def needs_repair(self) -> tuple[str, ...]:
+        """The targets that need anti-entropy repair, sorted."""
+        return tuple(t.target for t in self.targets if t.needs_repair)
+
+
+class _Target:
+    """The in-memory view of one target: counts rebuilt on open, counters mirrored from disk."""
+
+    __slots__ = (
+        "bytes",
+        "delivered",
+        "dropped",
+        "expired",
+        "hints",
+        "needs_repair",
+        "oldest",
+        "window_start",
+    )
+
+    def __init__(self) -> None:
+        self.hints = 0
+        self.bytes = 0
+        self.dropped = 0
+        self.expired = 0
+        self.delivered = 0
+        self.needs_repair = False
+        self.window_start: float | None = None
+        # created_at of the oldest hint; None when unknown (recomputed on demand) or no hints.
+        self.oldest: float | None = None
+
+    def meta(self, **changes: Any) -> bytes:
+        """Encode the persistent counters, with `changes` applied."""
+        body: dict[str, codec.JSONValue] = {
+            "dropped": self.dropped,
+            "expired": self.expired,
+            "delivered": self.delivered,
+            "needs_repair": self.needs_repair,
+            "window_start": self.window_start,
+        }
+        body.update(changes)
+        return codec.dumps(codec.envelope(_META_KIND, body))
+
+    def load_meta(self, data: bytes, what: str) -> None:
+        obj = codec.open_envelope(
+            codec.loads(data),
+            _META_KIND,
+            required=("dropped", "expired", "delivered", "needs_repair", "window_start"),
+        )
+        self.dropped = codec.as_int(obj["dropped"], f"{what}.dropped")
+        self.expired = codec.as_int(obj["expired"], f"{what}.expired")
+        self.delivered = codec.as_int(obj["delivered"], f"{what}.delivered")
+        self.needs_repair = codec.as_bool(obj["needs_repair"], f"{what}.needs_repair")
+        start = obj["window_start"]
+        self.window_start = (
+            None if start is None else codec.as_float(start, f"{what}.window_start", lo=0.0)
+        )
+
+    def known(self) -> bool:
+        """Whether anything about this target is worth keeping."""
+        return bool(
+            self.hints
+            or self.dropped
+            or self.expired
+            or self.delivered
+            or self.needs_repair
+            or self.window_start is not None
+        )
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+class HintStore(Generic[S]):
+    """Hints for other nodes, bounded per target, on any `Storage`.
+
+    A second write for the same target and key **merges** into the stored hint (the states
+    ``sync``), so the backlog for a target is bounded by the number of distinct keys written while
+    it was away, not by the number of writes. Each target's backlog is capped in hints and in
+    encoded bytes; a write that would exceed a cap is refused and counted as *dropped*.
+
+    **Hint window** (as in Cassandra): a target's window opens with its oldest undelivered hint and
+    stays open for `window` seconds. Delivering a few hints and going down again (a flapping node)
+    does not reset it; only delivering the whole backlog does (or
+    [`reset_window`][dynamo_core.hints.HintStore.reset_window] once the target is back and
+    nothing is pending). Once the window is over, every write for the target is dropped.
+
+    **TTL**: a hint older than `ttl` (by ``created_at``) is deleted undelivered by
+    [`expire`][dynamo_core.hints.HintStore.expire] and counted as *expired*.
+
+    A dropped or expired hint means the target misses a write that only anti-entropy can bring
+    back, so the target is flagged in [`needs_repair`][dynamo_core.hints.HintStore.needs_repair]
+    until [`clear_repair`][dynamo_core.hints.HintStore.clear_repair] is called after a repair.
+
+    Counters (dropped, expired, delivered, the repair flag and the window) are written in the same
+    atomic ``write_batch`` as the change they count, so with a durable backend such as
+    [`SQLiteStorage`][dynamo_core.storage.SQLiteStorage] a crash never loses an acknowledged
+    `add` nor leaves a counter inconsistent. Opening a store on existing storage rebuilds the
+    in-memory counts and byte totals with one scan (O(hints)). One `HintStore` object owns a
+    namespace of a storage at a time: two open on the same records would each keep its own
+    counts.
+
+    Args:
+        storage: Where the hints live; a fresh [`MemoryStorage`][dynamo_core.storage.MemoryStorage]
+            by default. The store may share it with other data under a distinct `namespace`.
+        max_hints_per_target: The most hints (distinct keys) kept for one target.
+        max_bytes_per_target: The most encoded bytes kept for one target.
+        ttl: Seconds after ``created_at`` at which a hint expires.
+        window: Seconds a target's hint window stays open (default: `ttl`).
+        state_type: The replica state class (default [`DVVSet`][dynamo_core.DVVSet]); its
+            ``from_dict`` decodes stored states and `add` refuses any other type.
+        namespace: The key prefix of every record the store writes. Give each store sharing a
+            storage its own namespace, none a prefix of another.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: a cap, `ttl` or `window` is not positive and finite.
+        dynamo_core.errors.StorageError: `storage` holds records under `namespace` that are not a
+            consistent hint store.
+
+    Example:
+        >>> from dynamo_core import DVVSet, HintStore
+        >>> store = HintStore()
+        >>> store.add("node-b", "cart:alice", DVVSet().update(b"1 book", "node-a"), now=10.0)
+        True
+        >>> store.count("node-b"), store.pending("node-b")[0].key
+        (1, 'cart:alice')
+    """
+
+    __slots__ = (
+        "_max_bytes",
+        "_max_hints",
+        "_namespace",
+        "_seq",
+        "_state_type",
+        "_storage",
+        "_targets",
+        "_ttl",
+        "_window",
+    )
+
+    @overload
+    def __init__(
+        self: HintStore[DVVSet[bytes]],
+        storage: Storage | None = None,
+        *,
+        max_hints_per_target: int = 100_000,
+        max_bytes_per_target: int = 64 * 2**20,
+        ttl: float = 3 * 3600.0,
+        window: float | None = None,
+        state_type: None = None,
+        namespace: bytes = b"hints/",
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        *,
+        max_hints_per_target: int = 100_000,
+        max_bytes_per_target: int = 64 * 2**20,
+        ttl: float = 3 * 3600.0,
+        window: float | None = None,
+        state_type: type[S],
+        namespace: bytes = b"hints/",
+    ) -> None: ...
+
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        *,
+        max_hints_per_target: int = 100_000,
+        max_bytes_per_target: int = 64 * 2**20,
+        ttl: float = 3 * 3600.0,
+        window: float | None = None,
+        state_type: type[Any] | None = None,
+        namespace: bytes = b"hints/",
+    ) -> None:
+        if storage is None:
+            storage = MemoryStorage()
+        elif not isinstance(storage, Storage):
+            raise TypeError(f"storage must implement Storage, not {type(storage).__name__}")
+        if type(namespace) is not bytes:
+            raise TypeError(f"namespace must be bytes, not {type(namespace).__name__}")
+        self._max_hints = check_positive_int(max_hints_per_target, "max_hints_per_target")
+        self._max_bytes = check_positive_int(max_bytes_per_target, "max_bytes_per_target")
+        self._ttl = check_positive_float(ttl, "ttl")
+        self._window = self._ttl if window is None else check_positive_float(window, "window")
+        self._state_type: type[S] = _check_state_type(state_type)
+        self._storage: Storage = storage
+        self._namespace = namespace
+        self._targets: dict[str, _Target] = {}
+        self._seq = 0
+        self._load()
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @property
+    def storage(self) -> Storage:
+        """The backend the hints live in."""
+        return self._storage
+
+    @property
+    def state_type(self) -> type[S]:
+        """The replica state class of the stored hints."""
+        return self._state_type
+
+    @property
+    def max_hints_per_target(self) -> int:
+        """The cap on hints per target."""
+        return self._max_hints
+
+    @property
+    def max_bytes_per_target(self) -> int:
+        """The cap on encoded bytes per target."""
+        return self._max_bytes
+
+    @property
+    def ttl(self) -> float:
+        """Seconds after ``created_at`` at which a hint expires."""
+        return self._ttl
+
+    @property
+    def window(self) -> float:
+        """Seconds a target's hint window stays open."""
+        return self._window
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def _hint_key(self, target: str, key: str | bytes) -> bytes:
+        return self._namespace + _TAG_HINT + _lp(target) + _encode_key(key)
+
+    def _index_prefix(self, target: str) -> bytes:
+        return self._namespace + _TAG_INDEX + _lp(target)
+
+    def _meta_key(self, target: str) -> bytes:
+        return self._namespace + _TAG_META + _lp(target)
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Rebuild the in-memory view with one scan of the namespace. O(records)."""
+        ns = self._namespace
+        index_counts: dict[str, int] = {}
+        for record_key, value in self._storage.scan(ns, _prefix_end(ns)):
+            tag, rest = record_key[len(ns) : len(ns) + 1], record_key[len(ns) + 1 :]
+            if tag not in (_TAG_HINT, _TAG_INDEX, _TAG_META):
+                raise StorageError(
+                    f"not a hint store record under namespace {ns!r}: {record_key!r}"
+                )
+            target, tail = _split_target(rest)
+            entry = self._targets.setdefault(target, _Target())
+            if tag == _TAG_HINT:
+                if len(value) <= _HEADER_LEN:
+                    raise StorageError(f"corrupt hint store: truncated hint for {target!r}")
+                _, seq = _HEADER.unpack_from(value)
+                entry.hints += 1
+                entry.bytes += len(value) - _HEADER_LEN
+                self._seq = max(self._seq, seq + 1)
+            elif tag == _TAG_INDEX:
+                index_counts[target] = index_counts.get(target, 0) + 1
+            else:
+                if tail:
+                    raise StorageError(f"corrupt hint store: bad counters key {record_key!r}")
+                try:
+                    entry.load_meta(value, f"counters of {target!r}")
+                except DecodeError as exc:
+                    raise StorageError(f"corrupt hint store: {exc}") from exc
+        for target in sorted(self._targets):
+            entry = self._targets[target]
+            if index_counts.get(target, 0) != entry.hints:
+                raise StorageError(
+                    f"corrupt hint store: {entry.hints} hints but "
+                    f"{index_counts.get(target, 0)} index entries for {target!r}"
+                )
+            if entry.hints and entry.window_start is None:
+                raise StorageError(f"corrupt hint store: hints for {target!r} but no window")
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _decode(self, stored: bytes) -> Hint[S]:
+        """Decode a stored hint fully, checking every field (for invariant checks)."""
+        body = stored[_HEADER_LEN:]
+        try:
+            hint: Hint[S] = Hint.from_dict(
+                codec.loads(body, max_bytes=len(body)), state_type=self._state_type
+            )
+        except DecodeError as exc:
+            raise StorageError(f"corrupt hint store: {exc}") from exc
+        object.__setattr__(hint, "_wire", body)
+        return hint
+
+    def _read(self, target: str, key: str | bytes, stored: bytes) -> Hint[S]:
+        """Rebuild a stored hint of `target` and `key` (taken from its record key).
+
+        Only the state is decoded; target and key were checked when the hint was added, and
+        ``created_at`` is the record header. The hint remembers the stored bytes for `remove`.
+        """
+        hint: Hint[S] = object.__new__(Hint)
+        for name, value in (
+            ("target", target),
+            ("key", key),
+            ("state", self._decode_state(stored)),
+            ("created_at", _HEADER.unpack_from(stored)[0]),
+            ("_wire", stored[_HEADER_LEN:]),
+        ):
+            object.__setattr__(hint, name, value)
+        return hint
+
+    def _decode_state(self, stored: bytes) -> S:
+        """Decode only the state of a stored hint (the merge path needs nothing else)."""
+        body = stored[_HEADER_LEN:]
+        try:
+            obj = codec.loads(body, max_bytes=len(body))
+            if type(obj) is not dict or "state" not in obj:
+                raise DecodeError("stored hint has no state")
+            state: S = cast(Any, self._state_type).from_dict(obj["state"])
+        except DecodeError as exc:
+            raise StorageError(f"corrupt hint store: {exc}") from exc
+        return state
+
+    def _iter_index(self, target: str) -> Iterator[tuple[bytes, bytes]]:
+        prefix = self._index_prefix(target)
+        return self._storage.scan(prefix, _prefix_end(prefix))
+
+    def _pending_sized(self, target: str, limit: int | None) -> list[tuple[Hint[S], int]]:
+        """Oldest-first hints of `target` with their encoded sizes."""
+        out: list[tuple[Hint[S], int]] = []
+        entry = self._targets.get(target)
+        if entry is None or not entry.hints:
+            return out
+        hint_prefix = self._namespace + _TAG_HINT + _lp(target)
+        for _, encoded_key in self._iter_index(target):
+            stored = self._storage.get(hint_prefix + encoded_key)
+            if stored is None:
+                raise StorageError(f"corrupt hint store: index entry without hint for {target!r}")
+            hint = self._read(target, _decode_key(encoded_key), stored)
+            out.append((hint, len(stored) - _HEADER_LEN))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def pending(self, target: str, limit: int | None = None) -> list[Hint[S]]:
+        """Return the hints stored for `target`, oldest ``created_at`` first.
+
+        Cost: O(log n + k) storage reads and k decodes for k returned hints.
+
+        Args:
+            target: The node id.
+            limit: Return at most this many (default: all).
+
+        Returns:
+            The hints; an empty list for a target with none.
+
+        Raises:
+            TypeError: `target` is not a `str` or `limit` is not an `int`.
+            ValueError: `target` is not a valid node id or `limit` is below 1.
+            dynamo_core.errors.StorageError: the backend failed or holds corrupt records.
+        """
+        check_node_id(target, "target")
+        if limit is not None:
+            check_positive_int(limit, "limit")
+        return [hint for hint, _ in self._pending_sized(target, limit)]
+
+    def get(self, target: str, key: str | bytes) -> Hint[S] | None:
+        """Return the hint stored for `target` and `key`, or `None`. O(log n).
+
+        Raises:
+            TypeError: `target` or `key` has the wrong type.
+            ValueError: `target` or `key` is invalid.
+        """
+        check_node_id(target, "target")
+        _key_bytes(key)
+        stored = self._storage.get(self._hint_key(target, key))
+        return None if stored is None else self._read(target, key, stored)
+
+    def targets(self) -> list[str]:
+        """Return the targets that have hints pending, sorted. O(targets)."""
+        return sorted(target for target, entry in self._targets.items() if entry.hints)
+
+    def count(self, target: str) -> int:
+        """Return how many hints are pending for `target` (0 for an unknown target). O(1)."""
+        entry = self._targets.get(target)
+        return 0 if entry is None else entry.hints
+
+    def __len__(self) -> int:
+        """The number of hints stored, over all targets."""
+        return sum(entry.hints for entry in self._targets.values())
+
+    def _oldest(self, target: str, entry: _Target) -> float | None:
+        if not entry.hints:
+            return None
+        if entry.oldest is None:
+            for index_key, _ in self._iter_index(target):
+                entry.oldest = _HEADER.unpack(index_key[-_HEADER_LEN:])[0]
+                break
+        return entry.oldest
+
+    def next_expiry(self) -> float | None:
+        """Return when the next hint expires (``oldest created_at + ttl``), or `None`.
+
+        Cost: O(targets); the oldest hint of each target is cached between changes.
+        """
+        times = [
+            oldest + self._ttl
+            for target, entry in self._targets.items()
+            if (oldest := self._oldest(target, entry)) is not None
+        ]
+        return min(times) if times else None
+
+    def window_closes_at(self, target: str) -> float | None:
+        """Return when `target`'s hint window closes, or `None` if none is open. O(1).
+
+        Raises:
+            TypeError: `target` is not a `str`.
+            ValueError: `target` is not a valid node id.
+        """
+        check_node_id(target, "target")
+        entry = self._targets.get(target)
+        if entry is None or entry.window_start is None:
+            return None
+        return entry.window_start + self._window
+
+    def stats(self) -> HintStats:
+        """Return the counters of every known target. O(targets)."""
+        return HintStats(
+            tuple(
+                TargetStats(
+                    target=target,
+                    hints=entry.hints,
+                    bytes=entry.bytes,
+                    oldest=self._oldest(target, entry),
+                    window_start=entry.window_start,
+                    dropped=entry.dropped,
+                    expired=entry.expired,
+                    delivered=entry.delivered,
+                    needs_repair=entry.needs_repair,
+                )
+                for target, entry in sorted(self._targets.items())
+            )
+        )
+
+    def needs_repair(self) -> list[str]:
+        """Return the targets that missed writes through dropped or expired hints, sorted.
+
+        Run anti-entropy (a Merkle exchange) with each, then call
+        [`clear_repair`][dynamo_core.hints.HintStore.clear_repair].
+        """
+        return sorted(target for target, entry in self._targets.items() if entry.needs_repair)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _check_state(self, state: object) -> None:
+        if not isinstance(state, self._state_type):
+            raise TypeError(
+                f"state must be a {self._state_type.__name__}, not {type(state).__name__}"
+            )
+
+    def _drop(self, target: str, entry: _Target) -> bool:
+        self._storage.put(
+            self._meta_key(target), entry.meta(dropped=entry.dropped + 1, needs_repair=True)
+        )
+        entry.dropped += 1
+        entry.needs_repair = True
+        self._targets[target] = entry
+        return False
+
+    def add(self, target: str, key: str | bytes, state: S, now: float) -> bool:
+        """Store a hint that `state` for `key` belongs to `target`, or merge it into the stored one.
+
+        Cost: O(log n) storage operations, one encode of the (merged) state.
+
+        Args:
+            target: The node the data belongs to.
+            key: The key.
+            state: The replica state to deliver; merged with ``sync`` into an existing hint.
+            now: The current time in seconds (the same clock as `expire` and the window).
+
+        Returns:
+            `True` if the hint is stored (a merge that changes nothing counts). `False` if the write
+            was dropped — the target's window is over, or its hint or byte cap would be exceeded;
+            the drop is counted and the target flagged for repair.
+
+        Raises:
+            TypeError: an argument has the wrong type (`state` must be of the store's state type).
+            ValueError: `target`, `key` or `now` is invalid. Nothing was stored or counted.
+            dynamo_core.errors.StorageError: the backend failed; nothing was stored or counted.
+        """
+        check_node_id(target, "target")
+        _key_bytes(key)
+        self._check_state(state)
+        now = check_time(now, "now") + 0.0
+        entry = self._targets.get(target) or _Target()
+        if entry.window_start is not None and now >= entry.window_start + self._window:
+            return self._drop(target, entry)
+        hint_key = self._hint_key(target, key)
+        stored = self._storage.get(hint_key)
+        if stored is not None:
+            created_at = _HEADER.unpack_from(stored)[0]
+            merged = self._decode_state(stored).sync(state)
+            body = codec.dumps(_hint_dict(target, key, merged, created_at))
+            old_size = len(stored) - _HEADER_LEN
+            if body == stored[_HEADER_LEN:]:
+                return True
+            if entry.bytes - old_size + len(body) > self._max_bytes:
+                return self._drop(target, entry)
+            self._storage.put(hint_key, stored[:_HEADER_LEN] + body)
+            entry.bytes += len(body) - old_size
+            return True
+        body = codec.dumps(_hint_dict(target, key, state, now))
+        if entry.hints + 1 > self._max_hints or entry.bytes + len(body) > self._max_bytes:
+            return self._drop(target, entry)
+        header = _HEADER.pack(now, self._seq)
+        puts = [
+            (hint_key, header + body),
+            (self._index_prefix(target) + header, _encode_key(key)),
+        ]
+        if entry.window_start is None:
+            puts.append((self._meta_key(target), entry.meta(window_start=now)))
+        self._storage.write_batch(puts)
+        self._seq += 1
+        if entry.window_start is None:
+            entry.window_start = now
+        if entry.hints == 0 or (entry.oldest is not None and now < entry.oldest):
+            entry.oldest = now
+        entry.hints += 1
+        entry.bytes += len(body)
+        self._targets[target] = entry
+        return True
+
+    def remove(self, hint: Hint[S]) -> bool:
+        """Delete `hint` if the store still holds exactly it (a delivered hint).
+
+        A hint that was merged with a newer write since it was read is *not* the same hint any
+        more, so it survives the delivery of its older version and is delivered again later.
+        Removing a hint twice, or one that expired meanwhile, is harmless. The comparison is of
+        the stored bytes with the hint's canonical encoding, so it is exact.
+
+        Cost: O(log n) storage operations; one encode unless `hint` was read from this store.
+
+        Returns:
+            `True` if the hint was deleted and counted as delivered; `False` if the store holds
+            no hint, or a different one, for its target and key.
+
+        Raises:
+            TypeError: `hint` is not a `Hint` of the store's state type.
+            dynamo_core.errors.StorageError: the backend failed; nothing was deleted.
+        """
+        if not isinstance(hint, Hint):
+            raise TypeError(f"hint must be a Hint, not {type(hint).__name__}")
+        return self.remove_many((hint,)) == 1
+
+    def remove_many(self, hints: Iterable[Hint[S]]) -> int:
+        """Delete every hint of `hints` that the store still holds exactly, in one batch.
+
+        The same as calling [`remove`][dynamo_core.hints.HintStore.remove] for each, but with
+        one atomic ``write_batch`` for all of them and their counters: one transaction (one
+        fsync with `SQLiteStorage`) per acknowledged batch instead of one per hint.
+
+        Cost: O(k log n) storage reads and one write for k hints.
+
+        Returns:
+            How many hints were deleted and counted as delivered.
+
+        Raises:
+            TypeError: an item is not a `Hint` of the store's state type; nothing was deleted.
+            dynamo_core.errors.StorageError: the backend failed; nothing was deleted.
+        """
+        items = list(hints)
+        for i, hint in enumerate(items):
+            if not isinstance(hint, Hint):
+                raise TypeError(f"hints[{i}] must be a Hint, not {type(hint).__name__}")
+            self._check_state(hint.state)
+        deletes: list[bytes] = []
+        removed: dict[str, tuple[int, int]] = {}  # target -> (hints, bytes)
+        gone: set[bytes] = set()  # removed earlier in this call: a repeat finds nothing
+        for hint in items:
+            hint_key = self._hint_key(hint.target, hint.key)
+            if hint_key in gone:
+                continue
+            stored = self._storage.get(hint_key)
+            if stored is None or stored[_HEADER_LEN:] != hint._encoded():
+                continue
+            gone.add(hint_key)
+            deletes += [hint_key, self._index_prefix(hint.target) + stored[:_HEADER_LEN]]
+            count, freed = removed.get(hint.target, (0, 0))
+            removed[hint.target] = (count + 1, freed + len(stored) - _HEADER_LEN)
+        if not removed:
+            return 0
+        puts = []
+        for target, (count, _) in sorted(removed.items()):
+            entry = self._targets[target]
+            window = None if entry.hints == count else entry.window_start
+            meta = entry.meta(delivered=entry.delivered + count, window_start=window)
+            puts.append((self._meta_key(target), meta))
+        self._storage.write_batch(puts, deletes)
+        for target, (count, freed) in removed.items():
+            entry = self._targets[target]
+            if entry.hints == count:
+                entry.window_start = None
+            entry.hints -= count
+            entry.bytes -= freed
+            entry.delivered += count
+            entry.oldest = None
+        return sum(count for count, _ in removed.values())
+
+    def expire(self, now: float) -> int:
+        """Delete every hint whose ``created_at + ttl <= now``, counting each as expired.
+
+        Every target that lost a hint is flagged in
+        [`needs_repair`][dynamo_core.hints.HintStore.needs_repair]. Expiry does not close or
+        reset a target's window. Deletes go in atomic batches of up to 512 hints, each with its
+        counter update.
+
+        Cost: O(targets + k log n) for k expired hints.
+
+        Returns:
+            The number of hints expired.
+
+        Raises:
+            TypeError: `now` is not a number.
+            ValueError: `now` is negative or not finite.
+        """
+        now = check_time(now, "now")
+        total = 0
+        for target in sorted(self._targets):
+            entry = self._targets[target]
+            while entry.hints:
+                due: list[tuple[bytes, bytes]] = []
+                for index_key, encoded_key in self._iter_index(target):
+                    created_at = _HEADER.unpack(index_key[-_HEADER_LEN:])[0]
+                    if created_at + self._ttl > now:
+                        break
+                    due.append((index_key, encoded_key))
+                    if len(due) >= _BATCH_DELETES:
+                        break
+                if not due:
+                    break
+                total += self._expire_batch(target, entry, due)
+        return total
+
+    def _expire_batch(self, target: str, entry: _Target, due: list[tuple[bytes, bytes]]) -> int:
+        hint_prefix = self._namespace + _TAG_HINT + _lp(target)
+        deletes: list[bytes] = []
+        freed = 0
+        for index_key, encoded_key in due:
+            stored = self._storage.get(hint_prefix + encoded_key)
+            if stored is None:
+                raise StorageError(f"corrupt hint store: index entry without hint for {target!r}")
+            freed += len(stored) - _HEADER_LEN
+            deletes += [index_key, hint_prefix + encoded_key]
+        count = len(due)
+        meta = entry.meta(expired=entry.expired + count, needs_repair=True)
+        self._storage.write_batch([(self._meta_key(target), meta)], deletes)
+        entry.hints -= count
+        entry.bytes -= freed
+        entry.expired += count
+        entry.needs_repair = True
+        entry.oldest = None
+        return count
+
+    def _known(self, target: object) -> _Target:
+        name = check_node_id(target, "target")
+        entry = self._targets.get(name)
+        if entry is None:
+            raise ValueError(f"target {name!r} is unknown to this hint store")
+        return entry
+
+    def clear_repair(self, target: str, *, lost: int | None = None) -> bool:
+        """Clear `target`'s repair flag once anti-entropy has repaired it.
+
+        A drop that happens while the repair runs must not be forgotten: read
+        ``stats().get(target).lost`` *before* starting the repair and pass it as `lost`; if more
+        hints were lost since, the flag stays set.
+
+        Args:
+            target: The node id.
+            lost: The target's ``lost`` count (dropped + expired) when the repair began.
+
+        Returns:
+            `True` if the flag is now clear; `False` if it stays set because of newer losses.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `target` is unknown to the store, or `lost` is negative or larger than
+                the current count.
+            dynamo_core.errors.StorageError: the backend failed; the flag is unchanged.
+        """
+        entry = self._known(target)
+        current = entry.dropped + entry.expired
+        if lost is not None:
+            if type(lost) is not int:
+                raise TypeError(f"lost must be an int, not {type(lost).__name__}")
+            if not 0 <= lost <= current:
+                raise ValueError(f"lost must be in 0..{current} (the current count), got {lost}")
+            if lost < current:
+                return False
+        if entry.needs_repair:
+            self._storage.put(self._meta_key(target), entry.meta(needs_repair=False))
+            entry.needs_repair = False
+        return True
+
+    def reset_window(self, target: str) -> None:
+        """Close `target`'s hint window so that its next hint opens a new one.
+
+        Call it when the target is reachable again and nothing is pending for it — typically
+        after its hints expired while it was down. ([`Handoff`][dynamo_core.hints.Handoff] does
+        this when a target comes up with an empty backlog; delivering the last pending hint
+        resets the window by itself.) A no-op if no window is open.
+
+        Raises:
+            TypeError: `target` is not a `str`.
+            ValueError: `target` is unknown to the store, or still has hints pending (its window
+                runs from the oldest of them).
+            dynamo_core.errors.StorageError: the backend failed; nothing changed.
+        """
+        entry = self._known(target)
+        if entry.hints:
+            raise ValueError(
+                f"target {target!r} still has {entry.hints} hints pending; "
+                "its window runs from the oldest of them"
+            )
+        if entry.window_start is not None:
+            self._storage.put(self._meta_key(target), entry.meta(window_start=None))
+            entry.window_start = None
+
+    def forget(self, target: str) -> int:
+        """Delete every hint and counter of `target` (a node that left the cluster for good).
+
+        Its hints are discarded undelivered and not counted anywhere: the data they held must
+        reach the key's new owners through anti-entropy. Atomic: one ``write_batch``.
+
+        Cost: O(k log n) for the target's k hints.
+
+        Returns:
+            The number of hints discarded.
+
+        Raises:
+            TypeError: `target` is not a `str`.
+            ValueError: `target` is unknown to the store.
+            dynamo_core.errors.StorageError: the backend failed; nothing was deleted.
+        """
+        entry = self._known(target)
+        hint_prefix = self._namespace + _TAG_HINT + _lp(target)
+        index_prefix = self._index_prefix(target)
+        deletes = [k for k, _ in self._storage.scan(hint_prefix, _prefix_end(hint_prefix))]
+        deletes += [k for k, _ in self._storage.scan(index_prefix, _prefix_end(index_prefix))]
+        deletes.append(self._meta_key(target))
+        self._storage.write_batch((), deletes)
+        del self._targets[target]
+        return entry.hints
+
+    def __repr__(self) -> str:
+        return (
+            f"<HintStore {len(self)} hints for {len(self.targets())} targets "
+            f"on {type(self._storage).__name__}>"
+        )
+
+    # -- invariants ----------------------------------------------------------------------------
+
+    def _check_invariants(self) -> None:
+        """Check the records against each other and against the in-memory view. O(records)."""
+        ns = self._namespace
+        hints: dict[str, dict[bytes, bytes]] = {}
+        index: dict[str, dict[bytes, bytes]] = {}
+        metas: dict[str, bytes] = {}
+        for record_key, value in self._storage.scan(ns, _prefix_end(ns)):
+            tag = record_key[len(ns) : len(ns) + 1]
+            target, tail = _split_target(record_key[len(ns) + 1 :])
+            if tag == _TAG_HINT:
+                hints.setdefault(target, {})[tail] = value
+            elif tag == _TAG_INDEX:
+                index.setdefault(target, {})[tail] = value
+            else:
+                assert tag == _TAG_META, record_key
+                assert not tail, record_key
+                metas[target] = value
+        assert set(metas) | set(hints) == set(self._targets), "targets disagree with records"
+        for target, entry in self._targets.items():
+            assert entry.known(), f"{target!r} is tracked but has nothing"
+            fresh = _Target()
+            if target in metas:
+                fresh.load_meta(metas[target], target)
+            else:
+                assert not entry.hints
+            assert (fresh.dropped, fresh.expired, fresh.delivered, fresh.needs_repair) == (
+                entry.dropped,
+                entry.expired,
+                entry.delivered,
+                entry.needs_repair,
+            ), f"counters of {target!r} differ from disk"
+            assert fresh.window_start == entry.window_start, f"window of {target!r} differs"
+            mine = hints.get(target, {})
+            assert len(mine) == entry.hints, f"hint count of {target!r}"
+            assert sum(len(v) - _HEADER_LEN for v in mine.values()) == entry.bytes
+            assert entry.hints <= self._max_hints
+            assert entry.bytes <= self._max_bytes
+            if entry.hints:
+                assert entry.window_start is not None
+            expected_index: dict[bytes, bytes] = {}
+            for encoded_key, value in mine.items():
+                created_at, seq = _HEADER.unpack_from(value)
+                assert seq < self._seq, "sequence number not below the next one"
+                hint = self._decode(value)
+                assert hint.target == target
+                assert _encode_key(hint.key) == encoded_key
+                assert hint.created_at == created_at
+                expected_index[value[:_HEADER_LEN]] = encoded_key
+            assert index.get(target, {}) == expected_index, f"index of {target!r}"
+            if entry.oldest is not None:
+                assert entry.hints
+                assert entry.oldest == min(_HEADER.unpack(h)[0] for h in expected_index)
+
+
+# -- the wire message --------------------------------------------------------------------------
+
+
+def _validate_batch_id(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int:
+        raise TypeError(f"{attribute.name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= codec.MAX_COUNTER:
+        raise ValueError(f"{attribute.name} must be in 0..2**63-1, got {value}")
+
+
+def _validate_hints(
+    _: object, attribute: attrs.Attribute[tuple[Hint[Any], ...]], value: Any
+) -> None:
+    if type(value) is not tuple:
+        raise TypeError(f"{attribute.name} must be a tuple of Hint, not {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_BATCH_HINTS:
+        raise ValueError(f"{attribute.name} must hold 1..{MAX_BATCH_HINTS} hints, got {len(value)}")
+    for i, hint in enumerate(value):
+        if not isinstance(hint, Hint):
+            raise TypeError(f"{attribute.name}[{i}] must be a Hint, not {type(hint).__name__}")
+    targets = {hint.target for hint in value}
+    if len(targets) != 1:
+        raise ValueError(f"{attribute.name} must all be for one target, got {sorted(targets)}")
+    keys = {(type(hint.key), hint.key) for hint in value}
+    if len(keys) != len(value):
+        raise ValueError(f"{attribute.name} must not hold two hints for the same key")
+
+
+@attrs.frozen
+class HintBatch(Generic[S]):
+    """The message that carries hints to their target.
+
+    The receiver merges each hint's state into its own replica of the key (``sync``) and then
+    acknowledges `batch_id`; a batch received twice merges to the same result.
+
+    Attributes:
+        batch_id: Unique per sending [`Handoff`][dynamo_core.hints.Handoff]; the ack names it.
+        hints: 1 to [`MAX_BATCH_HINTS`][dynamo_core.hints.MAX_BATCH_HINTS] hints for one target,
+            at most one per key.
+
+    Raises:
+        TypeError: a field has the wrong type.
+        ValueError: `batch_id` is out of range, or `hints` is empty, too long, mixes targets or
+            repeats a key.
+    """
+
+    batch_id: int = attrs.field(validator=_validate_batch_id)
+    hints: tuple[Hint[S], ...] = attrs.field(validator=_validate_hints)
+
+    @property
+    def target(self) -> str:
+        """The node every hint of the batch belongs to."""
+        return self.hints[0].target
+
+    def to_dict(self) -> dict[str, codec.JSONValue]:
+        """Encode as a ``"hint_batch"`` envelope holding the encoded hints."""
+        return codec.envelope(
+            "hint_batch",
+            {"batch_id": self.batch_id, "hints": [hint.to_dict() for hint in self.hints]},
+        )
+
+    @overload
+    @classmethod
+    def from_dict(cls, data: object) -> HintBatch[DVVSet[bytes]]: ...
+
+    @overload
+    @classmethod
+    def from_dict(cls, data: object, *, state_type: type[T]) -> HintBatch[T]: ...
+
+    @classmethod
+    def from_dict(cls, data: object, *, state_type: type[Any] | None = None) -> HintBatch[Any]:
+        """Decode what [`to_dict`][dynamo_core.hints.HintBatch.to_dict] produced.
+
+        Raises:
+            dynamo_core.errors.DecodeError: `data` is not a valid encoded batch.
+            TypeError: `state_type` is not a class with a ``from_dict`` decoder.
+        """
+        decoder = _check_state_type(state_type)
+        obj = codec.open_envelope(data, "hint_batch", required=("batch_id", "hints"))
+        batch_id = codec.as_int(obj["batch_id"], "hint_batch.batch_id")
+        items = codec.as_list(obj["hints"], "hint_batch.hints", max_items=MAX_BATCH_HINTS)
+        hints = []
+        for i, item in enumerate(items):
+            what = f"hint_batch.hints[{i}]"
+            fields = codec.open_envelope(
+                item,
+                "hint",
+                required=("target", "state", "created_at"),
+                optional=("key", "key_b64"),
+            )
+            hints.append(_decode_hint_fields(fields, what, decoder))
+        try:
+            return cls(batch_id, tuple(hints))
+        except ValueError as exc:
+            raise DecodeError(f"hint_batch: {exc}") from None
+
+
+# -- the delivery core -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SendHints(Generic[S]):
+    """Effect: send `batch` to `target`, then report `on_ack` or `on_failure` with its id.
+
+    Attributes:
+        target: The node to send to.
+        batch: The message (encode it with ``batch.to_dict()``).
+        nbytes: The encoded size of its hints, as charged to the rate limit.
+    """
+
+    target: str
+    batch: HintBatch[S]
+    nbytes: int
+
+
+@attrs.frozen
+class HintsDelivered:
+    """Effect (informational): `target` acknowledged `batch_id`.
+
+    Attributes:
+        target: The node.
+        batch_id: The acknowledged batch.
+        removed: Hints deleted from the store as delivered.
+        kept: Hints of the batch not deleted: merged with a newer write since they were sent
+            (they are sent again) or already gone (delivered or expired).
+    """
+
+    target: str
+    batch_id: int
+    removed: int
+    kept: int
+
+
+@attrs.frozen
+class DeliveryFailed:
+    """Effect (informational): a batch failed or timed out; `target` is retried at `retry_at`.
+
+    Attributes:
+        target: The node.
+        batch_id: The failed batch.
+        reason: ``"timeout"`` or ``"failure"`` (reported by the driver).
+        attempt: Consecutive failures for this target so far (1 for the first).
+        retry_at: When the next batch may be sent to the target.
+    """
+
+    target: str
+    batch_id: int
+    reason: Literal["timeout", "failure"]
+    attempt: int
+    retry_at: float
+
+
+@attrs.frozen
+class HintsExpired:
+    """Effect (informational): `count` hints outlived the store's TTL and were deleted."""
+
+    count: int
+
+
+HandoffEffect: TypeAlias = "SendHints[Any] | HintsDelivered | DeliveryFailed | HintsExpired"
+"""Everything [`Handoff`][dynamo_core.hints.Handoff] inputs return; dispatch with `match`."""
+
+
+class _Outstanding:
+    """A batch sent and not yet acknowledged or failed."""
+
+    __slots__ = ("batch", "deadline", "nbytes", "timed_out")
+
+    def __init__(self, batch: HintBatch[Any], nbytes: int, deadline: float) -> None:
+        self.batch = batch
+        self.nbytes = nbytes
+        self.deadline = deadline
+        self.timed_out = False
+
+
+class _Peer:
+    """Handoff's view of one target."""
+
+    __slots__ = ("failures", "in_flight", "late", "retry_at", "up")
+
+    def __init__(self) -> None:
+        self.up = False
+        self.in_flight: int | None = None
+        self.late: deque[int] = deque()  # timed-out batches whose ack may still come
+        self.failures = 0
+        self.retry_at = 0.0
+
+
+def _check_batch_id(batch_id: object) -> int:
+    if type(batch_id) is not int:
+        raise TypeError(f"batch_id must be an int, not {type(batch_id).__name__}")
+    if batch_id < 0:
+        raise ValueError(f"batch_id must be >= 0, got {batch_id}")
+    return batch_id
+
+
+class Handoff(Generic[S]):
+    """The hinted-handoff delivery protocol, as a sans-I/O state machine over a `HintStore`.
+
+    Told which targets are reachable (`target_up` / `target_down`), it sends their pending hints
+    oldest first, in batches of at most `max_batch_hints` hints and `max_batch_bytes` bytes
+    (a single larger hint goes alone), and deletes a hint from the store only when the target
+    acknowledged the batch that carried it. At most one batch is in flight per target. A batch
+    not acknowledged within `timeout` seconds, or reported failed, is retried after an exponential
+    backoff (`backoff`, doubling per consecutive failure, at most `max_backoff`, optionally
+    jittered by `rng`). An acknowledgement that arrives after the timeout still counts; a
+    duplicate or stale one is ignored. Redelivery is harmless because the receiver merges.
+
+    Sending is throttled by a token bucket of `rate` bytes per second holding at most `burst`
+    bytes, shared by all targets (the fallback's outbound budget), and targets take turns. A
+    batch waits until the bucket holds its size (or is full, for a batch larger than `burst`),
+    so over any interval of T seconds at most ``burst + rate * T`` bytes are sent, plus, if a
+    batch is larger than `burst`, its excess.
+
+    Like h11, it never reads a clock, sleeps or does I/O: every input takes ``now`` and returns a
+    list of effects ([`HandoffEffect`][dynamo_core.hints.HandoffEffect]) for the driver to carry
+    out, and [`deadline`][dynamo_core.hints.Handoff.deadline] says when to call
+    [`on_timer`][dynamo_core.hints.Handoff.on_timer] next. Pending hints are read from the store
+    on every input, so hints added between inputs are picked up; the driver should also call
+    `on_timer` at least every `poll_interval` seconds, which `deadline` includes while any target
+    is up. With `expire=True` (default) the core also runs the store's
+    [`expire`][dynamo_core.hints.HintStore.expire] when hints are due. Times must not go
+    backwards and must come from the same clock as the store's. A storage error raised by the
+    store propagates; a batch registered as sent by that call is then simply resent after its
+    timeout, and no hint is deleted without an ack.
+
+    Args:
+        store: The hints to deliver.
+        max_batch_hints: The most hints per batch (1 ..
+            [`MAX_BATCH_HINTS`][dynamo_core.hints.MAX_BATCH_HINTS]).
+        max_batch_bytes: The most encoded bytes per batch.
+        rate: The sending budget, in bytes per second (Cassandra's default is 1024 KiB/s).
+        burst: The bucket size in bytes (default: `max_batch_bytes`).
+        timeout: Seconds to wait for an acknowledgement.
+        backoff: The delay after the first consecutive failure, in seconds.
+        max_backoff: The longest delay between retries.
+        poll_interval: How often an idle, reachable target is checked for new hints.
+        expire: Whether to expire the store's hints when they are due.
+        first_batch_id: The first batch id. A driver that restarts while acks from its previous
+            run may still arrive should start above the ids it used before.
+        rng: Randomness for backoff jitter (each delay is scaled by a factor in [0.5, 1]); no
+            jitter by default, so a run is deterministic.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: an argument is out of range.
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_burst",
+        "_expire",
+        "_first_id",
+        "_max_backoff",
+        "_max_batch_bytes",
+        "_max_batch_hints",
+        "_need",
+        "_next_id",
+        "_next_poll",
+        "_now",
+        "_outstanding",
+        "_peers",
+        "_poll",
+        "_rate",
+        "_refilled_at",
+        "_rng",
+        "_served",
+        "_slack",
+        "_store",
+        "_timeout",
+        "_tokens",
+    )
+
+    _MAX_LATE: Final = 8  # timed-out batches per target whose late ack still counts
+
+    def __init__(
+        self,
+        store: HintStore[S],
+        *,
+        max_batch_hints: int = 100,
+        max_batch_bytes: int = 128 * 1024,
+        rate: float = 1024 * 1024.0,
+        burst: int | None = None,
+        timeout: float = 10.0,
+        backoff: float = 1.0,
+        max_backoff: float = 300.0,
+        poll_interval: float = 10.0,
+        expire: bool = True,
+        first_batch_id: int = 1,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(store, HintStore):
+            raise TypeError(f"store must be a HintStore, not {type(store).__name__}")
+        self._store: HintStore[S] = store
+        self._max_batch_hints = check_positive_int(
+            max_batch_hints, "max_batch_hints", maximum=MAX_BATCH_HINTS
+        )
+        self._max_batch_bytes = check_positive_int(max_batch_bytes, "max_batch_bytes")
+        self._rate = check_positive_float(rate, "rate")
+        # Bytes forgiven when checking the bucket: what it refills in a microsecond (at least
+        # 1e-6), so rounding never leaves a batch waiting for less than the clock can resolve.
+        self._slack = max(_TOKEN_SLACK, self._rate * 1e-6)
+        self._burst = float(
+            self._max_batch_bytes if burst is None else check_positive_int(burst, "burst")
+        )
+        self._timeout = check_positive_float(timeout, "timeout")
+        self._backoff = check_positive_float(backoff, "backoff")
+        self._max_backoff = check_positive_float(max_backoff, "max_backoff")
+        if self._max_backoff < self._backoff:
+            raise ValueError(
+                f"max_backoff must be >= backoff ({self._backoff}), got {self._max_backoff}"
+            )
+        self._poll = check_positive_float(poll_interval, "poll_interval")
+        if type(expire) is not bool:
+            raise TypeError(f"expire must be a bool, not {type(expire).__name__}")
+        self._expire = expire
+        if type(first_batch_id) is not int:
+            raise TypeError(f"first_batch_id must be an int, not {type(first_batch_id).__name__}")
+        if not 0 <= first_batch_id <= codec.MAX_COUNTER:
+            raise ValueError(f"first_batch_id must be in 0..2**63-1, got {first_batch_id}")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise TypeError(f"rng must be a random.Random, not {type(rng).__name__}")
+        self._rng = rng
+        self._first_id = first_batch_id
+        self._next_id = first_batch_id
+        self._peers: dict[str, _Peer] = {}
+        self._outstanding: dict[int, _Outstanding] = {}
+        self._tokens = self._burst
+        self._refilled_at: float | None = None
+        self._now: float | None = None
+        self._need: float | None = None  # bytes the next batch waits for, when throttled
+        self._next_poll: float | None = None
+        self._served: str | None = None  # the target served last (round robin)
+
+    # -- introspection -------------------------------------------------------------------------
+
+    @property
+    def store(self) -> HintStore[S]:
+        """The store the hints are delivered from."""
+        return self._store
+
+    def is_up(self, target: str) -> bool:
+        """Whether `target` was last reported reachable."""
+        peer = self._peers.get(target)
+        return peer is not None and peer.up
+
+    def in_flight(self, target: str) -> int | None:
+        """The id of the batch in flight to `target`, or `None`."""
+        peer = self._peers.get(target)
+        return None if peer is None else peer.in_flight
+
+    def retry_at(self, target: str) -> float | None:
+        """When `target` may next be sent a batch after failures, or `None` if not backing off."""
+        peer = self._peers.get(target)
+        if peer is None or not peer.failures:
+            return None
+        return peer.retry_at
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def _check_now(self, now: object) -> float:
+        value = check_time(now, "now")
+        if self._now is not None and value < self._now:
+            raise LocalProtocolError(f"now went backwards: {value!r} < {self._now!r}")
+        return value
+
+    def _peer(self, target: str) -> _Peer:
+        peer = self._peers.get(target)
+        if peer is None:
+            peer = self._peers[target] = _Peer()
+        return peer
+
+    def target_up(self, target: str, now: float) -> list[HandoffEffect]:
+        """The target is reachable: deliver its pending hints.
+
+        Calling it again while the target is up is harmless (and picks up new hints). A target
+        that comes back with nothing pending gets its hint window reset in the store.
+
+        Returns:
+            The effects to carry out.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `target` is not a valid node id or `now` is negative or not finite.
+            dynamo_core.errors.LocalProtocolError: `now` is earlier than a previous input's.
+        """
+        check_node_id(target, "target")
+        now = self._check_now(now)
+        peer = self._peer(target)
+        if not peer.up:
+            peer.up = True
+            peer.failures = 0
+            peer.retry_at = now
+            if self._store.count(target) == 0 and self._store.window_closes_at(target) is not None:
+                self._store.reset_window(target)
+        return self._service(now)
+
+    def target_down(self, target: str, now: float) -> list[HandoffEffect]:
+        """The target is unreachable: send it nothing more until `target_up`.
+
+        A batch already in flight still counts if its ack arrives before the timeout (or after).
+
+        Returns:
+            The effects of timers that fell due (never a send to `target`).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `target` is not a valid node id or `now` is negative or not finite.
+            dynamo_core.errors.LocalProtocolError: `now` is earlier than a previous input's.
+        """
+        check_node_id(target, "target")
+        now = self._check_now(now)
+        self._peer(target).up = False
+        return self._service(now)
+
+    def _resolve(self, target: str, batch_id: int) -> _Outstanding | None:
+        """Find the outstanding batch an ack or failure is about; None if stale."""
+        out = self._outstanding.get(batch_id)
+        if out is None:
+            if batch_id >= self._next_id:
+                raise RemoteProtocolError(f"batch {batch_id} was never sent")
+            return None
+        if out.batch.target != target:
+            raise RemoteProtocolError(
+                f"batch {batch_id} was sent to {out.batch.target!r}, not {target!r}"
+            )
+        return out
+
+    def _forget(self, batch_id: int, out: _Outstanding) -> None:
+        del self._outstanding[batch_id]
+        peer = self._peers[out.batch.target]
+        if peer.in_flight == batch_id:
+            peer.in_flight = None
+        elif batch_id in peer.late:
+            peer.late.remove(batch_id)
+
+    def on_ack(self, target: str, batch_id: int, now: float) -> list[HandoffEffect]:
+        """`target` acknowledged `batch_id`: delete the batch's hints that are unchanged.
+
+        An ack for a batch already acknowledged, failed or forgotten is ignored.
+
+        Returns:
+            A [`HintsDelivered`][dynamo_core.hints.HintsDelivered] for a live batch, then the
+            effects of sending on.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `target`, `batch_id` or `now` is invalid.
+            dynamo_core.errors.RemoteProtocolError: `batch_id` was never sent, or not to
+                `target`; nothing changed.
+            dynamo_core.errors.LocalProtocolError: `now` is earlier than a previous input's.
+        """
+        check_node_id(target, "target")
+        _check_batch_id(batch_id)
+        now = self._check_now(now)
+        out = self._resolve(target, batch_id)
+        effects: list[HandoffEffect] = []
+        if out is not None:
+            removed = self._store.remove_many(out.batch.hints)
+            self._forget(batch_id, out)
+            peer = self._peers[target]
+            peer.failures = 0
+            peer.retry_at = now
+            effects.append(
+                HintsDelivered(target, batch_id, removed, len(out.batch.hints) - removed)
+            )
+        return effects + self._service(now)
+
+    def on_failure(self, target: str, batch_id: int, now: float) -> list[HandoffEffect]:
+        """Sending `batch_id` to `target` failed (the driver knows it was not delivered).
+
+        Returns:
+            A [`DeliveryFailed`][dynamo_core.hints.DeliveryFailed] if the batch was in flight,
+            then the effects of sending on. A batch already timed out, acknowledged or
+            forgotten changes nothing.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `target`, `batch_id` or `now` is invalid.
+            dynamo_core.errors.RemoteProtocolError: `batch_id` was never sent, or not to
+                `target`; nothing changed.
+            dynamo_core.errors.LocalProtocolError: `now` is earlier than a previous input's.
+        """
+        check_node_id(target, "target")
+        _check_batch_id(batch_id)
+        now = self._check_now(now)
+        out = self._resolve(target, batch_id)
+        effects: list[HandoffEffect] = []
+        if out is not None:
+            in_flight = not out.timed_out
+            self._forget(batch_id, out)
+            if in_flight:
+                effects.append(self._fail(target, batch_id, "failure", now))
+        return effects + self._service(now)
+
+    def on_timer(self, now: float) -> list[HandoffEffect]:
+        """Time has reached `now`: time out batches, expire hints and send what is due.
+
+        Returns:
+            The effects to carry out.
+
+        Raises:
+            TypeError: `now` is not a number.
+            ValueError: `now` is negative or not finite.
+            dynamo_core.errors.LocalProtocolError: `now` is earlier than a previous input's.
+        """
+        return self._service(self._check_now(now))
+
+    # -- the engine ----------------------------------------------------------------------------
+
+    def _fail(
+        self, target: str, batch_id: int, reason: Literal["timeout", "failure"], now: float
+    ) -> DeliveryFailed:
+        peer = self._peers[target]
+        peer.failures += 1
+        delay = min(self._max_backoff, self._backoff * 2.0 ** min(peer.failures - 1, 1023))
+        if self._rng is not None:
+            delay *= self._rng.uniform(0.5, 1.0)
+        peer.retry_at = now + delay
+        return DeliveryFailed(target, batch_id, reason, peer.failures, peer.retry_at)
+
+    def _refill(self, now: float) -> None:
+        if self._refilled_at is not None:
+            elapsed = max(0.0, now - self._refilled_at)
+            self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        self._refilled_at = now
+
+    def _timeouts(self, now: float) -> list[HandoffEffect]:
+        effects: list[HandoffEffect] = []
+        due = sorted(
+            batch_id
+            for batch_id, out in self._outstanding.items()
+            if not out.timed_out and out.deadline <= now
+        )
+        for batch_id in due:
+            out = self._outstanding[batch_id]
+            target = out.batch.target
+            peer = self._peers[target]
+            out.timed_out = True
+            peer.in_flight = None
+            peer.late.append(batch_id)
+            while len(peer.late) > self._MAX_LATE:
+                del self._outstanding[peer.late.popleft()]
+            effects.append(self._fail(target, batch_id, "timeout", now))
+        return effects
+
+    def _eligible(self, target: str, peer: _Peer, now: float) -> bool:
+        return (
+            peer.up
+            and peer.in_flight is None
+            and peer.retry_at <= now
+            and self._store.count(target) > 0
+        )
+
+    def _rotation(self) -> list[str]:
+        """Targets in round-robin order, starting after the one served last."""
+        names = sorted(self._peers)
+        if self._served is None:
+            return names
+        start = next((i for i, name in enumerate(names) if name > self._served), 0)
+        return names[start:] + names[:start]
+
+    def _build(self, target: str) -> tuple[HintBatch[S], int] | None:
+        sized = self._store._pending_sized(target, self._max_batch_hints)
+        chosen: list[Hint[S]] = []
+        nbytes = 0
+        for hint, size in sized:
+            if chosen and nbytes + size > self._max_batch_bytes:
+                break
+            chosen.append(hint)
+            nbytes += size
+        if not chosen:
+            return None
+        batch = HintBatch(self._next_id, tuple(chosen))
+        return batch, nbytes
+
+    def _service(self, now: float) -> list[HandoffEffect]:
+        self._now = now
+        self._refill(now)
+        effects = self._timeouts(now)
+        if self._expire:
+            due = self._store.next_expiry()
+            if due is not None and due <= now:
+                expired = self._store.expire(now)
+                if expired:
+                    effects.append(HintsExpired(expired))
+        if self._next_poll is None or now >= self._next_poll:
+            self._next_poll = now + self._poll
+        self._need = None
+        for target in self._rotation():
+            peer = self._peers[target]
+            if not self._eligible(target, peer, now):
+                continue
+            built = self._build(target)
+            if built is None:
+                continue
+            batch, nbytes = built
+            need = min(float(nbytes), self._burst)
+            if need - self._tokens > self._slack:
+                self._need = need
+                break
+            self._tokens -= nbytes
+            self._next_id += 1
+            self._outstanding[batch.batch_id] = _Outstanding(batch, nbytes, now + self._timeout)
+            peer.in_flight = batch.batch_id
+            self._served = target
+            effects.append(SendHints(target, batch, nbytes))
+        return effects
+
+    def deadline(self) -> float | None:
+        """Return when [`on_timer`][dynamo_core.hints.Handoff.on_timer] should next be called.
+
+        The earliest of: an ack timeout, a target's backoff ending, the rate limit allowing the
+        next batch, a hint expiring, and the next poll of idle reachable targets. `None` when
+        nothing is pending and no target is up. May be in the past: call `on_timer` at once.
+        """
+        times: list[float] = [
+            out.deadline for out in self._outstanding.values() if not out.timed_out
+        ]
+        ready: float | None = None
+        any_up = False
+        for target, peer in sorted(self._peers.items()):
+            if not peer.up:
+                continue
+            any_up = True
+            if peer.in_flight is None and self._store.count(target) > 0:
+                ready = peer.retry_at if ready is None else min(ready, peer.retry_at)
+        if ready is not None:
+            if self._need is not None and self._refilled_at is not None:
+                wait = (self._need - self._tokens) / self._rate
+                at = self._refilled_at + wait
+                if at <= self._refilled_at:  # far below the clock's resolution: still move on
+                    at = math.nextafter(self._refilled_at, math.inf)
+                ready = max(ready, at)
+            times.append(ready)
+        if self._expire:
+            due = self._store.next_expiry()
+            if due is not None:
+                times.append(due)
+        if any_up and self._next_poll is not None:
+            times.append(self._next_poll)
+        return min(times) if times else None
+
+    def __repr__(self) -> str:
+        up = sum(1 for peer in self._peers.values() if peer.up)
+        flying = sum(1 for out in self._outstanding.values() if not out.timed_out)
+        return f"<Handoff {up} targets up, {flying} batches in flight>"
+
+    def _check_invariants(self) -> None:
+        """Check the bookkeeping of batches, peers and the token bucket."""
+        assert self._tokens <= self._burst + 1e-9
+        assert self._first_id <= self._next_id
+        in_flight = {}
+        for target, peer in self._peers.items():
+            assert peer.failures >= 0
+            if peer.in_flight is not None:
+                out = self._outstanding[peer.in_flight]
+                assert out.batch.target == target
+                assert not out.timed_out
+                in_flight[peer.in_flight] = target
+            assert len(peer.late) <= self._MAX_LATE
+            for batch_id in peer.late:
+                out = self._outstanding[batch_id]
+                assert out.timed_out
+                assert out.batch.target == target
+        for batch_id, out in self._outstanding.items():
+            assert self._first_id <= batch_id < self._next_id
+            assert out.batch.batch_id == batch_id
+            assert (batch_id in in_flight) != out.timed_out
+            assert out.nbytes >= 1
+            assert len(out.batch.hints) <= self._max_batch_hints
+            if len(out.batch.hints) > 1:
+                assert out.nbytes <= self._max_batch_bytes

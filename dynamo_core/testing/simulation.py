@@ -1,0 +1,817 @@
+"""Randomized, deterministic cluster runs with faults, and the history check that judges them.
+
+A [`Simulation`][dynamo_core.testing.Simulation] runs one seed:
+
+1. **Load.** A [`SimulatedCluster`][dynamo_core.testing.SimulatedCluster] of `nodes` nodes
+   serves `clients` clients doing read-modify-write on `keys` shopping carts: each cycle reads a
+   cart through a random node, merges its siblings with the application's resolver (set union;
+   or last-write-wins for the negative control), adds one unique item and writes the cart back
+   with the context it read. Every add is recorded in a
+   [`SetHistory`][dynamo_core.testing.SetHistory] when it is invoked and when it is
+   acknowledged.
+2. **Faults.** Meanwhile a seeded *nemesis* injects the faults enabled in the config: message
+   ``delay``, ``drop``, ``duplicate`` and ``reorder`` throughout, and one at a time ``bisect``
+   (a random bisection), ``isolate`` (one node cut off), ``majorities`` (each node sees a
+   majority, no two the same one), ``swizzle`` (nodes cut off one by one, then healed in random
+   order), ``crash`` (volatile state lost, storage kept, restart later) and ``amnesia`` (a crash
+   that also loses the storage; at most ``w - 1`` per run, so every acknowledged write keeps a
+   durable copy somewhere).
+3. **Heal and converge.** The faults stop, the network heals, crashed nodes restart, and the
+   cluster runs anti-entropy rounds (every node offers its roots to each of its peers once per
+   round) until every key's replicas hold identical states, every segment's replicas have
+   identical Merkle roots and no hint is left — or `max_rounds` rounds have passed.
+4. **Check.** Every acknowledged add must be in its final cart (Jepsen's *set-full*: lost = 0),
+   nothing may appear that was never attempted, every node's invariants must hold, and every
+   set of siblings a read ever returned (and the final one) must be writes that are pairwise
+   concurrent — none in the causal past of another — which bounds the sibling count by the
+   number of concurrent writers.
+
+The same seed gives the same trace, byte for byte, in any process and under any
+``PYTHONHASHSEED``: [`SimulationResult.trace_hash`][dynamo_core.testing.SimulationResult] is its
+SHA-256. [`run_simulations`][dynamo_core.testing.run_simulations] runs many seeds and sums them
+up in a [`SimulationSummary`][dynamo_core.testing.SimulationSummary].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Final, Literal
+
+import attrs
+
+from dynamo_core import codec
+from dynamo_core._check import check_positive_int
+from dynamo_core.errors import DecodeError
+from dynamo_core.messages import GetReply, PutReply, RequestResult
+from dynamo_core.node import NodeConfig
+from dynamo_core.quorum import QuorumPolicy
+from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
+from dynamo_core.testing.history import SetHistory
+
+__all__ = [
+    "FAULTS",
+    "RESOLVERS",
+    "SIMULATION_NODE_CONFIG",
+    "Cart",
+    "Simulation",
+    "SimulationConfig",
+    "SimulationResult",
+    "SimulationSummary",
+    "run_simulations",
+]
+
+NETWORK_FAULTS: Final = ("delay", "drop", "duplicate", "reorder")
+PARTITION_FAULTS: Final = ("bisect", "isolate", "majorities", "swizzle")
+NODE_FAULTS: Final = ("crash", "amnesia")
+FAULTS: Final = (*NETWORK_FAULTS, *PARTITION_FAULTS, *NODE_FAULTS)
+"""Every fault the nemesis knows, by name."""
+
+RESOLVERS: Final = ("union", "lww")
+"""How clients merge siblings: set union (correct for carts) or last-write-wins (loses adds)."""
+
+SIMULATION_NODE_CONFIG: Final = NodeConfig(
+    heartbeat_interval=0.5,
+    request_timeout=0.3,
+    forward_timeout=0.6,
+    anti_entropy_interval=0.5,
+    exchange_timeout=2.0,
+    merkle_depth=6,
+    handoff_timeout=1.0,
+    handoff_backoff=0.25,
+)
+"""Node timings scaled to the simulation's millisecond network (about 1/3 of the defaults)."""
+
+_CLIENT_TIMEOUT: Final = 1.5
+_SETTLE: Final = 1.5
+
+
+# -- the cart values -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Cart:
+    """One stored version of a shopping cart: its items, and which write made it when.
+
+    Attributes:
+        items: The items in the cart.
+        write: The id of the write that produced this version (``"c3.17"``).
+        at: The (virtual) time of that write, used by the last-write-wins resolver.
+    """
+
+    items: frozenset[str]
+    write: str
+    at: float
+
+    def encode(self) -> bytes:
+        """Return the value bytes stored in the cluster (canonical JSON, items sorted)."""
+        items: list[codec.JSONValue] = [*sorted(self.items)]
+        return codec.dumps(
+            codec.envelope("cart", {"items": items, "write": self.write, "at": self.at})
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Cart:
+        """Decode what `encode` produced.
+
+        Raises:
+            dynamo_core.errors.DecodeError: `data` is not an encoded cart.
+        """
+        obj = codec.open_envelope(codec.loads(data), "cart", required=("items", "write", "at"))
+        items = codec.as_list(obj["items"], "cart.items")
+        return cls(
+            frozenset(codec.as_str(item, "cart.items[]") for item in items),
+            codec.as_str(obj["write"], "cart.write"),
+            codec.as_float(obj["at"], "cart.at", lo=0.0),
+        )
+
+
+def _resolve(carts: list[Cart], resolver: str) -> frozenset[str]:
+    if not carts:
+        return frozenset()
+    if resolver == "lww":
+        return max(carts, key=lambda cart: (cart.at, cart.write)).items
+    return frozenset().union(*(cart.items for cart in carts))
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def _faults(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, Iterable):
+        raise TypeError(
+            f"faults must be names or a comma-separated str, not {type(value).__name__}"
+        )
+    names: set[str] = set()
+    for name in value:
+        if name == "all":
+            names.update(FAULTS)
+        elif name == "none":
+            continue
+        elif name in FAULTS:
+            names.add(name)
+        else:
+            raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}, all, none")
+    return tuple(name for name in FAULTS if name in names)
+
+
+def _count(lo: int, hi: int) -> Callable[[object, attrs.Attribute[int], object], None]:
+    def check(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+        check_positive_int(value, attribute.name, maximum=hi)
+        assert isinstance(value, int)
+        if value < lo:
+            raise ValueError(f"{attribute.name} must be in {lo}..{hi}, got {value}")
+
+    return check
+
+
+@attrs.frozen
+class SimulationConfig:
+    """What one [`Simulation`][dynamo_core.testing.Simulation] seed runs.
+
+    Attributes:
+        nodes: Cluster size.
+        n: Replicas per key.
+        r: Read quorum.
+        w: Write quorum.
+        sloppy: Sloppy quorum (fallbacks count) or strict.
+        ops: Read-modify-write cycles the clients start in total.
+        clients: Concurrent clients.
+        keys: Shopping carts (fewer keys: more concurrent writes, more siblings).
+        faults: The enabled faults (names from `FAULTS`; a comma-separated string, ``"all"``
+            and ``"none"`` are accepted).
+        resolver: ``"union"`` (the correct cart merge) or ``"lww"`` (the negative control).
+        partitions: Ring partitions.
+        max_rounds: Anti-entropy rounds allowed after healing before a run is unconverged.
+        node_config: The nodes' timings.
+
+    Raises:
+        TypeError, ValueError: A value is out of range (``n`` over ``nodes``, ``r`` or ``w``
+            over ``n``, an unknown fault or resolver).
+    """
+
+    nodes: int = attrs.field(default=5, validator=_count(1, 64))
+    n: int = attrs.field(default=3, validator=_count(1, 64))
+    r: int = attrs.field(default=2, validator=_count(1, 64))
+    w: int = attrs.field(default=2, validator=_count(1, 64))
+    sloppy: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    ops: int = attrs.field(default=2000, validator=_count(1, 10**7))
+    clients: int = attrs.field(default=5, validator=_count(1, 1000))
+    keys: int = attrs.field(default=8, validator=_count(1, 10**6))
+    faults: tuple[str, ...] = attrs.field(default=FAULTS, converter=_faults)
+    resolver: Literal["union", "lww"] = attrs.field(
+        default="union", validator=attrs.validators.in_(RESOLVERS)
+    )
+    partitions: int = attrs.field(default=64, validator=_count(1, 2**18))
+    max_rounds: int = attrs.field(default=10, validator=_count(1, 1000))
+    node_config: NodeConfig = attrs.field(
+        default=SIMULATION_NODE_CONFIG, validator=attrs.validators.instance_of(NodeConfig)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.n > self.nodes:
+            raise ValueError(f"n must be at most nodes={self.nodes}, got {self.n}")
+        QuorumPolicy(self.n, self.r, self.w, sloppy=self.sloppy)  # checks r and w
+
+    @property
+    def policy(self) -> QuorumPolicy:
+        """The quorum policy of the run."""
+        return QuorumPolicy(self.n, self.r, self.w, sloppy=self.sloppy)
+
+    def describe(self) -> dict[str, codec.JSONValue]:
+        """The run's parameters as JSON-safe data (for summaries)."""
+        return {
+            "nodes": self.nodes,
+            "n": self.n,
+            "r": self.r,
+            "w": self.w,
+            "sloppy": self.sloppy,
+            "ops": self.ops,
+            "clients": self.clients,
+            "keys": self.keys,
+            "faults": list(self.faults),
+            "resolver": self.resolver,
+            "partitions": self.partitions,
+            "max_rounds": self.max_rounds,
+        }
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SimulationResult:
+    """The verdict and the measurements of one seed.
+
+    Attributes:
+        seed: The seed.
+        operations: Read-modify-write cycles started.
+        attempted: Adds attempted (cycles whose read succeeded).
+        acknowledged: Adds the cluster acknowledged.
+        lost: Acknowledged adds missing from the final carts.
+        unexpected: Items in the final carts that no client ever added.
+        recovered: Unacknowledged adds that survived anyway (legal).
+        violations: Everything that went wrong, for people (empty when the run is correct).
+        unconverged: Keys and segments still divergent after `max_rounds`, plus leftover
+            hints.
+        rounds: Anti-entropy rounds it took to converge after healing (``-1``: never).
+        max_siblings: The most siblings any read returned.
+        faults: How many times each fault was injected, by name.
+        messages: Messages sent between nodes.
+        sim_seconds: Virtual time the run covered.
+        trace_hash: SHA-256 of the run's event trace.
+    """
+
+    seed: int
+    operations: int
+    attempted: int
+    acknowledged: int
+    lost: int
+    unexpected: int
+    recovered: int
+    violations: tuple[str, ...]
+    unconverged: int
+    rounds: int
+    max_siblings: int
+    faults: tuple[tuple[str, int], ...]
+    messages: int
+    sim_seconds: float
+    trace_hash: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run found no violation."""
+        return not self.violations
+
+    def to_dict(self) -> dict[str, codec.JSONValue]:
+        """The result as JSON-safe data."""
+        return {
+            "seed": self.seed,
+            "operations": self.operations,
+            "attempted": self.attempted,
+            "acknowledged": self.acknowledged,
+            "lost": self.lost,
+            "unexpected": self.unexpected,
+            "recovered": self.recovered,
+            "violations": list(self.violations),
+            "unconverged": self.unconverged,
+            "rounds": self.rounds,
+            "max_siblings": self.max_siblings,
+            "faults": dict(self.faults),
+            "messages": self.messages,
+            "sim_seconds": round(self.sim_seconds, 6),
+            "trace_hash": self.trace_hash,
+        }
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+class _Write:
+    """A write a client attempted: its cart, its causal past, whether it was acknowledged."""
+
+    __slots__ = ("acked", "items", "key", "past")
+
+    def __init__(self, key: str, items: frozenset[str], past: frozenset[str]) -> None:
+        self.key = key
+        self.items = items
+        self.past = past
+        self.acked = False
+
+
+class Simulation:
+    """One seeded run: load with faults, heal, converge, check. See the module documentation.
+
+    Args:
+        seed: Seeds every random choice (network, nemesis, clients).
+        config: What to run (default [`SimulationConfig()`][dynamo_core.testing.SimulationConfig]).
+        record_trace: Keep the trace lines (``simulation.cluster.trace_lines``) for debugging.
+
+    Example:
+        >>> result = Simulation(7, SimulationConfig(ops=50)).run()
+        >>> result.ok, result.lost
+        (True, 0)
+    """
+
+    def __init__(
+        self, seed: int, config: SimulationConfig | None = None, *, record_trace: bool = False
+    ) -> None:
+        if type(seed) is not int:
+            raise TypeError(f"seed must be an int, not {type(seed).__name__}")
+        self.seed = seed
+        self.config = config if config is not None else SimulationConfig()
+        if not isinstance(self.config, SimulationConfig):
+            raise TypeError(f"config must be a SimulationConfig, not {type(config).__name__}")
+        self._rng = random.Random(f"dynamo-core/simulation/{seed}")  # noqa: S311 - a simulation
+        self.cluster = SimulatedCluster(
+            self.config.nodes,
+            policy=self.config.policy,
+            config=self.config.node_config,
+            network=self._fault_network(),
+            seed=self._rng.getrandbits(63),
+            partitions=self.config.partitions,
+            record_trace=record_trace,
+        )
+        self.history: SetHistory[str, str] = SetHistory()
+        self._keys = [f"cart-{i}" for i in range(self.config.keys)]
+        self._writes: dict[str, _Write] = {}
+        self._started = 0
+        self._active = 0
+        self._loading = True
+        self._amnesia_left = max(0, self.config.w - 1)
+        self._fault_counts = dict.fromkeys(self.config.faults, 0)
+        self._violations: list[str] = []
+        self._max_siblings = 0
+        self._down: list[str] = []
+        self._check: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+        self._carts: dict[bytes, Cart] = {}
+
+    # -- network faults ----------------------------------------------------------------------
+
+    def _fault_network(self) -> NetworkConfig:
+        faults = self.config.faults
+        return NetworkConfig(
+            drop=0.02 if "drop" in faults else 0.0,
+            duplicate=0.02 if "duplicate" in faults else 0.0,
+            slow=0.05 if "delay" in faults else 0.0,
+            reorder="reorder" in faults,
+        )
+
+    # -- the workload ------------------------------------------------------------------------
+
+    def _violation(self, text: str) -> None:
+        if len(self._violations) < 50:
+            self._violations.append(text)
+        elif len(self._violations) == 50:
+            self._violations.append("... more violations not shown")
+
+    def _client_next(self, client: int, seq: int) -> None:
+        if not self._loading or self._started >= self.config.ops:
+            return
+        self._started += 1
+        self._active += 1
+        rng = self._rng
+        key = rng.choice(self._keys)
+        via = rng.choice(self.cluster.nodes)
+        rid = f"c{client}.{seq}"
+
+        def after_get(result: RequestResult) -> None:
+            if not isinstance(result, GetReply):
+                self._finish(client, seq)
+                return
+            carts = self._check_siblings(key, result.values, f"read {rid}")
+            past: set[str] = set()
+            for cart in carts:
+                past.add(cart.write)
+                known = self._writes.get(cart.write)
+                if known is not None:
+                    past.update(known.past)
+            item = f"{key}/{rid}"
+            write = f"{rid}w"
+            items = _resolve(carts, self.config.resolver) | {item}
+            self._writes[write] = _Write(key, items, frozenset(past))
+            op = self.history.invoke(key, item)
+            value = Cart(items, write, round(self.cluster.now, 6)).encode()
+            target = rng.choice(self.cluster.nodes)
+
+            def after_put(result: RequestResult) -> None:
+                if isinstance(result, PutReply):
+                    self.history.ok(op)
+                    self._writes[write].acked = True
+                self._finish(client, seq)
+
+            self.cluster.submit(
+                "put",
+                target,
+                key,
+                after_put,
+                value=value,
+                context=result.context,
+                timeout=_CLIENT_TIMEOUT,
+                request_id=f"{rid}p",
+            )
+
+        self.cluster.submit(
+            "get", via, key, after_get, timeout=_CLIENT_TIMEOUT, request_id=f"{rid}g"
+        )
+
+    def _finish(self, client: int, seq: int) -> None:
+        self._active -= 1
+        think = self._rng.uniform(0.0, 0.02)
+        self.cluster.call_at(
+            self.cluster.now + think,
+            lambda: self._client_next(client, seq + 1),
+            f"client c{client} next",
+        )
+
+    def _check_siblings(self, key: str, values: Iterable[bytes], where: str) -> list[Cart]:
+        """Decode a read's siblings and check they are distinct, pairwise concurrent writes."""
+        carts: list[Cart] = []
+        for value in values:
+            cart = self._carts.get(value)
+            if cart is None:
+                try:
+                    cart = self._carts[value] = Cart.decode(value)
+                except DecodeError as exc:
+                    self._violation(f"{where}: {key} holds a value that is not a cart: {exc}")
+                    continue
+            write = self._writes.get(cart.write)
+            if write is None or write.key != key or write.items != cart.items:
+                self._violation(f"{where}: {key} holds a version no client wrote ({cart.write})")
+            carts.append(cart)
+        self._max_siblings = max(self._max_siblings, len(carts))
+        ids = [cart.write for cart in carts]
+        if len(set(ids)) != len(ids):
+            self._violation(f"{where}: {key} holds the same write twice as siblings: {sorted(ids)}")
+        for a in ids:
+            past = self._writes[a].past if a in self._writes else frozenset()
+            for b in ids:
+                if b != a and b in past:
+                    self._violation(
+                        f"{where}: {key} keeps sibling {b} although {a} was written after it"
+                    )
+        return carts
+
+    # -- the nemesis -------------------------------------------------------------------------
+
+    def _nemesis(self) -> None:
+        if not self._loading:
+            return
+        kinds = [k for k in self.config.faults if k in PARTITION_FAULTS or k in NODE_FAULTS]
+        if self._amnesia_left <= 0 and "amnesia" in kinds:
+            kinds.remove("amnesia")
+        if not kinds:
+            return
+        rng = self._rng
+        cluster = self.cluster
+        kind = rng.choice(kinds)
+        self._fault_counts[kind] += 1
+        nodes = list(cluster.nodes)
+        hold = rng.uniform(0.3, 2.0)
+        if kind == "bisect":
+            rng.shuffle(nodes)
+            half = len(nodes) // 2
+            cluster.partition(nodes[:half], nodes[half:])
+            self._later(hold, self._heal_then_next, "nemesis heal")
+        elif kind == "isolate":
+            cluster.isolate(rng.choice(nodes))
+            self._later(hold, self._heal_then_next, "nemesis heal")
+        elif kind == "majorities":
+            self._majorities(nodes)
+            self._later(hold, self._heal_then_next, "nemesis heal")
+        elif kind == "swizzle":
+            self._swizzle(nodes)
+        else:
+            victim = rng.choice([n for n in nodes if cluster.is_up(n)])
+            if kind == "amnesia":
+                self._amnesia_left -= 1
+            cluster.crash(victim, wipe=kind == "amnesia")
+            self._down.append(victim)
+            self._later(hold, lambda: self._restart_then_next(victim), f"nemesis restart {victim}")
+
+    def _later(self, delay: float, callback: Callable[[], None], label: str) -> None:
+        self.cluster.call_at(self.cluster.now + delay, callback, label)
+
+    def _next_fault(self) -> None:
+        self._later(self._rng.uniform(0.1, 0.8), self._nemesis, "nemesis")
+
+    def _heal_then_next(self) -> None:
+        self.cluster.heal()
+        self._next_fault()
+
+    def _restart_then_next(self, victim: str) -> None:
+        if victim in self._down:
+            self._down.remove(victim)
+            self.cluster.restart(victim)
+        self._next_fault()
+
+    def _majorities(self, nodes: list[str]) -> None:
+        """Cut links so each node sees a majority (itself included), no two the same one."""
+        rng = self._rng
+        rng.shuffle(nodes)
+        count = len(nodes)
+        reach = (count // 2 + 1) // 2  # neighbours on each side in the ring
+        for i, a in enumerate(nodes):
+            for j in range(i + 1, count):
+                distance = min(j - i, count - (j - i))
+                if distance > reach:
+                    self.cluster.cut(a, nodes[j])
+
+    def _swizzle(self, nodes: list[str]) -> None:
+        """Isolate nodes one by one, then let them rejoin one by one in random order."""
+        rng = self._rng
+        rng.shuffle(nodes)
+        victims = nodes[: rng.randint(1, max(1, len(nodes) - 1))]
+        order = list(victims)
+        rng.shuffle(order)
+        at = self.cluster.now
+        for victim in victims:
+            at += rng.uniform(0.1, 0.5)
+            self.cluster.call_at(
+                at, partial(self._swizzle_cut, victim), f"nemesis isolate {victim}"
+            )
+        for victim in order:
+            at += rng.uniform(0.1, 0.5)
+            self.cluster.call_at(
+                at, partial(self.cluster.rejoin, victim), f"nemesis rejoin {victim}"
+            )
+        self.cluster.call_at(at, self._heal_then_next, "nemesis heal")
+
+    def _swizzle_cut(self, victim: str) -> None:
+        if self._loading:  # the faults stop when the load does
+            self.cluster.isolate(victim)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> SimulationResult:
+        """Run the seed to its verdict.
+
+        Returns:
+            The result. An exception raised by a node is caught and reported as a violation.
+        """
+        cluster = self.cluster
+        rounds = -1
+        unconverged = 0
+        try:
+            for client in range(self.config.clients):
+                start = self._rng.uniform(0.0, 0.05)
+                cluster.call_at(start, partial(self._client_next, client, 1), f"client c{client}")
+            self._later(self._rng.uniform(0.2, 1.0), self._nemesis, "nemesis")
+            budget = 60.0 + 0.1 * self.config.ops
+            if not cluster.run_while(
+                lambda: self._started < self.config.ops or self._active > 0, limit=budget
+            ):
+                self._violation(f"the workload did not finish within {budget:.0f} virtual seconds")
+            rounds, unconverged = self._heal_and_converge()
+            self._final_check()
+        except Exception as exc:  # a bug in a core is a finding, not a crash
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            self._violation(f"exception at t={cluster.now:.3f}: {detail}")
+        check = self._check
+        return SimulationResult(
+            seed=self.seed,
+            operations=self._started,
+            attempted=check[0],
+            acknowledged=check[1],
+            lost=check[2],
+            unexpected=check[3],
+            recovered=check[4],
+            violations=tuple(self._violations),
+            unconverged=unconverged,
+            rounds=rounds,
+            max_siblings=self._max_siblings,
+            faults=self._faults_injected(),
+            messages=cluster.counts()["sent"],
+            sim_seconds=cluster.now,
+            trace_hash=cluster.trace_hash,
+        )
+
+    def _faults_injected(self) -> tuple[tuple[str, int], ...]:
+        counts = dict(self._fault_counts)
+        seen = self.cluster.counts()
+        for fault, counter in (
+            ("delay", "slowed"),
+            ("drop", "dropped"),
+            ("duplicate", "duplicated"),
+            ("reorder", "reordered"),
+        ):
+            if fault in counts:
+                counts[fault] = seen[counter]
+        return tuple(sorted(counts.items()))
+
+    def _heal_and_converge(self) -> tuple[int, int]:
+        cluster = self.cluster
+        self._loading = False
+        cluster.heal()
+        for victim in list(self._down):
+            cluster.restart(victim)
+        self._down.clear()
+        cluster.network = NetworkConfig()
+        cluster.record("healed")
+        node_config = self.config.node_config
+        peers = max(1, len(cluster.nodes) - 1)
+        round_time = node_config.anti_entropy_interval * peers + node_config.request_timeout
+        cluster.run(_SETTLE)
+        for done in range(self.config.max_rounds + 1):
+            problems = self._divergence()
+            if not problems:
+                return done, 0
+            if done == self.config.max_rounds:
+                for text in problems[:10]:
+                    self._violation(f"unconverged after {done} rounds: {text}")
+                return -1, len(problems)
+            cluster.run(round_time)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _divergence(self) -> list[str]:
+        cluster = self.cluster
+        problems = [f"key {key.decode()} differs" for key in cluster.divergent_keys(self._keys)]
+        problems += [f"segment {rng!r} roots differ" for rng in cluster.divergent_ranges()]
+        for node in cluster.live_nodes():
+            if len(node.hints):
+                problems.append(f"{node.node_id} still holds {len(node.hints)} hints")
+        return problems
+
+    def _final_check(self) -> None:
+        cluster = self.cluster
+        for node in cluster.live_nodes():
+            try:
+                node._check_invariants()
+            except AssertionError as exc:
+                self._violation(f"{node.node_id} breaks an invariant: {exc}")
+        final: dict[str, frozenset[str]] = {}
+        for key in self._keys:
+            owner = cluster.replicas(key)[0]
+            state = cluster.node(owner).state_of(key)
+            values = [] if state is None else state.values
+            carts = self._check_siblings(key, values, "final state")
+            final[key] = _resolve(carts, self.config.resolver)
+        verdict = self.history.check(final)
+        self._check = (
+            verdict.attempted,
+            verdict.acknowledged,
+            len(verdict.lost),
+            len(verdict.unexpected),
+            len(verdict.recovered),
+        )
+        if verdict.lost:
+            shown = ", ".join(f"{k}:{e}" for k, e in verdict.lost[:5])
+            self._violation(f"{len(verdict.lost)} acknowledged adds lost (e.g. {shown})")
+        if verdict.unexpected:
+            shown = ", ".join(f"{k}:{e}" for k, e in verdict.unexpected[:5])
+            self._violation(f"{len(verdict.unexpected)} items nobody added appeared ({shown})")
+
+
+# -- many runs -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SimulationSummary:
+    """Many seeds' results added up.
+
+    Attributes:
+        config: The configuration every seed ran.
+        results: Every seed's result, in seed order.
+        wall_seconds: Real time the runs took.
+    """
+
+    config: SimulationConfig
+    results: tuple[SimulationResult, ...]
+    wall_seconds: float
+
+    @property
+    def seeds(self) -> int:
+        """How many seeds ran."""
+        return len(self.results)
+
+    @property
+    def operations(self) -> int:
+        """Read-modify-write cycles over all seeds."""
+        return sum(r.operations for r in self.results)
+
+    @property
+    def acknowledged(self) -> int:
+        """Acknowledged adds over all seeds."""
+        return sum(r.acknowledged for r in self.results)
+
+    @property
+    def lost(self) -> int:
+        """Lost acknowledged adds over all seeds."""
+        return sum(r.lost for r in self.results)
+
+    @property
+    def violations(self) -> int:
+        """Violations over all seeds (a lost add counts in `lost`, once per seed here)."""
+        return sum(len(r.violations) for r in self.results)
+
+    @property
+    def unconverged(self) -> int:
+        """Divergent keys, segments and leftover hints over all seeds."""
+        return sum(r.unconverged for r in self.results)
+
+    @property
+    def failed_seeds(self) -> tuple[int, ...]:
+        """The seeds that found a violation."""
+        return tuple(r.seed for r in self.results if not r.ok)
+
+    @property
+    def trace_hash(self) -> str:
+        """SHA-256 over every seed's trace hash, in seed order."""
+        digest = hashlib.sha256()
+        for result in self.results:
+            digest.update(f"{result.seed}:{result.trace_hash}\n".encode())
+        return digest.hexdigest()
+
+    @property
+    def ok(self) -> bool:
+        """Whether no seed found a violation."""
+        return not self.failed_seeds
+
+    def faults(self) -> dict[str, int]:
+        """How many times each fault was injected over all seeds, by name (sorted)."""
+        faults: dict[str, int] = {}
+        for result in self.results:
+            for name, count in result.faults:
+                faults[name] = faults.get(name, 0) + count
+        return dict(sorted(faults.items()))
+
+    def to_dict(self) -> dict[str, codec.JSONValue]:
+        """The summary as JSON-safe data (the CLI prints it with ``--json``)."""
+        wall = max(self.wall_seconds, 1e-9)
+        faults: dict[str, codec.JSONValue] = dict(self.faults())
+        rounds = [r.rounds for r in self.results if r.rounds >= 0]
+        return {
+            "seeds": self.seeds,
+            "operations": self.operations,
+            "attempted": sum(r.attempted for r in self.results),
+            "acknowledged": self.acknowledged,
+            "lost": self.lost,
+            "unexpected": sum(r.unexpected for r in self.results),
+            "recovered": sum(r.recovered for r in self.results),
+            "violations": self.violations,
+            "unconverged": self.unconverged,
+            "failed_seeds": list(self.failed_seeds[:100]),
+            "max_siblings": max((r.max_siblings for r in self.results), default=0),
+            "max_rounds_to_converge": max(rounds, default=-1),
+            "faults": faults,
+            "messages": sum(r.messages for r in self.results),
+            "sim_seconds": round(sum(r.sim_seconds for r in self.results), 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "ops_per_second": round(self.operations / wall, 1),
+            "seeds_per_minute": round(60.0 * self.seeds / wall, 1),
+            "config": self.config.describe(),
+            "trace_hash": self.trace_hash,
+        }
+
+
+def run_simulations(
+    seeds: Iterable[int],
+    config: SimulationConfig | None = None,
+    *,
+    progress: Callable[[SimulationResult], None] | None = None,
+) -> SimulationSummary:
+    """Run a `Simulation` for every seed and sum the results up.
+
+    Args:
+        seeds: The seeds, run in the given order.
+        config: The configuration for every seed.
+        progress: Called with each seed's result as it finishes.
+
+    Returns:
+        The summary.
+    """
+    config = config if config is not None else SimulationConfig()
+    started = time.perf_counter()
+    results = []
+    for seed in seeds:
+        result = Simulation(seed, config).run()
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return SimulationSummary(config, tuple(results), time.perf_counter() - started)
