@@ -51,13 +51,7 @@ _MASK: Final = TOKEN_SPACE - 1
 _hash128 = mmh3.hash128
 
 
-def _murmur3_128_fallback(data: bytes) -> int:  # pragma: no cover - mmh3 < 5
-    return _hash128(data, 0, True, False)
-
-
-murmur3_128: Final[Callable[[bytes], int]] = getattr(
-    mmh3, "mmh3_x64_128_uintdigest", _murmur3_128_fallback
-)
+murmur3_128: Final[Callable[[bytes], int]] = mmh3.mmh3_x64_128_uintdigest
 """The raw MurmurHash3 x64-128 (seed 0) of `bytes`, as an unsigned 128-bit integer.
 
 A key's default token is its low 64 bits: ``token(key) == murmur3_128(key_bytes) & (2**64 - 1)``.

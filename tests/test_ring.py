@@ -105,6 +105,13 @@ def test_bad_constructor_arguments(kwargs: dict[str, object], error: type, match
         HashRing(**kwargs)  # type: ignore[arg-type]
 
 
+def test_token_range_is_the_hashing_one_re_exported() -> None:
+    from dynamo_core import hashing
+
+    assert ring_module.TokenRange is hashing.TokenRange
+    assert "TokenRange" in ring_module.__all__
+
+
 def test_every_strategy_is_a_hash_ring() -> None:
     for ring in (HashRing(vnodes=4), HashRing(hash_key=SECRET), HashRing(partitions=8)):
         assert isinstance(ring, HashRing)
