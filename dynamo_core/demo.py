@@ -350,32 +350,17 @@ class _Story:
         involved = [
             (now, node, e) for now, node, e in self.exchanges[start:] if victim in (node, e.peer)
         ]
-        rows = [
-            [
-                f"{now:.2f}",
-                f"{node} > {e.peer}",
-                f"{e.range.start >> 58}",
-                str(len(e.report.segments)),
-                str(e.report.digests),
-                str(e.report.round_trips),
-                str(e.pushed + e.pulled),
-                f"{e.report.wire_bytes:,}",
-            ]
-            for now, node, e in involved
-        ]
+        pairs: dict[tuple[str, str], list[int]] = {}
+        for _, node, e in involved:
+            totals = pairs.setdefault((node, e.peer), [0, 0, 0, 0, 0, 0])
+            report = e.report
+            done = (1, len(report.segments), report.digests, report.round_trips)
+            for i, amount in enumerate((*done, e.pushed + e.pulled, report.wire_bytes)):
+                totals[i] += amount
         self.out.table(
-            f"Merkle exchanges involving {victim}",
-            [
-                "time (s)",
-                "initiator > peer",
-                "partition",
-                "segments differing",
-                "digests",
-                "round trips",
-                "keys repaired",
-                "bytes",
-            ],
-            rows,
+            f"Merkle exchanges involving {victim} (initiator > peer)",
+            ["pair", "ranges", "segments", "digests", "round trips", "keys", "bytes"],
+            [[f"{a} > {b}", *(f"{v:,}" for v in totals)] for (a, b), totals in pairs.items()],
         )
         now_held = len(cluster.node(victim).keys())
         self.check(now_held == held, f"{victim} holds {now_held} keys after repair, not {held}")
@@ -408,17 +393,9 @@ class _Story:
                 ]
             )
         self.out.table(
-            "Per node (counters since its last start)",
-            [
-                "node",
-                "keys",
-                "puts coordinated",
-                "hints kept",
-                "hints received",
-                "read repairs",
-                "exchanges started",
-                "keys repaired",
-            ],
+            "Per node since its last start: keys held, puts coordinated, hints kept for others "
+            "and received, read repairs, Merkle exchanges started and keys they repaired",
+            ["node", "keys", "puts", "hints kept", "hints in", "read repairs", "exchanges", "keys"],
             rows,
         )
         final = _items(cluster.get(CART, via=cluster.nodes[0]))

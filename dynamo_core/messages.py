@@ -52,6 +52,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "MAX_RANGES",
     "MAX_REPAIR_KEYS",
+    "MESSAGE_TYPES",
     "ExchangeMessage",
     "FetchReply",
     "FetchRequest",
@@ -90,7 +91,6 @@ MAX_REPAIR_KEYS: Final = 10_000
 """The most keys one [`RepairPush`][dynamo_core.messages.RepairPush] or pull may carry."""
 
 _MAX_ID: Final = codec.MAX_COUNTER
-_STATE: Final = (DVVSet,)
 
 
 # -- field checks ------------------------------------------------------------------------------
@@ -960,7 +960,7 @@ Message: TypeAlias = (
 )
 """Every message one node sends another."""
 
-MESSAGE_TYPES: Final = (
+MESSAGE_TYPES: Final[tuple[type[Any], ...]] = (
     Heartbeat,
     StoreRequest,
     StoreReply,

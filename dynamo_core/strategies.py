@@ -354,70 +354,69 @@ def rings(
     return build()
 
 
+def _result_strategies() -> dict[type[Any], st.SearchStrategy[Any]]:
+    """One strategy per request result type."""
+    nodes = st.lists(node_ids(), max_size=3).map(tuple)
+    pairs = st.lists(st.tuples(node_ids(), node_ids()), max_size=2).map(tuple)
+    values = st.lists(st.binary(max_size=8), max_size=3).map(tuple)
+    return {
+        PutReply: st.builds(PutReply, nodes, pairs),
+        GetReply: st.builds(GetReply, values, st.binary(max_size=16), st.booleans()),
+        RequestFailed: st.builds(RequestFailed, st.text(max_size=20), st.integers(0, 5), nodes),
+    }
+
+
 def request_results() -> st.SearchStrategy[RequestResult]:
     """The outcomes of client requests: `PutReply`, `GetReply` and `RequestFailed`."""
-    nodes = st.lists(node_ids(), max_size=3).map(tuple)
-    return st.one_of(
-        st.builds(
-            PutReply, nodes, st.lists(st.tuples(node_ids(), node_ids()), max_size=2).map(tuple)
-        ),
-        st.builds(
-            GetReply,
-            st.lists(st.binary(max_size=8), max_size=3).map(tuple),
-            st.binary(max_size=16),
-            st.booleans(),
-        ),
-        st.builds(RequestFailed, st.text(max_size=20), st.integers(0, 5), nodes),
-    )
+    return st.one_of(*_result_strategies().values())
 
 
-def node_messages() -> st.SearchStrategy[Message]:
-    """Every kind of node-to-node message, with small random contents.
-
-    Useful to test a transport or a codec round trip: each message encodes with ``to_dict``
-    and decodes with [`message_from_dict`][dynamo_core.messages.message_from_dict].
-    """
+def _message_strategies() -> dict[type[Any], st.SearchStrategy[Any]]:
+    """One strategy per node message type (for `node_messages` and `st.from_type`)."""
     ids = st.integers(0, 2**63 - 1)
     key = st.binary(max_size=12)
     hint = st.none() | node_ids()
     state = dvv_sets()
     rng = token_ranges()
     root = st.none() | st.binary(min_size=DIGEST_SIZE, max_size=DIGEST_SIZE)
+    segments = st.lists(st.integers(0, 63), min_size=1, max_size=4, unique=True)
     exchange = st.one_of(
-        st.builds(
-            merkle.GetItems,
-            st.lists(st.integers(0, 63), min_size=1, max_size=4, unique=True).map(
-                lambda xs: tuple(sorted(xs))
-            ),
-        ),
+        st.builds(merkle.GetItems, segments.map(lambda xs: tuple(sorted(xs)))),
         st.builds(merkle.Nodes, st.integers(0, 8), st.binary(min_size=16, max_size=16)),
         st.just(merkle.InSync()),
         st.just(merkle.Close()),
     )
-    return st.one_of(
-        st.builds(Heartbeat, ids, ids),
-        st.builds(StoreRequest, ids, key, state, hint),
-        st.builds(StoreReply, ids, st.booleans(), st.text(max_size=20)),
-        st.builds(FetchRequest, ids, key, hint),
-        st.builds(FetchReply, ids, st.none() | state),
-        st.builds(ReadRepair, key, state, hint),
-        st.builds(
-            Forward,
-            ids,
-            st.just("put"),
-            key,
-            st.binary(max_size=8),
-            st.none() | st.binary(max_size=8),
-        ),
-        st.builds(Forward, ids, st.just("get"), key),
-        st.builds(ForwardReply, ids, request_results()),
-        st.builds(HintAck, ids),
-        st.builds(SyncOffer, ids, st.lists(st.tuples(rng, root), max_size=3).map(tuple)),
-        st.builds(SyncDiff, ids, st.lists(rng, max_size=3).map(tuple)),
-        st.builds(ExchangeMessage, ids, rng, st.sampled_from(("initiator", "responder")), exchange),
-        st.builds(RepairPush, st.lists(st.tuples(key, state), max_size=3).map(tuple)),
-        st.builds(RepairPull, st.lists(key, max_size=3).map(tuple)),
+    forward_put = st.builds(
+        Forward, ids, st.just("put"), key, st.binary(max_size=8), st.none() | st.binary(max_size=8)
     )
+    return {
+        Heartbeat: st.builds(Heartbeat, ids, ids),
+        StoreRequest: st.builds(StoreRequest, ids, key, state, hint),
+        StoreReply: st.builds(StoreReply, ids, st.booleans(), st.text(max_size=20)),
+        FetchRequest: st.builds(FetchRequest, ids, key, hint),
+        FetchReply: st.builds(FetchReply, ids, st.none() | state),
+        ReadRepair: st.builds(ReadRepair, key, state, hint),
+        Forward: forward_put | st.builds(Forward, ids, st.just("get"), key),
+        ForwardReply: st.builds(ForwardReply, ids, request_results()),
+        HintAck: st.builds(HintAck, ids),
+        SyncOffer: st.builds(SyncOffer, ids, st.lists(st.tuples(rng, root), max_size=3).map(tuple)),
+        SyncDiff: st.builds(SyncDiff, ids, st.lists(rng, max_size=3).map(tuple)),
+        ExchangeMessage: st.builds(
+            ExchangeMessage, ids, rng, st.sampled_from(("initiator", "responder")), exchange
+        ),
+        RepairPush: st.builds(RepairPush, st.lists(st.tuples(key, state), max_size=3).map(tuple)),
+        RepairPull: st.builds(RepairPull, st.lists(key, max_size=3).map(tuple)),
+    }
+
+
+def node_messages() -> st.SearchStrategy[Message]:
+    """Every kind of node-to-node message, with small random contents.
+
+    Useful to test a transport or a codec round trip: each message encodes with ``to_dict``
+    and decodes with [`message_from_dict`][dynamo_core.messages.message_from_dict]. Each type
+    is also registered for ``st.from_type``.
+    """
+    return st.one_of(*_message_strategies().values())
 
 
 def simulation_configs(*, max_ops: int = 60, faults: bool = True) -> st.SearchStrategy[Any]:
@@ -470,3 +469,5 @@ def _hypothesis_setup_hook() -> None:
     st.register_type_strategy(Hint, hints())
     st.register_type_strategy(QuorumPolicy, quorum_policies())
     st.register_type_strategy(HashRing, rings())
+    for kind, strategy in (_message_strategies() | _result_strategies()).items():
+        st.register_type_strategy(kind, strategy)

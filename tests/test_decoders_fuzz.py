@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -47,6 +48,7 @@ from dynamo_core.messages import (
     SyncOffer,
     result_from_dict,
 )
+from dynamo_core.messages import Message as NodeMessage
 from dynamo_core.messages import message_from_dict as node_message_from_dict
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing, Transfer
@@ -111,7 +113,7 @@ DECODERS: list[tuple[str, Callable[[object], object], codec.JSONValue]] = [
         (f"node {type(message).__name__} #{i}", node_message_from_dict, message.to_dict())
         for i, message in enumerate(
             (
-                Heartbeat(3, 17),
+                cast("NodeMessage", Heartbeat(3, 17)),
                 StoreRequest(9, b"cart", _NODE_STATE, "n2"),
                 StoreReply(9, False, "hint dropped"),
                 FetchRequest(10, b"\x00k", None),

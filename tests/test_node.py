@@ -65,8 +65,10 @@ FAST = NodeConfig(
 )
 
 
-def ring_of(*names: str, replicas: int = 3, partitions: int = 16) -> HashRing:
-    ring = HashRing(replicas, partitions=partitions)
+def ring_of(
+    *names: str, replicas: int = 3, partitions: int = 16, hash_key: bytes | None = None
+) -> HashRing:
+    ring = HashRing(replicas, partitions=partitions, hash_key=hash_key)
     for name in names:
         ring.add_node(name)
     return ring
@@ -76,7 +78,7 @@ class Router:
     """Delivers messages between nodes in FIFO order; nodes in `down` receive nothing."""
 
     def __init__(self, names: tuple[str, ...] = ("a", "b", "c"), *, n: int = 3, **kw: Any) -> None:
-        self.ring = ring_of(*names, replicas=n)
+        self.ring = ring_of(*names, replicas=n, hash_key=kw.pop("hash_key", None))
         self.policy = QuorumPolicy(n, kw.pop("r", 2), kw.pop("w", 2))
         self.storages = {name: MemoryStorage() for name in names}
         self.nodes = {
@@ -194,6 +196,11 @@ def test_put_then_get_returns_the_value_and_a_context_that_replaces_it() -> None
     net = Router()
     key = "cart:alice"
     owner = net.ring.preference_list(key)[0]
+    assert not net.nodes[owner].busy()
+    net.apply(owner, net.nodes[owner].put("p0", "other", b"x", None, 0.0))
+    assert net.nodes[owner].busy()  # the put is waiting for its replicas
+    net.deliver()
+    assert not net.nodes[owner].busy()  # every reply is in: the coordinator closed
     first = net.put(owner, "p1", key, b"book", None)
     assert isinstance(first, PutReply)
     assert len(first.acked) == 2
@@ -472,6 +479,19 @@ def test_anti_entropy_repairs_a_replica_that_missed_writes() -> None:
     assert all(e.report.digests > 0 for e in reports)
 
 
+def test_a_keyed_ring_places_keys_and_trees_with_its_secret() -> None:
+    net = Router(("a", "b", "c", "d"), hash_key=b"cluster secret, 16+")
+    keys = [f"k{i}" for i in range(12)]
+    for i, key in enumerate(keys):
+        assert isinstance(net.put("a", f"p{i}", key, b"v", None), PutReply)
+    net.advance(1.0)
+    for key in keys:
+        holders = {name for name, node in net.nodes.items() if node.state_of(key) is not None}
+        assert holders == set(net.ring.preference_list(key))
+    for node in net.nodes.values():
+        node._check_invariants()  # trees rebuilt from storage with the keyed token agree
+
+
 def test_merkle_root_rejects_a_range_it_does_not_replicate() -> None:
     node = Node("a", ring_of("a", "b", "c", "d", "e"), config=FAST)
     with pytest.raises(ValueError, match="segment"):
@@ -541,7 +561,7 @@ class ClusterMachine(RuleBasedStateMachine):
 
     @rule(via=st.integers(0, 3), key=st.sampled_from(["x", "y"]))
     def get(self, via: int, key: str) -> None:
-        attempted = self.attempted.get(key, set())
+        attempted = self.attempted.setdefault(key, set())  # later puts may land first
 
         def done(result: object) -> None:
             if isinstance(result, GetReply):

@@ -243,8 +243,10 @@ class SimulatedCluster:
         return self._hash.hexdigest()
 
     def counts(self) -> dict[str, int]:
-        """Message counters: sent, delivered, dropped, duplicated, slowed, reordered (overtook an
-        earlier message on its link), partitioned and to_down_node (lost on the way).
+        """Message counters, by name.
+
+        ``sent``, ``delivered``, ``dropped``, ``duplicated``, ``slowed``, ``reordered`` (overtook
+        an earlier message on its link), ``partitioned`` and ``to_down_node`` (lost on the way).
         """
         return dict(self._counts)
 

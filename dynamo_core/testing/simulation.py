@@ -50,6 +50,7 @@ from dynamo_core.errors import DecodeError
 from dynamo_core.messages import GetReply, PutReply, RequestResult
 from dynamo_core.node import NodeConfig
 from dynamo_core.quorum import QuorumPolicy
+from dynamo_core.ring import HashRing
 from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
 from dynamo_core.testing.history import SetHistory
 
@@ -218,6 +219,9 @@ class SimulationConfig:
         if self.n > self.nodes:
             raise ValueError(f"n must be at most nodes={self.nodes}, got {self.n}")
         QuorumPolicy(self.n, self.r, self.w, sloppy=self.sloppy)  # checks r and w
+        ring = HashRing(self.n, partitions=self.partitions)  # a power of two, enough for all
+        for i in range(1, self.nodes + 1):
+            ring.add_node(f"n{i}")
 
     @property
     def policy(self) -> QuorumPolicy:

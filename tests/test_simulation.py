@@ -1,0 +1,196 @@
+"""The simulation check: 200+ seeded histories with faults, the LWW negative control, mutants
+the checker must catch, and trace determinism across processes and hash seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+
+import dynamo_core.node as node_module
+from dynamo_core import ActorEpochs, DVVSet
+from dynamo_core.strategies import simulation_configs
+from dynamo_core.testing import (
+    FAULTS,
+    Cart,
+    Simulation,
+    SimulationConfig,
+    SimulationResult,
+    run_simulations,
+)
+
+# Small histories, every fault on: 200 seeds take well under a minute on two cores.
+SMALL = SimulationConfig(ops=100)
+VARIANTS = {
+    "strict quorum": SimulationConfig(ops=80, sloppy=False),
+    "r=1 w=1": SimulationConfig(ops=80, r=1, w=1),
+    "r=1 w=3": SimulationConfig(ops=80, r=1, w=3),
+    "3 nodes": SimulationConfig(ops=80, nodes=3),
+    "7 nodes n=5 r=3 w=3": SimulationConfig(ops=80, nodes=7, n=5, r=3, w=3),
+    "one cart": SimulationConfig(ops=80, keys=1, clients=6),
+}
+
+
+def _explain(result: SimulationResult) -> str:
+    return f"seed {result.seed}: " + "; ".join(result.violations[:5])
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_no_acknowledged_write_is_lost_and_every_replica_converges(seed: int) -> None:
+    result = Simulation(seed, SMALL).run()
+    assert result.ok, _explain(result)
+    assert result.lost == 0
+    assert result.unexpected == 0
+    assert result.unconverged == 0
+    assert 0 <= result.rounds <= SMALL.max_rounds
+    assert result.operations == SMALL.ops
+    assert result.acknowledged <= result.attempted <= result.operations
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("seed", range(5))
+def test_other_cluster_shapes_and_quorums(name: str, seed: int) -> None:
+    result = Simulation(1000 + seed, VARIANTS[name]).run()
+    assert result.ok, _explain(result)
+
+
+def test_the_seeds_exercise_every_fault_and_make_siblings() -> None:
+    summary = run_simulations(range(12), SMALL)
+    faults = summary.faults()
+    assert all(faults[name] > 0 for name in FAULTS), faults
+    assert max(r.max_siblings for r in summary.results) >= 2
+    assert summary.acknowledged > 0
+    assert any(r.recovered for r in summary.results)  # unacknowledged adds can survive
+
+
+def test_last_write_wins_loses_acknowledged_adds() -> None:
+    # The negative control: the same runs with a LWW resolver must lose adds, or the checker
+    # could not see loss at all.
+    summary = run_simulations(range(5), SimulationConfig(ops=100, resolver="lww"))
+    assert summary.lost > 0
+    assert not summary.ok
+    assert any("acknowledged adds lost" in v for r in summary.results for v in r.violations)
+    assert summary.unconverged == 0  # it converges -- on the wrong answer
+
+
+@pytest.fixture
+def patched() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_the_checker_catches_reused_dots(patched: pytest.MonkeyPatch) -> None:
+    # Mutant: every write of a node uses the same actor, as if epochs did not exist (KV679).
+    patched.setattr(ActorEpochs, "actor_for", lambda self, local, context=None: f"{self.node}#1")
+    summary = run_simulations(range(20), SimulationConfig(ops=300))
+    assert summary.lost > 0
+
+
+def test_the_checker_catches_undelivered_hints(patched: pytest.MonkeyPatch) -> None:
+    patched.setattr(node_module.Node, "_refresh_handoff", lambda self, now, out: None)
+    summary = run_simulations(range(5), SMALL)
+    assert summary.unconverged > 0
+    assert not summary.ok
+
+
+def test_the_checker_catches_missing_anti_entropy(patched: pytest.MonkeyPatch) -> None:
+    patched.setattr(node_module.Node, "_start_sync", lambda self, now, out: None)
+    summary = run_simulations(range(5), SimulationConfig(ops=100, faults="amnesia,drop"))
+    assert summary.unconverged > 0
+
+
+def test_the_checker_catches_dominated_siblings(patched: pytest.MonkeyPatch) -> None:
+    # Mutant: the coordinator ignores the client's context, so every write is blind and
+    # siblings the client already merged stay (the sibling explosion of per-server clocks).
+    original = DVVSet.update
+    patched.setattr(
+        DVVSet,
+        "update",
+        lambda self, value, node, context=None: original(self, value, node, None),
+    )
+    result = Simulation(1, SimulationConfig(ops=60, faults="none")).run()
+    assert any("although" in v and "was written after it" in v for v in result.violations)
+
+
+def test_trace_hash_is_deterministic_in_process() -> None:
+    config = SimulationConfig(ops=60)
+    a, b = Simulation(9, config).run(), Simulation(9, config).run()
+    assert a == b
+    assert Simulation(10, config).run().trace_hash != a.trace_hash
+
+
+_PROBE = """
+import json, sys
+from dynamo_core.testing import Simulation, SimulationConfig, run_simulations
+result = Simulation(int(sys.argv[1]), SimulationConfig(ops=60)).run()
+summary = run_simulations(range(3), SimulationConfig(ops=40))
+print(json.dumps([result.trace_hash, summary.trace_hash, result.to_dict()]))
+"""
+
+
+def test_trace_hash_is_the_same_across_processes_and_hash_seeds() -> None:
+    outputs = []
+    for hash_seed in ("0", "1", "987654"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run(
+            [sys.executable, "-c", _PROBE, "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        outputs.append(json.loads(run.stdout))
+    assert outputs[0] == outputs[1] == outputs[2]
+    here = Simulation(5, SimulationConfig(ops=60)).run()
+    assert outputs[0][0] == here.trace_hash
+    assert outputs[0][2] == here.to_dict()
+
+
+def test_summary_reports_every_required_field() -> None:
+    summary = run_simulations(range(2), SimulationConfig(ops=30))
+    data = summary.to_dict()
+    for field in ("seeds", "operations", "acknowledged", "lost", "violations", "unconverged"):
+        assert isinstance(data[field], int), field
+    assert data["seeds"] == 2
+    assert data["operations"] == 60
+    assert isinstance(data["trace_hash"], str)
+    assert len(data["trace_hash"]) == 64
+    json.dumps(data)  # JSON-safe
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="n must be at most nodes"):
+        SimulationConfig(nodes=2, n=3)
+    with pytest.raises(ValueError, match="r must be"):
+        SimulationConfig(n=3, r=4)
+    with pytest.raises(ValueError, match="power of two"):
+        SimulationConfig(partitions=48)
+    with pytest.raises(ValueError, match="unknown fault"):
+        SimulationConfig(faults="meteor")
+    with pytest.raises(ValueError, match="resolver"):
+        SimulationConfig(resolver="max")  # type: ignore[arg-type]
+    assert SimulationConfig(faults="all").faults == FAULTS
+    assert SimulationConfig(faults="none").faults == ()
+    assert SimulationConfig(faults="crash, drop").faults == ("drop", "crash")
+    with pytest.raises(TypeError, match="seed"):
+        Simulation("1")  # type: ignore[arg-type]
+
+
+def test_cart_codec_round_trips() -> None:
+    cart = Cart(frozenset({"b", "a"}), "c1.2w", 3.5)
+    assert Cart.decode(cart.encode()) == cart
+    assert cart.encode() == Cart(frozenset({"a", "b"}), "c1.2w", 3.5).encode()
+
+
+@settings(max_examples=8, deadline=None)
+@given(simulation_configs(max_ops=30))
+def test_any_small_configuration_keeps_every_acknowledged_write(config: SimulationConfig) -> None:
+    result = Simulation(0, config).run()
+    assert result.ok, _explain(result)
