@@ -11,10 +11,13 @@ import os
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("dev", max_examples=50, deadline=None)
+# CI explores a fixed set of 200 examples per test (derandomize), so a submission's verdict does
+# not depend on luck; the dev profile keeps drawing fresh examples on every run.
 settings.register_profile(
     "ci",
     max_examples=200,
     deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
 )
