@@ -62,6 +62,7 @@ import attrs
 
 from dynamo_core import codec, merkle
 from dynamo_core._check import (
+    check_bytes,
     check_key,
     check_node_id,
     check_positive_float,
@@ -69,6 +70,7 @@ from dynamo_core._check import (
     check_time,
 )
 from dynamo_core.dvv import DVVSet
+from dynamo_core.effects import SetTimer
 from dynamo_core.epochs import ActorEpochs
 from dynamo_core.errors import (
     DecodeError,
@@ -125,7 +127,6 @@ from dynamo_core.quorum import (
     SendFetch,
     SendRepair,
     SendStore,
-    SetTimer,
     Stored,
 )
 from dynamo_core.ring import HashRing
@@ -317,8 +318,7 @@ def decode_context(data: bytes) -> VectorClock:
         TypeError: `data` is not `bytes`.
         dynamo_core.errors.DecodeError: `data` is not a valid context.
     """
-    if type(data) is not bytes:
-        raise TypeError(f"context must be bytes, not {type(data).__name__}")
+    check_bytes(data, "context")
     return VectorClock.from_dict(codec.loads(data, max_bytes=MAX_CONTEXT_BYTES))
 
 
@@ -761,16 +761,13 @@ class Node:
         """
         request_id = _check_request_id(request_id)
         data = _key_bytes(key)
-        if type(value) is not bytes:
-            raise TypeError(f"value must be bytes, not {type(value).__name__}")
+        check_bytes(value, "value")
         clock = None if context is None else decode_context(context)
         t = self._advance(now)
         out: list[Effect] = []
         target = self._forward_target(data, t)
         if target is not None:
-            fwd = self._new_id()
-            self._forwards[fwd] = _Forwarded(request_id, target, t + self._forward_timeout())
-            self._stats["requests_forwarded"] += 1
+            fwd = self._track_forward(request_id, target, t)
             out.append(Send(target, Forward(fwd, "put", data, value, context)))
             return out
         self._coordinate_put(
@@ -783,6 +780,13 @@ class Node:
             out=out,
         )
         return out
+
+    def _track_forward(self, request_id: str, target: str, t: float) -> int:
+        """Remember a request forwarded to `target` and return its forwarding id."""
+        fwd = self._new_id()
+        self._forwards[fwd] = _Forwarded(request_id, target, t + self._forward_timeout())
+        self._stats["requests_forwarded"] += 1
+        return fwd
 
     def get(self, request_id: str, key: str | bytes, now: float) -> list[Effect]:
         """A client asks to read `key`.
@@ -809,9 +813,7 @@ class Node:
         out: list[Effect] = []
         target = self._forward_target(data, t)
         if target is not None:
-            fwd = self._new_id()
-            self._forwards[fwd] = _Forwarded(request_id, target, t + self._forward_timeout())
-            self._stats["requests_forwarded"] += 1
+            fwd = self._track_forward(request_id, target, t)
             out.append(Send(target, Forward(fwd, "get", data)))
             return out
         self._coordinate_get(data, request_id, None, t, out)
