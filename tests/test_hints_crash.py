@@ -11,19 +11,15 @@ have interrupted, and the store and the SQLite file are consistent.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from dynamo_core import DVVSet, SQLiteStorage
 from dynamo_core.hints import HintStore
+from dynamo_core.testing import kill_during
 
 # Each write is a blind write by its own actor, so the hint for a key collects every write to it
 # as a sibling: the values a hint holds are exactly the writes merged into it.
@@ -66,28 +62,16 @@ def test_acknowledged_hints_survive_sigkill(tmp_path: Path, mode: str, seed: int
     rng = random.Random(f"hints-{mode}-{seed}")
     path = tmp_path / "hints.db"
     kill_after = rng.randint(20, 300)  # acknowledged operations before the kill
-    child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), mode, str(seed)],
-        stdout=subprocess.PIPE,
-        text=True,
+    lines = kill_during(
+        WRITER,
+        str(path),
+        mode,
+        str(seed),
+        after=kill_after,
+        seed=f"hints-{mode}-{seed}",
+        acknowledges=lambda line: line[0].isupper(),
+        jitter=0.01,
     )
-    assert child.stdout is not None
-    lines: list[str] = []
-    try:
-        acknowledged = 0
-        while acknowledged < kill_after:
-            line = child.stdout.readline()
-            assert line, f"writer exited early with {child.poll()}"
-            lines.append(line.strip())
-            acknowledged += line[0].isupper()
-        time.sleep(rng.random() * 0.01)  # land somewhere inside a later operation
-        os.kill(child.pid, signal.SIGKILL)
-        lines += [line.strip() for line in child.stdout if line.strip()]
-    finally:
-        child.kill()
-        child.wait()
-        child.stdout.close()
-    assert child.returncode == -signal.SIGKILL
 
     # Replay the acknowledged operations into a model.
     must: dict[tuple[str, str], set[str]] = {}  # writes acknowledged since the key's last delivery

@@ -23,10 +23,13 @@ Needs the ``hypothesis`` extra (``pip install dynamo-core[hypothesis]``).
   [`SimulationResult`][dynamo_core.testing.SimulationResult]);
   [`run_simulations`][dynamo_core.testing.run_simulations] runs many seeds into a
   [`SimulationSummary`][dynamo_core.testing.SimulationSummary].
+* [`kill_during`][dynamo_core.testing.kill_during] — SIGKILL a writer process in the middle of
+  its work and collect what it acknowledged: the core of a durability (crash) test.
 """
 
 from dynamo_core.testing.clock import FakeClock
 from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
+from dynamo_core.testing.crash import kill_during
 from dynamo_core.testing.history import SetCheck, SetHistory
 from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
 from dynamo_core.testing.simulation import (
@@ -58,6 +61,7 @@ __all__ = [
     "SimulationResult",
     "SimulationSummary",
     "StorageConformance",
+    "kill_during",
     "run_simulations",
     "storage_state_machine",
 ]

@@ -8,18 +8,14 @@ a random moment, reopens the file, and checks every acknowledged key against its
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from dynamo_core import SQLiteStorage
+from dynamo_core.testing import kill_during
 
 WRITER = r"""
 import hashlib, sys
@@ -55,27 +51,9 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path, mode: str, seed: in
     rng = random.Random(f"{mode}-{seed}")
     path = tmp_path / "crash.db"
     kill_after = rng.randint(1, 200)  # acknowledged writes before the kill
-    child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), mode, str(seed)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None
-    acknowledged: list[bytes] = []
-    try:
-        while len(acknowledged) < kill_after:
-            line = child.stdout.readline()
-            assert line, f"writer exited early with {child.poll()}"
-            acknowledged.append(line.strip().encode())
-        time.sleep(rng.random() * 0.005)  # land somewhere inside a later write
-        os.kill(child.pid, signal.SIGKILL)
-        # Lines already in the pipe were acknowledged too.
-        acknowledged += [line.strip().encode() for line in child.stdout if line.strip()]
-    finally:
-        child.kill()
-        child.wait()
-        child.stdout.close()
-    assert child.returncode == -signal.SIGKILL
+    # Every line is an acknowledged key, including those still in the pipe at the kill.
+    lines = kill_during(WRITER, str(path), mode, str(seed), after=kill_after, seed=f"{mode}-{seed}")
+    acknowledged = [line.encode() for line in lines]
 
     with SQLiteStorage(path) as store:
         for key in acknowledged:
