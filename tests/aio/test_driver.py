@@ -78,7 +78,7 @@ def test_put_get_stats_then_stop(run: Any, tmp_path: Path, eventually: Eventuall
             with pytest.raises(ClientError, match="bad request"):
                 await client.put("cart", b"x", b"not a context")
             stop.set()
-            assert await task is None  # a stopped serve returns
+            await task  # a stopped serve returns
             with pytest.raises(ClientError):  # its connections are closed, it listens no more
                 await client.get("cart")
         with pytest.raises(StorageClosedError):

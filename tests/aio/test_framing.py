@@ -27,7 +27,9 @@ def test_decoder_returns_frames_in_order_and_keeps_partial_ones() -> None:
     data = encode_frame(b"one") + encode_frame(b"") + encode_frame(b"three")
     assert decoder.feed(data[:5]) == []
     decoder._check_invariants()
-    assert decoder.buffered == 1 and not decoder.at_boundary
+    mid_frame = decoder.at_boundary
+    assert decoder.buffered == 1
+    assert not mid_frame
     assert decoder.feed(data[5:]) == [b"one", b"", b"three"]
     decoder._check_invariants()
     assert decoder.at_boundary

@@ -26,6 +26,12 @@ FAST = TransportConfig(
 Eventually = Callable[..., Coroutine[Any, Any, None]]
 
 
+def collect(transport: TcpTransport, into: list[Any], count: int = 1) -> bool:
+    """Move the transport's inbox into `into`; whether it now holds `count` events."""
+    into.extend(transport.inbox.drain())
+    return len(into) >= count
+
+
 def beat(seq: int = 1) -> bytes:
     return encode_message(Heartbeat(1, seq))
 
@@ -89,7 +95,7 @@ def test_messages_flow_with_the_authenticated_sender(
             for seq in range(2, 50):
                 a.send("B", beat(seq))
             received: list[Any] = []
-            await eventually(lambda: bool(received.extend(b.inbox.drain())) or len(received) >= 48)
+            await eventually(lambda: collect(b, received, 48))
             assert [e.message.seq for e in received[:48]] == list(range(2, 50))  # in order
             assert a.stats()["connects"] == 1  # one connection, reused
             assert b.stats()["auth_failures"] == 0
@@ -261,7 +267,7 @@ def test_an_oversized_frame_from_a_peer_closes_only_that_connection(
             await eventually(lambda: b.stats()["closed_oversized"] == 1, what="closing")
             a.send("B", beat(7))
             got: list[Any] = []
-            await eventually(lambda: bool(got.extend(b.inbox.drain())) or bool(got))
+            await eventually(lambda: collect(b, got))
             assert got[0].message == Heartbeat(1, 7)
 
     run(main())
