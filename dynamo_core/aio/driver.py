@@ -214,8 +214,25 @@ async def serve(  # noqa: PLR0915 - one loop, stated in one place
             else:
                 client(event, t)
 
+    planned = [0.0]  # the node time the loop sleeps until
+    fatal: list[BaseException] = []
+
+    def handle(event: Inbound | ClientCall) -> None:
+        """Run one event at once, in the transport's task (the inbox's handler)."""
+        if fatal:
+            return
+        try:
+            step([event])
+        except BaseException as exc:
+            fatal.append(exc)
+            inbox.interrupt()
+            return
+        if node.deadline() < planned[0]:  # the event brought a timer forward
+            inbox.interrupt()
+
     stopper: asyncio.Task[None] | None = None
     try:
+        inbox.handler = handle
         await transport.start()
         if started is not None:
             started()
@@ -227,14 +244,18 @@ async def serve(  # noqa: PLR0915 - one loop, stated in one place
 
             stopper = asyncio.create_task(watch())
         while stop is None or not stop.is_set():
+            if fatal:
+                raise fatal[0]
             step(inbox.drain())
             t = now()
             if node.deadline() <= t:
                 dispatch(node.on_timer(t))
             if len(inbox):
                 continue
-            await inbox.wait(node.deadline() - now())
+            planned[0] = node.deadline()
+            await inbox.wait(planned[0] - now())
     finally:
+        inbox.handler = None
         if stopper is not None:
             stopper.cancel()
         for respond, rid in pending.values():

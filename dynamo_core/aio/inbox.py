@@ -2,9 +2,11 @@
 
 A transport puts [`Inbound`][dynamo_core.aio.inbox.Inbound] (a decoded node message and its
 authenticated sender) and [`ClientCall`][dynamo_core.aio.inbox.ClientCall] (a client request
-and how to answer it) into an [`Inbox`][dynamo_core.aio.inbox.Inbox]; the driver takes them
-all at once with `drain()` and sleeps in `wait()` until something arrives or its next timer is
-due. A transport of your own (HTTP, gRPC, QUIC) only needs to fill an `Inbox` the same way.
+and how to answer it) into an [`Inbox`][dynamo_core.aio.inbox.Inbox]. While the driver runs it
+installs a `handler`, and `put` hands each event straight to it (no task switch between the
+socket and the node); otherwise events queue, and the driver takes them with `drain()` and
+sleeps in `wait()` until something arrives or its next timer is due. A transport of your own
+(HTTP, gRPC, QUIC) only needs to `put` into an `Inbox` the same way.
 """
 
 from __future__ import annotations
@@ -61,18 +63,28 @@ class Inbox:
         limit: The most events held; `put` refuses more (the transport counts and sheds them).
     """
 
-    __slots__ = ("_event", "_items", "limit")
+    __slots__ = ("_event", "_items", "handler", "limit")
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
         self._items: deque[Event] = deque()
         self._event = asyncio.Event()
+        self.handler: Callable[[Event], None] | None = None
+        """Set by the driver: `put` calls it with each event instead of queueing it."""
 
     def __len__(self) -> int:
         return len(self._items)
 
     def put(self, event: Event) -> bool:
-        """Append `event` and wake the driver; return False (and drop it) when full."""
+        """Hand `event` to the handler, or queue it and wake the driver.
+
+        Returns:
+            False (and the event is dropped) when the queue is full.
+        """
+        handler = self.handler
+        if handler is not None:
+            handler(event)
+            return True
         if len(self._items) >= self.limit:
             return False
         self._items.append(event)

@@ -193,7 +193,17 @@ class FrameStream:
 class _Outbound:
     """The one outbound connection to a peer, and its queue."""
 
-    __slots__ = ("address", "attempts", "broken", "peer", "queue", "state", "task", "wake")
+    __slots__ = (
+        "address",
+        "attempts",
+        "broken",
+        "peer",
+        "queue",
+        "state",
+        "task",
+        "wake",
+        "writer",
+    )
 
     def __init__(self, peer: str, address: Address) -> None:
         self.peer = peer
@@ -204,6 +214,10 @@ class _Outbound:
         self.broken = False
         self.attempts = 0
         self.task: asyncio.Task[None] | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+
+_HIGH_WATER: Final = 1 << 20  # bytes buffered in a connection before sends queue instead
 
 
 class TcpTransport:
@@ -377,6 +391,17 @@ class TcpTransport:
         if out.state == "down":
             self._stats["dropped_peer_down"] += 1
             return
+        writer = out.writer
+        if (
+            writer is not None
+            and not out.queue
+            and not out.broken
+            and writer.transport.get_write_buffer_size() < _HIGH_WATER
+        ):  # the fast path: straight into the connection's buffer, no task switch
+            writer.write(frame)
+            self._stats["frames_sent"] += 1
+            self._stats["bytes_sent"] += len(frame)
+            return
         if len(out.queue) >= self.config.max_queue:
             self._stats["dropped_queue_full"] += 1
             return
@@ -455,6 +480,7 @@ class TcpTransport:
             out.attempts = 0
             out.state = "up"
             out.broken = False
+            out.writer = writer
             self._connections.add(writer)
             watcher = asyncio.create_task(self._watch(reader, out))
             try:
@@ -462,6 +488,7 @@ class TcpTransport:
             except (OSError, TimeoutError) as exc:
                 log.info("%s: connection to %s lost: %r", self.node_id, out.peer, exc)
             finally:
+                out.writer = None
                 watcher.cancel()
                 self._connections.discard(writer)
                 writer.close()
@@ -475,8 +502,10 @@ class TcpTransport:
             if not out.queue:
                 out.wake.clear()
                 await out.wake.wait()
-            if out.broken:
+            if out.broken or writer.is_closing():
                 raise ConnectionResetError(f"{out.peer} closed the connection")
+            if not out.queue:
+                continue
             frames = list(out.queue)
             out.queue.clear()
             writer.writelines(frames)
