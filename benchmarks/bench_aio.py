@@ -20,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -112,7 +115,14 @@ class FloorNode:
 
     async def connect(self, addresses: list[tuple[str, int]]) -> None:
         for address in addresses:
-            reader, writer = await asyncio.open_connection(*address)
+            for _ in range(500):  # the other floor nodes may not listen yet
+                try:
+                    reader, writer = await asyncio.open_connection(*address)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.01)
+            else:
+                raise RuntimeError(f"cannot reach floor node {address}")
             self.peers.append(writer)
             self.tasks.add(asyncio.create_task(self.read_acks(reader)))
 
@@ -191,6 +201,73 @@ class FloorClient:
         await future
 
 
+# -- the multi-process layout: each node (or floor node) in its own process ----------------
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+async def _child(kind: str, me: int, ports: list[int]) -> None:
+    """Run one node (kind "node") or floor node (kind "floor") until stdin closes."""
+    loop = asyncio.get_running_loop()
+    stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+    if kind == "floor":
+        floor = FloorNode()
+        floor.server = await asyncio.start_server(floor.handle, "127.0.0.1", ports[me])
+        print("ready", flush=True)
+        await floor.connect([("127.0.0.1", p) for i, p in enumerate(ports) if i != me])
+        await stdin_closed
+        await floor.close()
+        return
+    ring = HashRing(3, partitions=64)
+    ring.add_nodes(IDS)
+    node_id = IDS[me]
+    peers = {IDS[i]: ("127.0.0.1", p) for i, p in enumerate(ports) if i != me}
+    transport = TcpTransport(node_id, ("127.0.0.1", ports[me]), peers, seed=me)
+    node = Node(node_id, ring, config=CONFIG, storage=MemoryStorage(), now=time.monotonic())
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve(node, transport, stop=stop, started=lambda: print("ready", flush=True))
+    )
+    await stdin_closed
+    stop.set()
+    await task
+
+
+def _spawn(kind: str, ports: list[int]) -> list[subprocess.Popen[str]]:
+    procs = []
+    for me in range(len(ports)):
+        argv = [sys.executable, "-m", "benchmarks.bench_aio", kind, str(me), *map(str, ports)]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"a benchmark {kind} process did not start: {line!r}")
+    return procs
+
+
+def _reap(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 # -- measuring -------------------------------------------------------------------------------
 
 
@@ -220,20 +297,37 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
 
 
-async def measure(quick: bool) -> dict[str, dict[str, float]]:
+async def measure(quick: bool, *, processes: bool) -> dict[str, dict[str, float]]:
     rounds, per_round, flood = (3, 200, 600) if quick else (5, 1000, 3000)
-    addresses, stop = await start_cluster()
-    floor_nodes = [FloorNode() for _ in IDS]
-    floor_addresses = [await f.start() for f in floor_nodes]
-    for i, f in enumerate(floor_nodes):
-        await f.connect([a for j, a in enumerate(floor_addresses) if j != i])
+    children: list[subprocess.Popen[str]] = []
+    floor_nodes: list[FloorNode] = []
+    stop: Callable[[], Awaitable[None]]
+    if processes:
+        node_ports, floor_ports = _free_ports(3), _free_ports(3)
+        children = _spawn("node", node_ports) + _spawn("floor", floor_ports)
+        addresses = [("127.0.0.1", p) for p in node_ports]
+        floor_addresses = [("127.0.0.1", p) for p in floor_ports]
+
+        async def reap() -> None:
+            _reap(children)
+
+        stop = reap
+
+        await asyncio.sleep(1.0)  # the nodes connect to each other
+    else:
+        addresses, stop = await start_cluster()
+        floor_nodes = [FloorNode() for _ in IDS]
+        floor_addresses = [await f.start() for f in floor_nodes]
+        for i, f in enumerate(floor_nodes):
+            await f.connect([a for j, a in enumerate(floor_addresses) if j != i])
     floor = FloorClient()
     await floor.connect(floor_addresses[0])
     keys = (f"bench:{i}" for i in itertools.count())
     results: dict[str, dict[str, list[float]]] = {
         name: {"lat": [], "tput": []} for name in ("put", "get", "floor")
     }
-    async with Client(addresses, timeout=10.0, seed=0) as client:
+    # Always coordinate at the first node, as the floor does: no client-side round robin.
+    async with Client(addresses[:1], timeout=10.0, seed=0) as client:
         written = [f"read:{i}" for i in range(100)]
         for key in written:
             await client.put(key, VALUE)
@@ -271,10 +365,19 @@ async def measure(quick: bool) -> dict[str, dict[str, float]]:
 
 
 def report(quick: bool) -> str:
-    s = asyncio.run(measure(quick))
+    return "\n\n".join(
+        _table(asyncio.run(measure(quick, processes=processes)), title)
+        for processes, title in (
+            (False, "one process, one event loop (3 nodes, client and floor together)"),
+            (True, "one process per node (the client in the benchmark's process)"),
+        )
+    )
+
+
+def _table(s: dict[str, dict[str, float]], title: str) -> str:
     floor = s["floor"]
     lines = [
-        "### Client put / get on a 3-node loopback cluster (N=3, R=2, W=2), against the floor",
+        f"### Client put / get, 3 nodes on loopback (N=3, R=2, W=2): {title}",
         "",
         "| case | p50 | p99 | p99.9 | throughput (32 in flight) | p50 / floor p50 |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -300,4 +403,7 @@ def report(quick: bool) -> str:
 
 
 if __name__ == "__main__":
-    print(report(quick=False))
+    if len(sys.argv) > 2 and sys.argv[1] in ("node", "floor"):
+        asyncio.run(_child(sys.argv[1], int(sys.argv[2]), [int(p) for p in sys.argv[3:]]))
+    else:
+        print(report(quick="--quick" in sys.argv))
