@@ -133,8 +133,10 @@ class TransportConfig:
         backoff_initial: The first reconnect delay, in seconds.
         backoff_max: The longest reconnect delay (delays double up to it, each with a random
             factor in ``[0.5, 1)``).
-        max_inbox: Events waiting for the driver before node messages are dropped and client
-            requests refused (load shedding).
+        max_inbox: Events queued for the driver before node messages are dropped and client
+            requests refused (load shedding). While `serve` runs, events go to the node at
+            once and TCP flow control pushes back instead; the queue holds events that arrive
+            when no driver is attached.
         max_client_buffer: Bytes of responses a client may leave unread before its connection
             is closed.
     """

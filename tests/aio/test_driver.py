@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage
-from dynamo_core.aio import Client, ClientError, TcpTransport, TransportConfig, serve
+from dynamo_core.aio import Client, ClientError, TcpTransport, serve
 from dynamo_core.errors import StorageClosedError
 from dynamo_core.node import Effect
 
@@ -154,19 +155,43 @@ def test_unknown_effects_are_ignored_and_reported(
     assert set(seen) == {"something new"}
 
 
+class RecordingNode(Node):
+    """Records the time of every input."""
+
+    __slots__ = ("times",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.times: list[float] = []
+
+    def put(
+        self, request_id: str, key: str | bytes, value: bytes, context: bytes | None, now: float
+    ) -> list[Effect]:
+        self.times.append(now)
+        return super().put(request_id, key, value, context, now)
+
+    def on_timer(self, now: float) -> list[Effect]:
+        self.times.append(now)
+        return super().on_timer(now)
+
+
 def test_times_given_to_the_node_never_go_backwards(
     run: Any, tmp_path: Path, eventually: Eventually
 ) -> None:
     class Jumpy:
+        """Every other reading is 5 s in the past."""
+
         def __init__(self) -> None:
-            self.calls = 0
+            self.readings: list[float] = []
 
         def now(self) -> float:
-            self.calls += 1
-            return 100.0 + self.calls * 0.01 - (5.0 if self.calls % 2 else 0.0)
+            t = 100.0 + len(self.readings) * 0.01 - (5.0 if len(self.readings) % 2 else 0.0)
+            self.readings.append(t)
+            return t
 
-    node = single(tmp_path)
-    transport = TcpTransport("A", "127.0.0.1:0", {}, config=TransportConfig())
+    node = single(tmp_path, RecordingNode)
+    assert isinstance(node, RecordingNode)
+    transport = TcpTransport("A", "127.0.0.1:0", {})
     clock = Jumpy()
 
     async def main() -> None:
@@ -180,7 +205,9 @@ def test_times_given_to_the_node_never_go_backwards(
         await task  # a LocalProtocolError from the node would surface here
 
     run(main())
-    assert clock.calls > 10
+    assert any(b < a for a, b in itertools.pairwise(clock.readings)), "the clock went back"
+    assert len(node.times) >= 6
+    assert node.times == sorted(node.times)
 
 
 def test_serve_checks_the_node(run: Any) -> None:
