@@ -36,7 +36,13 @@ from dynamo_core.aio.protocol import (
     StatsReply,
     response_from_dict,
 )
-from dynamo_core.aio.transport import Address, FrameStream, TransportConfig, parse_address
+from dynamo_core.aio.transport import (
+    Address,
+    FrameStream,
+    TransportConfig,
+    close_writer,
+    parse_address,
+)
 from dynamo_core.errors import DecodeError, DynamoError
 from dynamo_core.messages import MAX_KEY_BYTES, GetReply, PutReply, RequestFailed
 
@@ -190,6 +196,7 @@ class Client:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(close_writer(c.writer) for c in conns))
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -329,7 +336,7 @@ class Client:
                 writer.write(encode_frame(proof))
                 await writer.drain()
         except BaseException:
-            writer.close()
+            await close_writer(writer)
             raise
         conn = _Connection(address, writer)
         conn.reader_task = asyncio.create_task(conn.read(frames, cfg.max_frame))

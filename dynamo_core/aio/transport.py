@@ -79,6 +79,15 @@ _STAT_NAMES: Final = (
 )
 
 
+async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> None:
+    """Close a stream and wait until its socket is closed (aborting it after `timeout`)."""
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+    except (OSError, TimeoutError, _ssl.SSLError):
+        writer.transport.abort()
+
+
 def parse_address(text: object, name: str = "address") -> Address:
     """Parse ``"host:port"`` (IPv6 as ``"[::1]:7001"``) or check a ``(host, port)`` pair.
 
@@ -353,12 +362,16 @@ class TcpTransport:
         if self._server is not None:
             self._server.close()
         tasks = [out.task for out in self._out.values() if out.task is not None]
-        tasks.extend(self._handlers)
-        for task in tasks:
-            task.cancel()
-        for writer in list(self._connections):
-            writer.close()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while True:  # handlers may start while others finish: until none is left
+            pending = [*tasks, *self._handlers]
+            for task in pending:
+                task.cancel()
+            for writer in list(self._connections):
+                writer.close()
+            await asyncio.gather(*pending, return_exceptions=True)
+            tasks = []
+            if not self._handlers:
+                break
         for out in self._out.values():
             out.queue.clear()
         if self._server is not None:
@@ -450,7 +463,7 @@ class TcpTransport:
                 writer.write(encode_frame(proof))
                 await writer.drain()
         except BaseException:
-            writer.close()
+            await close_writer(writer)
             raise
         return reader, writer
 
@@ -492,11 +505,11 @@ class TcpTransport:
             finally:
                 out.writer = None
                 watcher.cancel()
-                self._connections.discard(writer)
-                writer.close()
                 out.state = "connecting"
                 if not self._closing:
                     self._stats["disconnects"] += 1
+                self._connections.discard(writer)
+                await close_writer(writer)
 
     async def _flush(self, out: _Outbound, writer: asyncio.StreamWriter) -> None:
         timeout = self.config.write_timeout
@@ -527,6 +540,9 @@ class TcpTransport:
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self._closing:  # accepted while closing: refuse
+            await close_writer(writer)
+            return
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -566,7 +582,7 @@ class TcpTransport:
         finally:
             self._connections.discard(writer)
             self._handlers.discard(task)
-            writer.close()
+            await close_writer(writer)
 
     async def _accept(self, frames: FrameStream, writer: asyncio.StreamWriter) -> Peer:
         acceptor = Acceptor(

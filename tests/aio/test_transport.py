@@ -17,8 +17,8 @@ from dynamo_core.messages import Heartbeat, encode_message
 
 SECRET = b"k" * 32
 FAST = TransportConfig(
-    connect_timeout=1.0,
-    handshake_timeout=1.0,
+    connect_timeout=5.0,
+    handshake_timeout=5.0,
     backoff_initial=0.02,
     backoff_max=0.2,
     max_frame=4096,
