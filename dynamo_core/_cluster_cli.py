@@ -114,16 +114,21 @@ def _serve(args: argparse.Namespace) -> int:
     tls = _tls(args)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
-    ring = HashRing(args.n, partitions=args.partitions)
-    ring.add_nodes(sorted([args.id, *peers]))  # the same ring on every node
-    policy = QuorumPolicy(args.n, args.r, args.w, sloppy=not args.strict)
-    config = NodeConfig(
-        heartbeat_interval=args.heartbeat,
-        request_timeout=args.request_timeout,
-        anti_entropy_interval=args.anti_entropy,
-        handoff_backoff=min(1.0, args.heartbeat),
-        handoff_timeout=max(2 * args.request_timeout, 1.0),
-    )
+    if args.n > len(peers) + 1:
+        raise _UsageError(f"--n {args.n} is more than the {len(peers) + 1} nodes of the cluster")
+    try:
+        ring = HashRing(args.n, partitions=args.partitions)
+        ring.add_nodes(sorted([args.id, *peers]))  # the same ring on every node
+        policy = QuorumPolicy(args.n, args.r, args.w, sloppy=not args.strict)
+        config = NodeConfig(
+            heartbeat_interval=args.heartbeat,
+            request_timeout=args.request_timeout,
+            anti_entropy_interval=args.anti_entropy,
+            handoff_backoff=min(1.0, args.heartbeat),
+            handoff_timeout=max(2 * args.request_timeout, 1.0),
+        )
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
     incarnation = next_incarnation(data)
     storage = SQLiteStorage(data / _STORE_FILE, synchronous=args.sync.upper())
     try:
@@ -166,7 +171,11 @@ def _serve(args: argparse.Namespace) -> int:
 
         await serve(node, transport, stop=stop, started=started)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OSError as exc:  # the listen address is taken or cannot be bound
+        print(f"dynamo-core serve: error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        return 1
     print(f"dynamo-core: node {args.id} stopped", flush=True)
     return 0
 

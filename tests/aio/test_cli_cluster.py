@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -102,6 +103,9 @@ def test_serve_put_get_stats_and_restart(
         (["--peers", "A=127.0.0.1:1"], "must not name this node"),
         (["--tls-cert", "x.pem"], "go together"),
         (["--secret-file", "/nonexistent/secret"], "cannot read --secret-file"),
+        (["--peers", "B=127.0.0.1:1", "--n", "3"], "more than the 2 nodes"),
+        (["--n", "1", "--r", "1", "--w", "2"], "w must be in 1..n=1"),
+        (["--n", "1", "--r", "1", "--w", "1", "--partitions", "3"], "partitions"),
     ],
 )
 def test_serve_usage_errors(
@@ -110,6 +114,17 @@ def test_serve_usage_errors(
     base = ["serve", "--id", "A", "--listen", "127.0.0.1:0", "--data", str(tmp_path)]
     assert main([*base, *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_serve_reports_a_taken_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["serve", "--id", "A", "--listen", f"127.0.0.1:{port}", "--data", str(tmp_path)]
+        argv += ["--n", "1", "--r", "1", "--w", "1"]
+        assert main(argv) == 1
+    assert "cannot listen on" in capsys.readouterr().err
 
 
 def test_client_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
