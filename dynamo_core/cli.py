@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from dynamo_core import __version__, codec
+from dynamo_core._cluster_cli import add_commands as _add_cluster_commands
 from dynamo_core.demo import Progress, run_demo
 from dynamo_core.testing.simulation import (
     FAULTS,
@@ -386,6 +387,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--results-jsonl", action="store_true", help=argparse.SUPPRESS)
     sim.set_defaults(func=_simulate)
+    _add_cluster_commands(sub)
     return parser
 
 

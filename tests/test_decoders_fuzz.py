@@ -14,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynamo_core import codec
+from dynamo_core.aio import auth as aio_auth
+from dynamo_core.aio import protocol as aio_protocol
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TokenRange
@@ -138,6 +140,42 @@ DECODERS: list[tuple[str, Callable[[object], object], codec.JSONValue]] = [
             PutReply(("n1",), (("n4", "n3"),)),
             GetReply((b"x", b"y"), b"{}", True),
             RequestFailed("too few replicas", 2, ("n1",)),
+        )
+    ),
+    ("aio Hello", aio_auth.Hello.from_dict, aio_auth.Hello("node", "n1", bytes(32)).to_dict()),
+    (
+        "aio Hello client",
+        aio_auth.Hello.from_dict,
+        aio_auth.Hello("client", None, bytes(32)).to_dict(),
+    ),
+    (
+        "aio Challenge",
+        aio_auth.Challenge.from_dict,
+        aio_auth.Challenge("n2", bytes(32), bytes(32)).to_dict(),
+    ),
+    ("aio Proof", aio_auth.Proof.from_dict, aio_auth.Proof(b"").to_dict()),
+    *(
+        (f"aio {type(request).__name__} #{i}", aio_protocol.request_from_dict, request.to_dict())
+        for i, request in enumerate(
+            (
+                cast("aio_protocol.ClientRequest", aio_protocol.ClientPut(1, b"k", b"{}", b"c")),
+                aio_protocol.ClientPut(2, b"cart", b"{}", None),
+                aio_protocol.ClientGet(3, b"cart"),
+                aio_protocol.ClientStats(4),
+            )
+        )
+    ),
+    *(
+        (f"aio {type(response).__name__} #{i}", aio_protocol.response_from_dict, response.to_dict())
+        for i, response in enumerate(
+            (
+                cast(
+                    "aio_protocol.RequestResponse",
+                    aio_protocol.ClientResponse(1, PutReply(("n1",), ())),
+                ),
+                aio_protocol.ClientResponse(2, RequestFailed("down", 2, ("n1",))),
+                aio_protocol.StatsReply.of(3, "n1", {"puts": 2, "gets": 0}),
+            )
         )
     ),
 ]

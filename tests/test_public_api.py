@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import dynamo_core
 
@@ -82,6 +83,59 @@ def test_all_is_pinned() -> None:
     assert dynamo_core.__all__ == sorted(dynamo_core.__all__), "keep __all__ sorted"
     for name in dynamo_core.__all__:
         assert hasattr(dynamo_core, name), name
+
+
+AIO_ALL = sorted(
+    [
+        "AuthError",
+        "Client",
+        "ClientCall",
+        "ClientError",
+        "DriverTransport",
+        "FrameDecoder",
+        "FrameError",
+        "FrameTooLarge",
+        "Inbound",
+        "Inbox",
+        "TcpTransport",
+        "TransportConfig",
+        "encode_frame",
+        "parse_address",
+        "serve",
+        "tls_contexts",
+    ]
+)
+
+
+def test_aio_all_is_pinned() -> None:
+    import dynamo_core.aio as aio  # loads asyncio: on purpose, only here
+
+    assert sorted(aio.__all__) == AIO_ALL
+    assert aio.__all__ == sorted(aio.__all__), "keep __all__ sorted"
+    for name in aio.__all__:
+        assert hasattr(aio, name), name
+    for name in ("AuthError", "ClientError", "FrameError", "FrameTooLarge"):
+        assert issubclass(getattr(aio, name), dynamo_core.DynamoError), name
+
+
+def test_the_pure_aio_modules_work_without_asyncio() -> None:
+    # Load framing, auth and protocol by path (the package __init__ loads asyncio) in a process
+    # where importing asyncio fails.
+    aio_dir = Path(dynamo_core.__file__).parent / "aio"
+    code = (
+        "import sys, importlib.util\n"
+        "sys.modules['asyncio'] = None\n"
+        "for name in ('framing', 'auth', 'protocol'):\n"
+        f"    path = r'{aio_dir}/' + name + '.py'\n"
+        "    spec = importlib.util.spec_from_file_location('pure_' + name, path)\n"
+        "    module = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(module)\n"
+        "print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_errors_share_a_base() -> None:

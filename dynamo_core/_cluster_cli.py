@@ -1,0 +1,324 @@
+"""The cluster commands of ``dynamo-core``: ``serve`` a node, ``put``, ``get`` and ``stats``.
+
+Only argparse here at import time: asyncio and `dynamo_core.aio` load when a command runs, so
+``import dynamo_core`` (and ``dynamo-core demo``) stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ssl
+
+    from dynamo_core.aio.transport import Address
+
+__all__ = ["add_commands"]
+
+_INCARNATION_FILE = "incarnation"
+_STORE_FILE = "node.sqlite3"
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _peers(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, address = part.partition("=")
+        if not sep or not name or not address:
+            raise _UsageError(f"--peers entries must be ID=HOST:PORT, got {part!r}")
+        if name in out:
+            raise _UsageError(f"--peers names {name!r} twice")
+        out[name] = address
+    return out
+
+
+def _secret(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        secret = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise _UsageError(f"cannot read --secret-file: {exc}") from None
+    if len(secret) < 16:
+        raise _UsageError("the cluster secret must be at least 16 bytes (try 32 random bytes, hex)")
+    return secret
+
+
+def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
+    given = [args.tls_cert, args.tls_key, args.tls_ca]
+    if not any(given):
+        return None
+    if not all(given):
+        raise _UsageError("--tls-cert, --tls-key and --tls-ca go together")
+    from dynamo_core.aio import tls_contexts  # noqa: PLC0415 - loads asyncio
+
+    try:
+        return tls_contexts(args.tls_cert, args.tls_key, args.tls_ca)
+    except OSError as exc:  # ssl.SSLError is an OSError
+        raise _UsageError(f"cannot load the TLS files: {exc}") from None
+
+
+def next_incarnation(data: Path) -> int:
+    """Bump and return the boot counter kept in `data` (written atomically, fsynced).
+
+    Raises:
+        OSError: the directory cannot be written.
+        ValueError: the counter file is corrupt.
+    """
+    path = data / _INCARNATION_FILE
+    previous = -1
+    if path.exists():
+        text = path.read_text().strip()
+        if not text.isdigit():
+            raise ValueError(f"{path} does not hold a boot counter: {text[:40]!r}")
+        previous = int(text)
+    incarnation = (previous + 1) % 2**31
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write(f"{incarnation}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    return incarnation
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - the cluster commands load asyncio on use
+    import logging  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage  # noqa: PLC0415
+    from dynamo_core.aio import TcpTransport, TransportConfig, serve  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    peers = _peers(args.peers)
+    if args.id in peers:
+        raise _UsageError(f"--peers must not name this node ({args.id!r})")
+    secret = _secret(args.secret_file)
+    tls = _tls(args)
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    if args.n > len(peers) + 1:
+        raise _UsageError(f"--n {args.n} is more than the {len(peers) + 1} nodes of the cluster")
+    try:
+        ring = HashRing(args.n, partitions=args.partitions)
+        ring.add_nodes(sorted([args.id, *peers]))  # the same ring on every node
+        policy = QuorumPolicy(args.n, args.r, args.w, sloppy=not args.strict)
+        config = NodeConfig(
+            heartbeat_interval=args.heartbeat,
+            request_timeout=args.request_timeout,
+            anti_entropy_interval=args.anti_entropy,
+            handoff_backoff=min(1.0, args.heartbeat),
+            handoff_timeout=max(2 * args.request_timeout, 1.0),
+        )
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+    incarnation = next_incarnation(data)
+    storage = SQLiteStorage(data / _STORE_FILE, synchronous=args.sync.upper())
+    try:
+        node = Node(
+            args.id,
+            ring,
+            policy=policy,
+            config=config,
+            storage=storage,
+            now=time.monotonic(),
+            incarnation=incarnation,
+        )
+        transport = TcpTransport(
+            args.id,
+            args.listen,
+            peers,
+            secret=secret,
+            server_ssl=None if tls is None else tls[0],
+            client_ssl=None if tls is None else tls[1],
+            config=TransportConfig(max_frame=args.max_frame),
+        )
+    except BaseException:
+        storage.close()
+        raise
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        def started() -> None:
+            host, port = transport.address
+            print(
+                f"dynamo-core: node {args.id} listening on {host}:{port} "
+                f"(incarnation {incarnation}, {len(peers)} peers, N={args.n} R={args.r} "
+                f"W={args.w})",
+                flush=True,
+            )
+
+        await serve(node, transport, stop=stop, started=started)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:  # the listen address is taken or cannot be bound
+        print(f"dynamo-core serve: error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        return 1
+    print(f"dynamo-core: node {args.id} stopped", flush=True)
+    return 0
+
+
+def _client_args(args: argparse.Namespace) -> dict[str, Any]:
+    tls = _tls(args)
+    return {
+        "secret": _secret(args.secret_file),
+        "ssl": None if tls is None else tls[1],
+        "timeout": args.timeout,
+    }
+
+
+def _nodes(args: argparse.Namespace) -> list[Address]:
+    from dynamo_core.aio import parse_address  # noqa: PLC0415
+
+    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    if not nodes:
+        raise _UsageError("--nodes must name at least one HOST:PORT")
+    try:
+        return [parse_address(n, "--nodes") for n in nodes]
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _show(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode()
+
+
+def _client_command(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from dynamo_core.aio import Client, ClientError  # noqa: PLC0415
+
+    nodes = _nodes(args)
+    options = _client_args(args)
+    context = None
+    if getattr(args, "context", None):
+        try:
+            context = base64.b64decode(args.context, validate=True)
+        except (binascii.Error, ValueError):
+            raise _UsageError("--context must be the base64 context a get printed") from None
+
+    async def run() -> dict[str, Any]:
+        async with Client(nodes, **options) as client:
+            if args.command == "put":
+                reply = await client.put(args.key, args.value.encode("utf-8"), context)
+                return {"acked": list(reply.acked), "hinted": [list(p) for p in reply.hinted]}
+            if args.command == "get":
+                got = await client.get_reply(args.key)
+                return {
+                    "found": got.found,
+                    "values": [_show(v) for v in got.values],
+                    "context": base64.b64encode(got.context).decode(),
+                }
+            node, counters = await client.stats(nodes[0])
+            return {"node": node, "stats": counters}
+
+    try:
+        out = asyncio.run(run())
+    except ClientError as exc:
+        print(f"dynamo-core {args.command}: {exc}", file=sys.stderr)
+        return 1
+    if args.json or args.command == "stats":
+        print(json.dumps(out, sort_keys=True))
+    elif args.command == "put":
+        hinted = ", ".join(f"{f} for {p}" for f, p in out["hinted"])
+        print(f"stored on {', '.join(out['acked'])}" + (f" (hints: {hinted})" if hinted else ""))
+    else:
+        if not out["found"]:
+            print("(not found)")
+        for value in out["values"]:
+            print(value)
+        print(f"context: {out['context']}")
+    return 0
+
+
+def _run(func: Any) -> Any:
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            status: int = func(args)
+        except _UsageError as exc:
+            print(f"dynamo-core {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        return status
+
+    return wrapped
+
+
+def _security(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secret-file", help="file holding the cluster secret (>= 16 bytes)")
+    parser.add_argument("--tls-cert", help="PEM certificate of this process (mutual TLS)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-ca", help="PEM certificate of the cluster's CA")
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``serve``, ``put``, ``get`` and ``stats`` to the ``dynamo-core`` subparsers."""
+    srv = sub.add_parser(
+        "serve",
+        help="run one node of a cluster over TCP",
+        description="Run one node: SQLite storage and hints under --data, the ring built from "
+        "--id and every --peers id (identical on every node). Stops cleanly on SIGTERM/SIGINT.",
+    )
+    srv.add_argument("--id", required=True, help="this node's id")
+    srv.add_argument("--listen", required=True, help="HOST:PORT to listen on")
+    srv.add_argument("--peers", default="", help="every other node: ID=HOST:PORT,ID=HOST:PORT")
+    srv.add_argument("--data", required=True, help="directory for the node's storage")
+    srv.add_argument("--n", type=int, default=3, help="replicas per key (default 3)")
+    srv.add_argument("--r", type=int, default=2, help="read quorum (default 2)")
+    srv.add_argument("--w", type=int, default=2, help="write quorum (default 2)")
+    srv.add_argument("--strict", action="store_true", help="strict quorum (no sloppy fallbacks)")
+    srv.add_argument("--partitions", type=int, default=64, help="ring partitions (default 64)")
+    srv.add_argument("--heartbeat", type=float, default=1.0, help="seconds (default 1)")
+    srv.add_argument("--anti-entropy", type=float, default=10.0, help="seconds (default 10)")
+    srv.add_argument("--request-timeout", type=float, default=1.0, help="seconds (default 1)")
+    srv.add_argument(
+        "--sync",
+        choices=("full", "normal"),
+        default="full",
+        help="SQLite synchronous mode: full survives power loss, normal only a process crash",
+    )
+    srv.add_argument("--max-frame", type=int, default=16 * 2**20, help="frame cap in bytes")
+    srv.add_argument("--log-level", default="warning", choices=("debug", "info", "warning"))
+    _security(srv)
+    srv.set_defaults(func=_run(_serve))
+
+    for name, text in (
+        ("put", "write a value (UTF-8 text) to a running cluster"),
+        ("get", "read a key from a running cluster: siblings and context"),
+        ("stats", "print one node's counters as JSON"),
+    ):
+        cmd = sub.add_parser(name, help=text, description=text)
+        if name in ("put", "get"):
+            cmd.add_argument("key", help="the key")
+        if name == "put":
+            cmd.add_argument("value", help="the value")
+            cmd.add_argument("--context", help="the base64 context a get printed")
+        cmd.add_argument("--nodes", required=True, help="HOST:PORT,HOST:PORT of some nodes")
+        cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt")
+        cmd.add_argument("--json", action="store_true", help="print one JSON object")
+        _security(cmd)
+        cmd.set_defaults(func=_run(_client_command))

@@ -1,0 +1,41 @@
+"""The asyncio runtime: run [`Node`][dynamo_core.node.Node]s as processes that talk over TCP.
+
+* [`serve`][dynamo_core.aio.serve] — the driver: feeds messages, client requests and timers to a
+  node, carries out its effects, and shuts down cleanly.
+* [`TcpTransport`][dynamo_core.aio.TcpTransport] — length-prefixed codec frames over asyncio
+  streams: one reusable connection per peer, reconnect with jittered backoff, a frame-size cap,
+  optional TLS and an optional cluster secret (mutual HMAC challenge at connect).
+* [`Client`][dynamo_core.aio.Client] — put and get against any node, with retries.
+* [`tls_contexts`][dynamo_core.aio.tls_contexts] — mutual-TLS contexts from a cluster CA.
+
+The pure pieces — [framing][dynamo_core.aio.framing], the [handshake][dynamo_core.aio.auth] and
+the [client protocol][dynamo_core.aio.protocol] — import no asyncio and are tested without
+sockets. ``import dynamo_core`` does not import this package; import it explicitly.
+"""
+
+from dynamo_core.aio.auth import AuthError
+from dynamo_core.aio.client import Client, ClientError
+from dynamo_core.aio.driver import DriverTransport, serve
+from dynamo_core.aio.framing import FrameDecoder, FrameError, FrameTooLarge, encode_frame
+from dynamo_core.aio.inbox import ClientCall, Inbound, Inbox
+from dynamo_core.aio.tls import tls_contexts
+from dynamo_core.aio.transport import TcpTransport, TransportConfig, parse_address
+
+__all__ = [
+    "AuthError",
+    "Client",
+    "ClientCall",
+    "ClientError",
+    "DriverTransport",
+    "FrameDecoder",
+    "FrameError",
+    "FrameTooLarge",
+    "Inbound",
+    "Inbox",
+    "TcpTransport",
+    "TransportConfig",
+    "encode_frame",
+    "parse_address",
+    "serve",
+    "tls_contexts",
+]

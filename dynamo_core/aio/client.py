@@ -1,0 +1,347 @@
+"""`Client`: put and get against a running cluster, with retries to another node.
+
+A client connects to any node (every node takes every request and forwards it to a key's
+replicas), keeps one connection per node it has used, and sends many requests at once on it,
+matched to their responses by id. When a node cannot be reached, does not answer within
+`timeout`, or answers [`RequestFailed`][dynamo_core.messages.RequestFailed], the request is
+retried on the next node, round robin from a seeded start.
+
+A retried put may have been applied by the node that failed to answer: puts are
+*at least once*. With the context from a read, a duplicate lands as a sibling of equal value
+that the next read-modify-write merges away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import ssl as _ssl
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Final, Self
+
+from dynamo_core import codec
+from dynamo_core._check import check_bytes, check_key, check_positive_float
+from dynamo_core.aio.auth import AuthError, Connector, check_secret
+from dynamo_core.aio.framing import encode_frame
+from dynamo_core.aio.protocol import (
+    ClientGet,
+    ClientPut,
+    ClientRequest,
+    ClientResponse,
+    ClientStats,
+    RequestResponse,
+    StatsReply,
+    response_from_dict,
+)
+from dynamo_core.aio.transport import (
+    Address,
+    FrameStream,
+    TransportConfig,
+    close_writer,
+    parse_address,
+)
+from dynamo_core.errors import DecodeError, DynamoError
+from dynamo_core.messages import MAX_KEY_BYTES, GetReply, PutReply, RequestFailed
+
+__all__ = ["Client", "ClientError"]
+
+log = logging.getLogger("dynamo_core.aio")
+
+_RID_LIMIT: Final = 2**63 - 1
+
+
+class ClientError(DynamoError):
+    """Every node tried failed the request.
+
+    Attributes:
+        failures: ``(address, reason)`` for every attempt, in order.
+    """
+
+    def __init__(self, message: str, failures: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.failures: tuple[tuple[str, str], ...] = tuple(failures)
+
+
+class _Connection:
+    """One client connection to one node: requests out, responses matched by rid."""
+
+    __slots__ = ("address", "closed", "reader_task", "waiting", "writer")
+
+    def __init__(self, address: Address, writer: asyncio.StreamWriter) -> None:
+        self.address = address
+        self.writer = writer
+        self.waiting: dict[int, asyncio.Future[RequestResponse]] = {}
+        self.closed = False
+        self.reader_task: asyncio.Task[None] | None = None
+
+    async def read(self, frames: FrameStream, max_frame: int) -> None:
+        try:
+            while (payload := await frames.next()) is not None:
+                response = response_from_dict(codec.loads(payload, max_bytes=max_frame))
+                future = self.waiting.pop(response.rid, None)
+                if future is not None and not future.done():
+                    future.set_result(response)
+        except (OSError, DecodeError) as exc:
+            log.debug("client: connection to %s:%d failed: %r", *self.address, exc)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self.writer.close()
+        for future in self.waiting.values():
+            if not future.done():
+                future.set_exception(ConnectionResetError("the node closed the connection"))
+        self.waiting.clear()
+
+
+def _key(key: object) -> bytes:
+    check_key(key)
+    data = key.encode("utf-8") if isinstance(key, str) else key
+    assert isinstance(data, bytes)
+    if len(data) > MAX_KEY_BYTES:
+        raise ValueError(f"key must be at most {MAX_KEY_BYTES} bytes, got {len(data)}")
+    return data
+
+
+class Client:
+    """A client of a dynamo_core cluster.
+
+    Use it as ``async with Client(["127.0.0.1:7001", ...]) as client:``; connections open on
+    first use and close on exit.
+
+    Args:
+        addresses: The nodes to talk to: ``"host:port"`` strings or ``(host, port)`` pairs.
+        secret: The cluster secret when the nodes require one.
+        ssl: A client `ssl.SSLContext` when the nodes listen with TLS.
+        timeout: Seconds one attempt may take (connecting included). Give it more than the
+            nodes' ``request_timeout`` (a forwarded request may take twice that).
+        retries: Further attempts on other nodes after a failure (default: one per other node).
+        seed: Seeds the choice of the first node (default: random).
+        config: Frame cap and connect/handshake timeouts.
+
+    Raises:
+        TypeError, ValueError: an argument is invalid.
+    """
+
+    __slots__ = (
+        "_conns",
+        "_cursor",
+        "_locks",
+        "_rids",
+        "_secret",
+        "addresses",
+        "config",
+        "retries",
+        "ssl",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        addresses: Sequence[Address | str],
+        *,
+        secret: bytes | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        timeout: float = 5.0,
+        retries: int | None = None,
+        seed: int | None = None,
+        config: TransportConfig | None = None,
+    ) -> None:
+        if isinstance(addresses, str) or not isinstance(addresses, Sequence):
+            raise TypeError("addresses must be a sequence of 'host:port' or (host, port)")
+        if not addresses:
+            raise ValueError("addresses must name at least one node")
+        self.addresses = tuple(parse_address(a, f"addresses[{i}]") for i, a in enumerate(addresses))
+        self._secret = check_secret(secret)
+        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+            raise TypeError(f"ssl must be an ssl.SSLContext or None, not {type(ssl).__name__}")
+        self.ssl = ssl
+        self.timeout = check_positive_float(timeout, "timeout")
+        if retries is None:
+            retries = len(self.addresses) - 1
+        elif type(retries) is not int or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+        self.retries = retries
+        self.config = config if config is not None else TransportConfig()
+        if not isinstance(self.config, TransportConfig):
+            raise TypeError(f"config must be a TransportConfig, not {type(config).__name__}")
+        start = random.Random(seed).randrange(len(self.addresses))  # noqa: S311
+        self._cursor = itertools.count(start)
+        self._rids = itertools.count(1)
+        self._conns: dict[Address, _Connection] = {}
+        self._locks: dict[Address, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every connection. Idempotent."""
+        conns = list(self._conns.values())
+        self._conns.clear()
+        for conn in conns:
+            conn.close()
+        tasks = [c.reader_task for c in conns if c.reader_task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(close_writer(c.writer) for c in conns))
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def put(self, key: str | bytes, value: bytes, context: bytes | None = None) -> PutReply:
+        """Write `value` under `key`.
+
+        Args:
+            key: The key (`str` is sent as UTF-8), at most 64 KiB.
+            value: The value.
+            context: The context a `get` of this key returned: the write then replaces exactly
+                the values that read saw. `None` writes blindly (a sibling of what is there).
+
+        Returns:
+            The acknowledgement: which replicas stored it, and which fallbacks keep hints.
+
+        Raises:
+            TypeError, ValueError: an argument is invalid (nothing is sent).
+            ClientError: every attempt failed.
+        """
+        data = _key(key)
+        check_bytes(value, "value")
+        if context is not None:
+            check_bytes(context, "context")
+        result = await self._call(lambda rid: ClientPut(rid, data, value, context), PutReply)
+        assert isinstance(result, PutReply)
+        return result
+
+    async def get(self, key: str | bytes) -> tuple[tuple[bytes, ...], bytes]:
+        """Read `key`.
+
+        Returns:
+            ``(values, context)``: the siblings (empty when the key was never written) and the
+            opaque context to pass to the next `put` of this key.
+
+        Raises:
+            TypeError, ValueError: `key` is invalid.
+            ClientError: every attempt failed.
+        """
+        reply = await self.get_reply(key)
+        return reply.values, reply.context
+
+    async def get_reply(self, key: str | bytes) -> GetReply:
+        """Read `key` and return the whole [`GetReply`][dynamo_core.messages.GetReply].
+
+        Raises:
+            TypeError, ValueError: `key` is invalid.
+            ClientError: every attempt failed.
+        """
+        data = _key(key)
+        result = await self._call(lambda rid: ClientGet(rid, data), GetReply)
+        assert isinstance(result, GetReply)
+        return result
+
+    async def stats(self, node: Address | str | None = None) -> tuple[str, dict[str, int]]:
+        """Return a node's id and counters (node, transport and driver; see the deploy guide).
+
+        Args:
+            node: The node's address; `None` asks the next node in turn.
+
+        Raises:
+            ClientError: the node (every node, with `None`) could not be asked.
+        """
+        targets = None if node is None else [parse_address(node, "node")]
+        result = await self._call(ClientStats, StatsReply, targets=targets)
+        assert isinstance(result, StatsReply)
+        return result.node_id, result.as_dict()
+
+    # -- machinery ---------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        make: Callable[[int], ClientRequest],
+        expect: type[PutReply | GetReply | StatsReply],
+        *,
+        targets: Sequence[Address] | None = None,
+    ) -> PutReply | GetReply | StatsReply:
+        if targets is None:
+            first = next(self._cursor)
+            n = len(self.addresses)
+            targets = [self.addresses[(first + i) % n] for i in range(self.retries + 1)]
+        failures: list[tuple[str, str]] = []
+        for address in targets:
+            rid = next(self._rids) % _RID_LIMIT
+            request = make(rid)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    response = await self._send(address, request)
+            except TimeoutError:
+                failures.append((f"{address[0]}:{address[1]}", "timed out"))
+                continue
+            except (OSError, AuthError, DecodeError) as exc:
+                failures.append((f"{address[0]}:{address[1]}", f"{type(exc).__name__}: {exc}"))
+                continue
+            result = response.result if isinstance(response, ClientResponse) else response
+            if isinstance(result, RequestFailed):
+                failures.append((f"{address[0]}:{address[1]}", result.reason))
+                continue
+            if not isinstance(result, expect):
+                failures.append((f"{address[0]}:{address[1]}", f"unexpected {result!r:.80}"))
+                continue
+            return result
+        shown = "; ".join(f"{a}: {r}" for a, r in failures)
+        raise ClientError(f"{len(failures)} attempts failed: {shown}"[:2000], failures)
+
+    async def _send(self, address: Address, request: ClientRequest) -> RequestResponse:
+        conn = self._conns.get(address)
+        if conn is None or conn.closed:
+            lock = self._locks.setdefault(address, asyncio.Lock())
+            async with lock:  # concurrent requests share one new connection
+                conn = self._conns.get(address)
+                if conn is None or conn.closed:
+                    conn = await self._open(address)
+        future: asyncio.Future[RequestResponse] = asyncio.get_running_loop().create_future()
+        conn.waiting[request.rid] = future
+        try:
+            conn.writer.write(
+                encode_frame(codec.dumps(request.to_dict()), max_frame=self.config.max_frame)
+            )
+            return await future
+        finally:
+            conn.waiting.pop(request.rid, None)
+
+    async def _open(self, address: Address) -> _Connection:
+        cfg = self.config
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(*address, ssl=self.ssl, limit=256 * 1024), cfg.connect_timeout
+        )
+        try:
+            connector = Connector("client", None, secret=self._secret)
+            frames = FrameStream(reader, cfg.max_frame)
+            async with asyncio.timeout(cfg.handshake_timeout):
+                writer.write(encode_frame(connector.hello()))
+                challenge = await frames.next()
+                if challenge is None:
+                    raise ConnectionResetError("the node closed the connection (wrong secret?)")
+                proof, _ = connector.on_challenge(challenge)
+                writer.write(encode_frame(proof))
+                await writer.drain()
+        except BaseException:
+            await close_writer(writer)
+            raise
+        conn = _Connection(address, writer)
+        conn.reader_task = asyncio.create_task(conn.read(frames, cfg.max_frame))
+        old = self._conns.get(address)
+        if old is not None:
+            old.close()
+        self._conns[address] = conn
+        return conn

@@ -1,0 +1,308 @@
+"""TcpTransport against well-behaved and hostile peers, over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from dynamo_core import codec
+from dynamo_core.aio import Inbound, TcpTransport, TransportConfig
+from dynamo_core.aio.auth import Connector, Proof
+from dynamo_core.aio.framing import encode_frame
+from dynamo_core.messages import Heartbeat, encode_message
+
+SECRET = b"k" * 32
+FAST = TransportConfig(
+    connect_timeout=5.0,
+    handshake_timeout=5.0,
+    backoff_initial=0.02,
+    backoff_max=0.2,
+    max_frame=4096,
+)
+Eventually = Callable[..., Coroutine[Any, Any, None]]
+
+
+def collect(transport: TcpTransport, into: list[Any], count: int = 1) -> bool:
+    """Move the transport's inbox into `into`; whether it now holds `count` events."""
+    into.extend(transport.inbox.drain())
+    return len(into) >= count
+
+
+def beat(seq: int = 1) -> bytes:
+    return encode_message(Heartbeat(1, seq))
+
+
+async def read_all(reader: asyncio.StreamReader) -> bytes:
+    """Read until the other side closes; a reset counts as closed."""
+    chunks = []
+    try:
+        while chunk := await asyncio.wait_for(reader.read(65536), 10):
+            chunks.append(chunk)
+    except ConnectionError:
+        pass
+    return b"".join(chunks)
+
+
+async def handshake(
+    port: int, connector: Connector
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(encode_frame(connector.hello()))
+    header = await reader.readexactly(4)
+    challenge = await reader.readexactly(int.from_bytes(header, "big"))
+    proof, _ = connector.on_challenge(challenge)
+    writer.write(encode_frame(proof))
+    await writer.drain()
+    return reader, writer
+
+
+def pair(free_port: Callable[[], int], **kw: Any) -> tuple[TcpTransport, TcpTransport]:
+    pa, pb = free_port(), free_port()
+    a = TcpTransport("A", ("127.0.0.1", pa), {"B": ("127.0.0.1", pb)}, config=FAST, seed=1, **kw)
+    b = TcpTransport("B", ("127.0.0.1", pb), {"A": ("127.0.0.1", pa)}, config=FAST, seed=2, **kw)
+    return a, b
+
+
+async def deliver(a: TcpTransport, b: TcpTransport, eventually: Eventually) -> Inbound:
+    """Send heartbeats from a to b until one arrives; return it."""
+    got: list[Any] = []
+
+    def arrived() -> bool:
+        got.extend(b.inbox.drain())
+        if not got:
+            a.send("B", beat())
+        return bool(got)
+
+    await eventually(arrived, what="a message from A at B")
+    event = got[0]
+    assert isinstance(event, Inbound)
+    return event
+
+
+def test_messages_flow_with_the_authenticated_sender(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        a, b = pair(free_port, secret=SECRET)
+        async with a, b:
+            event = await deliver(a, b, eventually)
+            assert event.sender == "A"
+            assert event.message == Heartbeat(1, 1)
+            for seq in range(2, 50):
+                a.send("B", beat(seq))
+            received: list[Any] = []
+            await eventually(lambda: collect(b, received, 48))
+            assert [e.message.seq for e in received[:48]] == list(range(2, 50))  # in order
+            assert a.stats()["connects"] == 1  # one connection, reused
+            assert b.stats()["auth_failures"] == 0
+
+    run(main())
+
+
+def test_send_drops_and_counts_when_it_cannot_deliver(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        dead = free_port()  # nothing listens there
+        t = TcpTransport("A", ("127.0.0.1", 0), {"B": ("127.0.0.1", dead)}, config=FAST, seed=3)
+        async with t:
+            t.send("Z", beat())
+            assert t.stats()["dropped_unknown_peer"] == 1
+            await eventually(lambda: t.peer_state("B") == "down", what="B marked down")
+            t.send("B", beat())
+            assert t.stats()["dropped_peer_down"] >= 1
+            await eventually(lambda: t.stats()["connect_failures"] >= 3, what="retries")
+        with pytest.raises(TypeError, match="payload"):
+            t.send("B", "text")  # type: ignore[arg-type]
+
+    run(main())
+
+
+def test_a_full_queue_drops_new_messages(run: Any, eventually: Eventually) -> None:
+    async def main() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # accepts, never answers the handshake
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = TransportConfig(max_queue=3, handshake_timeout=30.0)
+        t = TcpTransport("A", ("127.0.0.1", 0), {"B": ("127.0.0.1", port)}, config=config)
+        async with t, server:
+            for seq in range(5):
+                t.send("B", beat(seq))
+            assert t.peer_state("B") == "connecting"
+            assert t.stats()["dropped_queue_full"] == 2
+            assert t.stats()["queued"] == 3
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "counter"),
+    [
+        ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "closed_oversized"),
+        ("huge length prefix", b"\x7f\xff\xff\xff" + b"x" * 100, "closed_oversized"),
+        ("half a frame, then close", b"\x00\x00\x00\x40abc", "closed_malformed"),
+        ("a frame that is not JSON", encode_frame(b"\x00\x01binary"), "closed_malformed"),
+        ("a frame that is not a hello", encode_frame(b'{"type":"x","v":1}'), "closed_malformed"),
+        ("a hello from an unknown node", None, "auth_failures"),
+    ],
+)
+def test_hostile_connections_are_closed_and_counted(
+    run: Any,
+    free_port: Callable[[], int],
+    eventually: Eventually,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    data: bytes | None,
+    counter: str,
+) -> None:
+    async def main() -> None:
+        a, b = pair(free_port)
+        async with a, b:
+            port = b.address[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            if data is None:
+                writer.write(encode_frame(Connector("node", "Mallory", secret=None).hello()))
+            else:
+                writer.write(data)
+            if name.startswith("half"):
+                writer.write_eof()
+            assert await read_all(reader) == b""  # closed without a word
+            writer.close()
+            await eventually(lambda: b.stats()[counter] == 1, what=counter)
+            assert len(b.inbox) == 0
+            # The node is unharmed: a real peer still gets through.
+            assert (await deliver(a, b, eventually)).sender == "A"
+
+    with caplog.at_level(logging.WARNING, logger="dynamo_core.aio"):
+        run(main())
+    assert any("B: " in r.getMessage() for r in caplog.records), "the reason is logged"
+
+
+def test_wrong_or_missing_secret_cannot_join_read_or_write(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        pa, pb = free_port(), free_port()
+        b = TcpTransport(
+            "B", ("127.0.0.1", pb), {"A": ("127.0.0.1", pa)}, secret=SECRET, config=FAST
+        )
+        intruder = TcpTransport(
+            "A", ("127.0.0.1", pa), {"B": ("127.0.0.1", pb)}, secret=b"w" * 32, config=FAST
+        )
+        async with b, intruder:
+            for seq in range(20):
+                intruder.send("B", beat(seq))
+                await asyncio.sleep(0.01)
+            await eventually(lambda: intruder.stats()["auth_failures"] >= 1, what="refusal")
+            assert intruder.stats()["connects"] == 0
+            # No secret at all, speaking the handshake by hand: refused at the proof.
+            reader, writer = await handshake(pb, Connector("node", "A", secret=None))
+            writer.write(encode_frame(beat()))
+            assert await read_all(reader) == b""
+            writer.close()
+            # A forged proof: refused.
+            reader, writer = await asyncio.open_connection("127.0.0.1", pb)
+            writer.write(encode_frame(Connector("node", "A", secret=None).hello()))
+            header = await reader.readexactly(4)
+            await reader.readexactly(int.from_bytes(header, "big"))
+            writer.write(encode_frame(codec.dumps(Proof(b"\x01" * 32).to_dict())))
+            assert await read_all(reader) == b""
+            writer.close()
+            await eventually(lambda: b.stats()["auth_failures"] >= 2, what="B's refusals")
+            assert len(b.inbox) == 0  # nothing was written into the node
+
+    run(main())
+
+
+def test_a_client_cannot_pose_as_a_node(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        a, b = pair(free_port, secret=SECRET)
+        async with a, b:
+            # Authenticated as a client, it sends a node message: not a client request.
+            reader, writer = await handshake(b.address[1], Connector("client", None, secret=SECRET))
+            writer.write(encode_frame(beat()))
+            assert await read_all(reader) == b""
+            writer.close()
+            await eventually(lambda: b.stats()["closed_malformed"] == 1, what="closing")
+            assert len(b.inbox) == 0
+
+    run(main())
+
+
+def test_a_silent_connection_times_out_in_the_handshake(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        config = TransportConfig(handshake_timeout=0.2)
+        b = TcpTransport("B", ("127.0.0.1", 0), {"A": ("127.0.0.1", free_port())}, config=config)
+        async with b:
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.address[1])
+            assert await read_all(reader) == b""
+            writer.close()
+            await eventually(lambda: b.stats()["handshake_timeouts"] == 1, what="timeout")
+
+    run(main())
+
+
+def test_an_oversized_frame_from_a_peer_closes_only_that_connection(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        a, b = pair(free_port)
+        async with a, b:
+            await deliver(a, b, eventually)
+            reader, writer = await handshake(b.address[1], Connector("node", "A", secret=None))
+            writer.write(b"\x00\x10\x00\x00")  # 1 MiB announced; the cap is 4 KiB
+            assert await read_all(reader) == b""
+            writer.close()
+            await eventually(lambda: b.stats()["closed_oversized"] == 1, what="closing")
+            a.send("B", beat(7))
+            got: list[Any] = []
+            await eventually(lambda: collect(b, got))
+            assert got[0].message == Heartbeat(1, 7)
+
+    run(main())
+
+
+def test_reconnects_after_the_peer_restarts(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        a, b = pair(free_port, secret=SECRET)
+        async with a:
+            await b.start()
+            await deliver(a, b, eventually)
+            await b.close()
+            await eventually(lambda: a.peer_state("B") != "up", what="A noticing B is gone")
+            b2 = TcpTransport("B", b.listen, {"A": a.listen}, secret=SECRET, config=FAST)
+            async with b2:
+                assert (await deliver(a, b2, eventually)).sender == "A"
+            stats = a.stats()
+            assert stats["connects"] == 2
+            assert stats["disconnects"] >= 1
+
+    run(main())
+
+
+def test_constructor_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="own id"):
+        TcpTransport("A", "127.0.0.1:0", {"A": "127.0.0.1:1"})
+    with pytest.raises(ValueError, match="host:port"):
+        TcpTransport("A", "nowhere", {})
+    with pytest.raises(ValueError, match="port"):
+        TcpTransport("A", ("127.0.0.1", 70000), {})
+    with pytest.raises(TypeError, match="server_ssl"):
+        TcpTransport("A", "127.0.0.1:0", {}, server_ssl="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="backoff_max"):
+        TransportConfig(backoff_initial=1.0, backoff_max=0.5)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = TcpTransport("A", "127.0.0.1:0", {}).address
