@@ -232,7 +232,7 @@ def _check_completed(
         check_node_id(item[1], f"{attribute.name}[]")
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(unsafe_hash=False)
 class VersionRecord:
     """One ring version and the progress of its data movement.
 
@@ -453,7 +453,7 @@ def _check_changes(
             raise TypeError(f"{attribute.name} must hold Change values")
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(unsafe_hash=False)
 class GossipUpdate:
     """What the receiver of a digest lacks.
 
@@ -676,12 +676,14 @@ class Membership:
 
         Changes apply in id order: the last request for a node wins; a join of a node that is
         a member, a leave of a non-member, and a leave that would leave fewer than
-        `min_members` nodes are recorded as applied and ignored. If nothing remains to change,
-        the applied set still grows (the version stays the same ring at the next epoch only
-        when something changes; otherwise no version is minted and `None` is returned).
+        `min_members` nodes are recorded as applied and ignored. A batch that changes nothing
+        still yields a version (the same ring at the next epoch, settled at once), so gossip
+        tells every node its requests are applied. Cost: O(claim) for the ring change plus
+        ``transfers_to`` (O(segments * replicas)).
 
         Returns:
-            The new record (already adopted), or `None`.
+            The new record (already adopted), or `None` when this node may not mint or nothing
+            is pending.
         """
         rec = self._record
         if self._outside or not rec.settled or self.claimant() != self._node:
@@ -711,9 +713,6 @@ class Membership:
                 else:
                     leaves.append(change.node)
         applied = rec.applied | {c.id for c in pending}
-        if not joins and not leaves:
-            self._record = attrs.evolve(rec, applied=applied)
-            return None
         new = ring.copy()
         try:
             if joins:
@@ -726,8 +725,9 @@ class Membership:
             if leaves:
                 new.remove_nodes(sorted(leaves))
         except ValueError:  # e.g. a ring too full for the weights asked: refuse the batch
-            self._record = attrs.evolve(rec, applied=applied)
-            return None
+            new = ring.copy()
+        # Even a batch that changes nothing (a join and a leave of the same node, or only
+        # invalid requests) becomes a version: gossip must tell every node they are applied.
         plan = tuple(ring.transfers_to(new))
         record = VersionRecord(rec.epoch + 1, new, ring if plan else None, plan, applied)
         self._record = record

@@ -232,16 +232,13 @@ class SimulatedCluster:
 
     def ring_versions(self) -> dict[str, RingVersion]:
         """Every running node's installed ring version, by name (in cluster order)."""
-        return {
-            name: node.ring_version for name, node in self._nodes.items() if node is not None
-        }
+        return {name: node.ring_version for name, node in self._nodes.items() if node is not None}
 
     def settled(self) -> bool:
         """Whether every running node holds the same ring version, and it is settled."""
         live = self.live_nodes()
         return bool(live) and all(
-            node.ring_version == live[0].ring_version and node.membership.settled
-            for node in live
+            node.ring_version == live[0].ring_version and node.membership.settled for node in live
         )
 
     @property
