@@ -1183,6 +1183,10 @@ class Node:
         match message:
             case Heartbeat():
                 self._on_heartbeat(sender, message, t)
+                if sender not in self._hb_targets:
+                    # A node outside the membership (joining, left, still handing hints over)
+                    # hears from us only this way: answer its beat with one of ours.
+                    out.append(Send(sender, Heartbeat(self._incarnation, self._hb_seq)))
             case StoreRequest():
                 self._on_store(sender, message, t, out)
             case StoreReply():
@@ -1261,6 +1265,7 @@ class Node:
             if self._foreign:  # data the last drop could not hand over yet: retry
                 self._drop_foreign(t)
         if t >= self._next_gossip:
+            self._maybe_mint(self._membership.record, t, out)  # a version may have settled
             self._gossip(t, out)
         if self._streams_due:
             self._streams_due = False
