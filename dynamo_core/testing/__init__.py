@@ -30,6 +30,7 @@ from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
 from dynamo_core.testing.history import SetCheck, SetHistory
 from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
 from dynamo_core.testing.simulation import (
+    CHURN_EVENTS,
     FAULTS,
     RESOLVERS,
     Cart,
@@ -42,6 +43,7 @@ from dynamo_core.testing.simulation import (
 from dynamo_core.testing.storage import StorageConformance, storage_state_machine
 
 __all__ = [
+    "CHURN_EVENTS",
     "FAULTS",
     "RESOLVERS",
     "Behaviour",
