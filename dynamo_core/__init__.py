@@ -35,6 +35,7 @@ from dynamo_core.hints import (
     SendHints,
 )
 from dynamo_core.interfaces import Clock, ReplicaState, Storage, Transport
+from dynamo_core.membership import Change, Membership, RingVersion, VersionRecord
 from dynamo_core.merkle import (
     ExchangeReport,
     MerkleExchange,
@@ -43,7 +44,6 @@ from dynamo_core.merkle import (
     item_digest,
     run_exchange,
 )
-from dynamo_core.membership import Change, Membership, RingVersion, VersionRecord
 from dynamo_core.messages import GetReply, PutReply, RequestFailed
 from dynamo_core.node import Node, NodeConfig, RingChanged, TransferDone
 from dynamo_core.quorum import (

@@ -34,6 +34,7 @@ answered with only what the other side lacks; a full ring travels only when it i
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Final, Literal, Self
 
@@ -347,7 +348,7 @@ def _decode_completed(value: object, what: str) -> tuple[tuple[int, str], ...]:
             )
         )
     out.sort()
-    if any(a[0] == b[0] for a, b in zip(out, out[1:], strict=False)):
+    if any(a[0] == b[0] for a, b in itertools.pairwise(out)):
         raise DecodeError(f"{what} repeats an index")
     return tuple(out)
 
@@ -525,8 +526,8 @@ def _changes_digest(ids: Iterable[str]) -> str:
 class Membership:
     """What one node knows about membership: its ring version and the requested changes.
 
-    Pure and deterministic: the node persists it ([`to_dict`][dynamo_core.membership.Membership.to_dict])
-    and feeds it gossip.
+    Pure and deterministic: the node persists it
+    ([`to_dict`][dynamo_core.membership.Membership.to_dict]) and feeds it gossip.
 
     Args:
         node_id: The node this state belongs to.
@@ -671,7 +672,7 @@ class Membership:
         self._record = attrs.evolve(rec, previous=previous, completed=tuple(sorted(done.items())))
         return True
 
-    def mint(self) -> VersionRecord | None:
+    def mint(self) -> VersionRecord | None:  # noqa: PLR0912 - one branch per kind of change
         """As the claimant of a settled version, turn every pending change into a new version.
 
         Changes apply in id order: the last request for a node wins; a join of a node that is

@@ -462,7 +462,7 @@ class _Request:
         "request_id",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - internal bookkeeping
         self,
         op: int,
         kind: Literal["put", "get"],
@@ -704,7 +704,7 @@ class Node:
         "_streams_due",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - the node composes every primitive
         self,
         node_id: str,
         ring: HashRing,
@@ -941,8 +941,8 @@ class Node:
         )
 
     @property
-    def status(self) -> str:
-        """This node's place in the cluster: one of [`NODE_STATUSES`][dynamo_core.node.NODE_STATUSES].
+    def status(self) -> str:  # noqa: PLR0911 - one return per status
+        """This node's place in the cluster (one of `NODE_STATUSES`).
 
         ``"joining"``: its join is requested, or it is in the new ring while data moves;
         ``"member"``: it replicates data of the settled ring; ``"leaving"``: its leave is
@@ -1159,7 +1159,7 @@ class Node:
         self._coordinate_get(data, request_id, None, t, out)
         return out
 
-    def receive(  # noqa: PLR0912 - one case per message kind
+    def receive(  # noqa: PLR0912, PLR0915 - one case per message kind
         self, sender: str, message: Message, now: float
     ) -> list[Effect]:
         """Handle a message from the node `sender`.
@@ -1363,8 +1363,10 @@ class Node:
     # -- ring-derived state (the seam for membership changes) -------------------------------
 
     def _segments(self) -> list[tuple[TokenRange, tuple[str, ...]]]:
-        """The segments of the ring, or during a transition of both rings, with the union of
-        their replicas (the new ring's first).
+        """The ring's segments with their replicas.
+
+        During a transition: the segments of both rings, each with the union of its replicas
+        in the two placements (the new ring's first). Cost: O(S * replicas).
         """
         ring, prev = self._ring, self._previous
         if prev is None:
@@ -1605,9 +1607,8 @@ class Node:
             if not (any(tok in r for r in served) and self._storage.get(dirty) is None):
                 state = self._state(skey, raw)
                 targets = [n for n in self._ring.preference_list(key) if n != self._id]
-                if not targets or not all(
-                    [self._hints.add(target, key, state, now) for target in targets]
-                ):
+                stored = [self._hints.add(target, key, state, now) for target in targets]
+                if not targets or not all(stored):  # every replica gets its hint, or retry
                     kept = True
                     continue
                 handed = True

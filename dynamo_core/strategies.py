@@ -22,6 +22,7 @@ from dynamo_core._check import MAX_NODE_ID_LEN
 from dynamo_core.dvv import DVVSet
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.hints import Hint
+from dynamo_core.membership import Change, GossipDigest, GossipUpdate, VersionRecord
 from dynamo_core.merkle import DIGEST_SIZE, MerkleTree
 from dynamo_core.messages import (
     ExchangeMessage,
@@ -44,7 +45,6 @@ from dynamo_core.messages import (
     SyncDiff,
     SyncOffer,
 )
-from dynamo_core.membership import Change, GossipDigest, GossipUpdate, VersionRecord
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
 from dynamo_core.streaming import StreamBatch, StreamPull

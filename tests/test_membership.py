@@ -100,11 +100,12 @@ def test_records_round_trip(record: VersionRecord) -> None:
 
 def test_decoders_refuse_what_the_constructors_refuse() -> None:
     good = VersionRecord(0, ring_of("a", "b", "c")).to_dict()
-    bad = dict(good, completed=[[0, "a"]])  # a settled record with no plan has nothing done
+    bad: dict[str, object] = dict(good)
+    bad["completed"] = [[0, "a"]]  # a settled record with no plan has nothing done
     with pytest.raises(DecodeError):
         VersionRecord.from_dict(bad)
     with pytest.raises(DecodeError):
-        VersionRecord.from_dict(dict(good, completed=[[0, "a"], [0, "b"]]))
+        VersionRecord.from_dict(dict(bad, completed=[[0, "a"], [0, "b"]]))
     with pytest.raises(DecodeError):
         Change.from_dict(dict(Change("x", "leave", "a").to_dict(), zone="z"))
 
@@ -282,7 +283,9 @@ def test_the_change_set_is_capped() -> None:
 
 def test_gossip_messages_round_trip() -> None:
     record = minted(("a", "b", "c"), "d")
-    update = GossipUpdate(record, 1, record.ring.fingerprint, ((0, "a"),), (Change("x", "leave", "a"),))
+    update = GossipUpdate(
+        record, 1, record.ring.fingerprint, ((0, "a"),), (Change("x", "leave", "a"),)
+    )
     again = GossipUpdate.from_dict(codec.loads(codec.dumps(update.to_dict())))
     assert again == update
     digest = GossipDigest(3, "ab" * 8, False, (0, 2), "cd" * 8, True)

@@ -227,11 +227,15 @@ def test_an_outside_node_learns_the_ring_from_a_seed() -> None:
     gossip = [e.message for e in digest if isinstance(e.message, GossipDigest)]
     assert gossip
     answer = member.receive("z", gossip[0], 0.1)
-    update = [e.message for e in answer if isinstance(e, Send) and isinstance(e.message, GossipUpdate)]
+    update = [
+        e.message for e in answer if isinstance(e, Send) and isinstance(e.message, GossipUpdate)
+    ]
     assert update and update[0].record is not None
     newcomer.receive("a", update[0], 0.2)
     assert newcomer.ring_version == member.ring_version
-    assert not newcomer.membership.outside and newcomer.status == "outside"
+    learned = newcomer.membership
+    assert not learned.outside
+    assert newcomer.status == "outside"  # it knows the ring, and it is not in it
     newcomer._check_invariants()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -56,7 +57,7 @@ class Source:
         if pull.after is not None:
             after_key = pull.after[8:]
             start = bisect.bisect_right(self.rows, (self.rank(after_key), after_key))
-        items = []
+        items: list[tuple[bytes, DVVSet[bytes]]] = []
         size = 0
         for _, key in self.rows[start:]:
             if items and size + per_key > pull.max_bytes:
@@ -72,11 +73,11 @@ class Source:
         )
 
 
-def pulls(effects: list[object]) -> list[SendPull]:
+def pulls(effects: Sequence[object]) -> list[SendPull]:
     return [e for e in effects if isinstance(e, SendPull)]
 
 
-def next_pull(stream: RangeStream, effects: list[object]) -> StreamPull:
+def next_pull(stream: RangeStream, effects: Sequence[object]) -> StreamPull:
     """The pull `effects` send, or the one sent when the rate limit's pause ends."""
     sent = pulls(effects)
     if not sent:
@@ -175,12 +176,11 @@ def test_a_silent_source_is_retried_then_replaced_and_the_cursor_reset() -> None
     stream.receive("src", batch, 0.0)
     assert stream.cursor is not None
     now = 0.0
-    sources = []
+    sources: list[tuple[str, bytes | None]] = []
     for _ in range(6):
         now = stream.deadline() or now
-        for effect in stream.on_timer(now):
-            if isinstance(effect, SendPull):
-                sources.append((effect.source, effect.pull.after))
+        sent = pulls(stream.on_timer(now))
+        sources.extend((effect.source, effect.pull.after) for effect in sent)
     assert ("alt", None) in sources  # moved on, from the beginning of the range
     assert stream.source == "alt" and stream.restarts >= 1
 
@@ -262,7 +262,7 @@ class StreamMachine(RuleBasedStateMachine):
             life=None if saved is None else saved.life,
         )  # fmt: skip
 
-    def apply(self, effects: list[object]) -> None:
+    def apply(self, effects: Sequence[object]) -> None:
         for effect in effects:
             if isinstance(effect, StoreItems):
                 self.stored.update(k for k, _ in effect.items)

@@ -228,7 +228,7 @@ class SimulatedCluster:
         for node in self._nodes.values():
             if node is not None and (best is None or node.ring_version > best.ring_version):
                 best = node
-        return self._ring if best is None else best._ring  # noqa: SLF001 - read only
+        return self._ring if best is None else best._ring
 
     def ring_versions(self) -> dict[str, RingVersion]:
         """Every running node's installed ring version, by name (in cluster order)."""

@@ -643,9 +643,11 @@ class Simulation:
     def _joinable(self) -> list[str]:
         cluster = self.cluster
         out = [name for name in self._spares if name not in cluster.nodes]
-        for name in cluster.nodes:
-            if cluster.is_up(name) and cluster.node(name).status in ("left", "outside"):
-                out.append(name)
+        out.extend(
+            name
+            for name in cluster.nodes
+            if cluster.is_up(name) and cluster.node(name).status in ("left", "outside")
+        )
         return out
 
     def _try_join(self, count: int) -> list[str]:
