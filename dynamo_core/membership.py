@@ -774,6 +774,18 @@ class Membership:
             min_members=min_members,
         )
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Membership):
+            return NotImplemented
+        return (self._node, self._record, self.changes(), self._outside) == (
+            other._node,
+            other._record,
+            other.changes(),
+            other._outside,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
     def _check_invariants(self) -> None:
         rec = self._record
         assert rec.settled == (len(rec.completed) == len(rec.plan)) or not rec.plan

@@ -262,3 +262,15 @@ def test_a_source_answers_not_yet_until_it_knows_the_version() -> None:
     batches = [e.message for e in effects if isinstance(e, Send)]
     assert any(getattr(m, "status", None) == "not_yet" for m in batches)
     assert any(isinstance(m, GossipDigest) for m in batches)
+
+
+def test_the_committed_membership_figure_is_current() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "docs" / "gen_membership_figure.py"
+    spec = importlib.util.spec_from_file_location("gen_membership_figure", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, "run: python docs/gen_membership_figure.py"

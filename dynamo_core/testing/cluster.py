@@ -235,10 +235,19 @@ class SimulatedCluster:
         return {name: node.ring_version for name, node in self._nodes.items() if node is not None}
 
     def settled(self) -> bool:
-        """Whether every running node holds the same ring version, and it is settled."""
+        """Whether every running node holds the same settled ring version, and no change waits.
+
+        A node that has not heard from any member yet (``membership.outside``) or knows a
+        requested change no version has applied counts as not settled.
+        """
         live = self.live_nodes()
+        views = [node.membership for node in live]
         return bool(live) and all(
-            node.ring_version == live[0].ring_version and node.membership.settled for node in live
+            view.version == views[0].version
+            and view.settled
+            and not view.outside
+            and not view.pending_changes
+            for view in views
         )
 
     @property
