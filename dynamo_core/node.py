@@ -1264,6 +1264,7 @@ class Node:
             self._heartbeat(t, out)
             if self._foreign:  # data the last drop could not hand over yet: retry
                 self._drop_foreign(t)
+                self._clean_markers(new_version=False)
         if t >= self._next_gossip:
             self._maybe_mint(self._membership.record, t, out)  # a version may have settled
             self._gossip(t, out)

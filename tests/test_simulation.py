@@ -242,7 +242,14 @@ def test_the_checker_catches_data_dropped_without_a_handover(patched: pytest.Mon
 
 
 def test_the_checker_catches_a_ring_that_never_converges(patched: pytest.MonkeyPatch) -> None:
-    patched.setattr(node_module.Node, "_gossip", lambda self, now, out, schedule=True: None)
+    # Mutant: nodes never gossip (they still schedule the rounds, doing nothing in them).
+    def no_gossip(
+        self: node_module.Node, now: float, out: object, *, schedule: bool = True
+    ) -> None:
+        if schedule:
+            self._next_gossip = now + self._config.gossip_interval
+
+    patched.setattr(node_module.Node, "_gossip", no_gossip)
     summary = run_simulations(range(4), SimulationConfig(ops=80, churn=True, faults="none"))
     assert sum(1 for r in summary.results if not r.ring_converged) > 0
     assert summary.to_dict()["ring_unconverged_seeds"] != 0
