@@ -36,10 +36,12 @@ docs-build: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dynamo-core demo
 
-# 10,000 seeded simulations with every fault on, on every core; exits 1 on any violation.
+# 10,000 seeded simulations with every fault on, on every core, then 2,000 with joins and
+# leaves (--churn); exits 1 on any violation.
 # `make test` runs 200 seeds (tests/test_simulation.py); this is the long soak.
 soak: $(STAMP)
 	$(BIN)/dynamo-core simulate --seeds 10000 --ops 500 --jobs $$(nproc 2>/dev/null || echo 2)
+	$(BIN)/dynamo-core simulate --churn --seeds 2000 --ops 500 --jobs $$(nproc 2>/dev/null || echo 2)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve

@@ -35,6 +35,7 @@ from dynamo_core.hints import (
     SendHints,
 )
 from dynamo_core.interfaces import Clock, ReplicaState, Storage, Transport
+from dynamo_core.membership import Change, Membership, RingVersion, VersionRecord
 from dynamo_core.merkle import (
     ExchangeReport,
     MerkleExchange,
@@ -44,7 +45,7 @@ from dynamo_core.merkle import (
     run_exchange,
 )
 from dynamo_core.messages import GetReply, PutReply, RequestFailed
-from dynamo_core.node import Node, NodeConfig
+from dynamo_core.node import Node, NodeConfig, RingChanged, TransferDone
 from dynamo_core.quorum import (
     Complete,
     ConsistencyLevel,
@@ -63,10 +64,12 @@ from dynamo_core.quorum import (
 )
 from dynamo_core.ring import HashRing, Transfer
 from dynamo_core.storage import MemoryStorage, SQLiteStorage
+from dynamo_core.streaming import RangeStream
 from dynamo_core.vclock import Ordering, VectorClock, Versioned, last_write_wins, reconcile
 
 __all__ = [
     "ActorEpochs",
+    "Change",
     "Clock",
     "Complete",
     "ConsistencyLevel",
@@ -90,6 +93,7 @@ __all__ = [
     "HintsDelivered",
     "HintsExpired",
     "LocalProtocolError",
+    "Membership",
     "MemoryStorage",
     "MerkleExchange",
     "MerkleTree",
@@ -102,10 +106,13 @@ __all__ = [
     "PutReply",
     "PutResult",
     "QuorumPolicy",
+    "RangeStream",
     "Refused",
     "RemoteProtocolError",
     "ReplicaState",
     "RequestFailed",
+    "RingChanged",
+    "RingVersion",
     "SQLiteStorage",
     "SendFetch",
     "SendHints",
@@ -117,9 +124,11 @@ __all__ = [
     "Stored",
     "TokenRange",
     "Transfer",
+    "TransferDone",
     "Transport",
     "Unavailable",
     "VectorClock",
+    "VersionRecord",
     "Versioned",
     "__version__",
     "depth_for",

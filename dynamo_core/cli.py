@@ -24,6 +24,7 @@ from dynamo_core import __version__, codec
 from dynamo_core._cluster_cli import add_commands as _add_cluster_commands
 from dynamo_core.demo import Progress, run_demo
 from dynamo_core.testing.simulation import (
+    CHURN_EVENTS,
     FAULTS,
     RESOLVERS,
     Simulation,
@@ -186,6 +187,7 @@ def _config(args: argparse.Namespace) -> SimulationConfig:
         resolver=args.resolver,
         partitions=args.partitions,
         max_rounds=args.max_rounds,
+        churn=args.churn,
     )
 
 
@@ -206,6 +208,11 @@ def _result_from_dict(data: dict[str, Any]) -> SimulationResult:
         messages=int(data["messages"]),
         sim_seconds=float(data["sim_seconds"]),
         trace_hash=str(data["trace_hash"]),
+        joins=int(data.get("joins", 0)),
+        leaves=int(data.get("leaves", 0)),
+        versions=int(data.get("versions", 0)),
+        moved_fraction_vs_ideal=float(data.get("moved_fraction_vs_ideal", 0.0)),
+        ring_converged=bool(data.get("ring_converged", True)),
     )
 
 
@@ -222,6 +229,8 @@ def _worker_argv(args: argparse.Namespace, seeds: range) -> list[str]:
     ]  # fmt: skip
     if args.strict:
         argv.append("--strict")
+    if args.churn:
+        argv.append("--churn")
     return argv
 
 
@@ -277,6 +286,8 @@ def _simulate(args: argparse.Namespace) -> int:
         f"{'sloppy' if config.sloppy else 'strict'} quorum, resolver {config.resolver}"
     )
     ui.say(f"faults: {', '.join(config.faults) or 'none'}")
+    if config.churn:
+        ui.say("churn: joins and leaves during the load (" + ", ".join(CHURN_EVENTS) + ")")
     started = time.perf_counter()
     failures: list[SimulationResult] = []
     with ui.progress("seeds", len(seeds)) as bar:
@@ -307,6 +318,16 @@ def _simulate(args: argparse.Namespace) -> int:
         ["unconverged (keys, segments, hints)", f"{summary.unconverged:,}"],
         ["most siblings in one read", str(data["max_siblings"])],
         ["most anti-entropy rounds to converge", str(data["max_rounds_to_converge"])],
+        *(
+            [
+                ["joins / leaves requested", f"{data['joins']:,} / {data['leaves']:,}"],
+                ["ring versions minted", f"{data['versions']:,}"],
+                ["seeds whose ring did not converge", f"{data['ring_unconverged_seeds']:,}"],
+                ["moved data vs ideal 1/(n+1), worst", f"{data['moved_fraction_vs_ideal']:.3f}"],
+            ]
+            if config.churn
+            else []
+        ),
         ["faults injected", ", ".join(f"{k} {v}" for k, v in summary.faults().items() if v) or "-"],
         ["messages", f"{data['messages']:,}"],
         ["simulated ops / s (wall clock)", f"{data['ops_per_second']:,.0f}"],
@@ -374,6 +395,9 @@ def _parser() -> argparse.ArgumentParser:
         help="how clients merge siblings; lww is the negative control that must lose writes",
     )
     sim.add_argument("--partitions", type=int, default=64, help="ring partitions (default 64)")
+    sim.add_argument(
+        "--churn", action="store_true", help="join and remove nodes during the load (membership)"
+    )
     sim.add_argument(
         "--max-rounds", type=int, default=10, help="anti-entropy rounds allowed to converge"
     )

@@ -11,7 +11,10 @@ plain text:
 3. a partition: both sides accept a write, a read returns the two versions as siblings, the
    application merges them (set union) and writes the merge back;
 4. the node returns and the fallbacks hand their hints over;
-5. a replica loses its disk and anti-entropy (Merkle exchanges) repairs it.
+5. a replica loses its disk and anti-entropy (Merkle exchanges) repairs it;
+6. where everything ended up;
+7. a sixth node joins: the new ring version's transfer plan, the ranges streamed to it, and
+   how much of the data moved (about 1/6, the minimum).
 
 Everything runs in virtual time from a fixed seed, so the story is the same on every run.
 Each step also *checks* what it narrates; a check that fails is reported in
@@ -29,7 +32,7 @@ import attrs
 from dynamo_core import codec
 from dynamo_core.hints import HintsDelivered
 from dynamo_core.messages import GetReply, PutReply, RequestResult
-from dynamo_core.node import AntiEntropyDone, Effect
+from dynamo_core.node import AntiEntropyDone, Effect, TransferDone
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.testing.cluster import SimulatedCluster
 from dynamo_core.testing.simulation import SIMULATION_NODE_CONFIG
@@ -373,6 +376,63 @@ class _Story:
             "roots."
         )
 
+    def join(self, cart: frozenset[str]) -> None:
+        cluster = self.cluster
+        self.out.step(7, "A sixth node joins: about 1/6 of the data moves to it, nothing else")
+        before = {name: set(cluster.node(name).keys()) for name in cluster.nodes}
+        replicas = sum(len(keys) for keys in before.values())
+        done: list[TransferDone] = []
+        cluster.observe(lambda _t, _n, e: done.append(e) if isinstance(e, TransferDone) else None)
+        joiner = cluster.add_node("n6")
+        via = cluster.nodes[1]
+        cluster.join("n6", via=via)
+        self.out.say(
+            f"n6 boots outside the ring and learns it from its seeds by gossip. An admin asks "
+            f"{via} to add it; the request spreads by gossip to the claimant "
+            f"({cluster.node(via).membership.claimant}, the smallest node id), which mints ring "
+            "version 1: the new ring and the transfer plan. While the ranges move, writes go to "
+            "a quorum of the old and of the new replicas, and reads use the old ones."
+        )
+        settled = cluster.run_while(lambda: not cluster.settled(), limit=60.0)
+        self.check(settled, "the ring did not settle within 60 virtual seconds")
+        cluster.run(2.0)
+        plan = joiner.membership.plan
+        keys = {t.index: t.keys for t in done}
+        rows = [
+            [
+                f"{t.range.start:#018x}",
+                f"{t.range.end % 2**64:#018x}",
+                t.source,
+                t.target,
+                str(keys.get(i, 0)),
+            ]
+            for i, t in enumerate(plan)
+        ]
+        self.out.table(
+            f"Transfer plan of ring version {joiner.ring_version} (streamed in batches)",
+            ["range start", "range end", "source", "target", "keys"],
+            rows,
+        )
+        moved = len(joiner.keys())
+        after = {name: set(cluster.node(name).keys()) for name in cluster.nodes}
+        share = moved / max(1, replicas)
+        self.out.say(
+            f"n6 now holds {moved} of the {replicas} key replicas ({share:.1%}; ideal 1/6 = "
+            f"{1 / 6:.1%}, ratio {share * 6:.2f}); the old nodes only lost keys, each to n6, "
+            "and dropped them only after n6's streams completed."
+        )
+        self.check(all(v.epoch == 1 for v in cluster.ring_versions().values()), "versions differ")
+        self.check(joiner.status == "member", f"n6 is {joiner.status}, not a member")
+        self.check(
+            all(after[n] <= before[n] for n in before), "an old node gained keys from the join"
+        )
+        self.check(sum(len(k) for k in after.values()) == replicas, "the replica count changed")
+        self.check(0.1 <= share <= 0.25, f"{share:.1%} of the replicas moved, not about 1/6")
+        final = _items(cluster.get(CART, via="n6"))
+        again = frozenset().union(*final) if final else frozenset()
+        self.check(again == cart, f"after the join the cart reads {_show(again)}")
+        self.out.say(f"Alice's cart, read through n6: {_show(again)}.")
+
     def summary(self) -> frozenset[str]:
         cluster = self.cluster
         self.out.step(6, "Where everything ended up")
@@ -427,4 +487,5 @@ def run_demo(narrator: Narrator, *, seed: int = 0) -> DemoOutcome:
     story.node_returns(p3)
     story.amnesia()
     cart = story.summary()
+    story.join(cart)
     return DemoOutcome(tuple(story.problems), tuple(sorted(cart)), story.cluster.trace_hash)

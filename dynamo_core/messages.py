@@ -28,6 +28,11 @@ only [`DecodeError`][dynamo_core.errors.DecodeError] and are capped in size.
 * [`RepairPush`][dynamo_core.messages.RepairPush] /
   [`RepairPull`][dynamo_core.messages.RepairPull]: anti-entropy repair, states shipped to the
   side that lacks them.
+* [`GossipDigest`][dynamo_core.membership.GossipDigest] /
+  [`GossipUpdate`][dynamo_core.membership.GossipUpdate]: membership gossip (ring versions and
+  change requests).
+* [`StreamPull`][dynamo_core.streaming.StreamPull] /
+  [`StreamBatch`][dynamo_core.streaming.StreamBatch]: a new replica pulling a range's data.
 
 Keys travel as `bytes` (a `str` key is its UTF-8 encoding); replica states as
 [`DVVSet`][dynamo_core.dvv.DVVSet] encodings.
@@ -46,6 +51,8 @@ from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.hints import HintBatch
+from dynamo_core.membership import GossipDigest, GossipUpdate
+from dynamo_core.streaming import StreamBatch, StreamPull
 
 __all__ = [
     "MAX_CONTEXT_BYTES",
@@ -392,12 +399,15 @@ class StoreRequest:
         key: The key.
         state: The state to merge with ``sync``.
         hint: The primary this fallback stands in for, or `None` when the receiver is a primary.
+        epoch: The coordinator's ring epoch; a replica that knows a newer one refuses the store
+            (the coordinator placed the write with a stale ring).
     """
 
     op: int = attrs.field(validator=_check_id)
     key: bytes = attrs.field(validator=_check_key_field)
     state: DVVSet[bytes] = attrs.field(validator=_check_state)
     hint: str | None = attrs.field(default=None, validator=_check_hint)
+    epoch: int = attrs.field(default=0, validator=_check_id)
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_store`` envelope."""
@@ -408,22 +418,26 @@ class StoreRequest:
                 "key": codec.encode_bytes(self.key),
                 "state": self.state.to_dict(),
                 "hint": self.hint,
+                "epoch": self.epoch,
             },
         )
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
-        """Decode a ``node_store`` envelope.
+        """Decode a ``node_store`` envelope (a missing ``epoch`` is 0).
 
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
-        obj = codec.open_envelope(data, "node_store", required=("op", "key", "state", "hint"))
+        obj = codec.open_envelope(
+            data, "node_store", required=("op", "key", "state", "hint"), optional=("epoch",)
+        )
         return cls(
             codec.as_int(obj["op"], "node_store.op"),
             _decode_key(obj["key"], "node_store.key"),
             DVVSet.from_dict(obj["state"]),
             _decode_hint(obj["hint"], "node_store.hint"),
+            codec.as_int(obj.get("epoch", 0), "node_store.epoch"),
         )
 
 
@@ -957,6 +971,10 @@ Message: TypeAlias = (
     | ExchangeMessage
     | RepairPush
     | RepairPull
+    | GossipDigest
+    | GossipUpdate
+    | StreamPull
+    | StreamBatch
 )
 """Every message one node sends another."""
 
@@ -976,6 +994,10 @@ MESSAGE_TYPES: Final[tuple[type[Any], ...]] = (
     ExchangeMessage,
     RepairPush,
     RepairPull,
+    GossipDigest,
+    GossipUpdate,
+    StreamPull,
+    StreamBatch,
 )
 
 _DECODERS: Final[dict[str, Callable[[object], Message]]] = {
@@ -994,6 +1016,10 @@ _DECODERS: Final[dict[str, Callable[[object], Message]]] = {
     "node_exchange": ExchangeMessage.from_dict,
     "node_repair_push": RepairPush.from_dict,
     "node_repair_pull": RepairPull.from_dict,
+    "gossip_digest": GossipDigest.from_dict,
+    "gossip_update": GossipUpdate.from_dict,
+    "stream_pull": StreamPull.from_dict,
+    "stream_batch": StreamBatch.from_dict,
 }
 
 

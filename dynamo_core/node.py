@@ -91,6 +91,15 @@ from dynamo_core.hints import (
     SendHints,
 )
 from dynamo_core.interfaces import Storage
+from dynamo_core.membership import (
+    Change,
+    GossipDigest,
+    GossipUpdate,
+    Membership,
+    RingVersion,
+    VersionRecord,
+    stream_sources,
+)
 from dynamo_core.messages import (
     MAX_CONTEXT_BYTES,
     MAX_KEY_BYTES,
@@ -129,17 +138,30 @@ from dynamo_core.quorum import (
     SendStore,
     Stored,
 )
-from dynamo_core.ring import HashRing
+from dynamo_core.ring import HashRing, Transfer
 from dynamo_core.storage import MemoryStorage
+from dynamo_core.streaming import (
+    MAX_BATCH_ITEMS,
+    RangeStream,
+    SendPull,
+    StoreItems,
+    StreamBatch,
+    StreamFinished,
+    StreamPull,
+)
 from dynamo_core.vclock import VectorClock
 
 __all__ = [
+    "NODE_STATUSES",
     "AntiEntropyDone",
     "Effect",
+    "MembershipView",
     "Node",
     "NodeConfig",
     "Reply",
+    "RingChanged",
     "Send",
+    "TransferDone",
     "decode_context",
     "encode_context",
 ]
@@ -148,6 +170,15 @@ _DATA: Final = b"d/"
 _DATA_END: Final = b"d0"  # b"d/" + 1: the end of the data records
 _EPOCH_KEY: Final = b"m/epoch"
 _HINTS_NS: Final = b"h/"
+_MEMBERSHIP_KEY: Final = b"m/membership"
+_LIFE_KEY: Final = b"m/life"
+_SERVED: Final = b"m/served/"  # + epoch (8) + index (8): this node began serving that stream
+_SERVED_END: Final = b"m/served0"
+_DIRTY: Final = b"m/dirty/"  # + token (8) + key: written after serving began
+_DIRTY_END: Final = b"m/dirty0"
+_STREAM: Final = b"m/stream/"  # + epoch (8) + index (8): an incoming stream's cursor
+_STREAM_END: Final = b"m/stream0"
+_MAX_STREAM_BATCH: Final = 8 * 2**20
 _MAX_INCARNATION: Final = 2**31 - 1
 _RANDOM_EPOCHS: Final = (2**40, 2**52)
 _CACHE_SIZE: Final = 4096  # decoded replica states kept in memory (volatile)
@@ -217,6 +248,11 @@ class NodeConfig:
         handoff_timeout: Seconds to wait for a hint batch to be acknowledged.
         handoff_backoff: First retry delay after a failed hint batch (doubling, up to 60 s).
         handoff_rate: Hint bytes per second a node sends at most.
+        gossip_interval: Seconds between membership gossip rounds (one random peer a round).
+        stream_batch_bytes: The most state bytes one range-stream batch carries.
+        stream_rate: Range-stream bytes per second one incoming stream pulls at most.
+        stream_timeout: Seconds to wait for a stream batch before pulling again (three silent
+            pulls move the stream to another source).
     """
 
     heartbeat_interval: float = attrs.field(default=1.0, validator=_positive)
@@ -236,6 +272,10 @@ class NodeConfig:
     handoff_timeout: float = attrs.field(default=10.0, validator=_positive)
     handoff_backoff: float = attrs.field(default=1.0, validator=_positive)
     handoff_rate: float = attrs.field(default=1024 * 1024.0, validator=_positive)
+    gossip_interval: float = attrs.field(default=1.0, validator=_positive)
+    stream_batch_bytes: int = attrs.field(default=1 << 20, validator=_positive_int)
+    stream_rate: float = attrs.field(default=16 * 1024 * 1024.0, validator=_positive)
+    stream_timeout: float = attrs.field(default=5.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.replica_timeout is not None and self.replica_timeout > self.request_timeout:
@@ -295,7 +335,74 @@ class AntiEntropyDone:
     pulled: int
 
 
-Effect: TypeAlias = Send | Reply | AntiEntropyDone | HintsDelivered | HintsExpired
+@attrs.frozen
+class RingChanged:
+    """Effect (informational): the node installed another ring version, or it settled.
+
+    Attributes:
+        version: The version now installed.
+        settled: Whether its data movement is finished (the previous ring is gone).
+        transfers: How many transfers its plan holds.
+    """
+
+    version: RingVersion
+    settled: bool
+    transfers: int
+
+
+@attrs.frozen
+class TransferDone:
+    """Effect (informational): this node finished streaming a range in.
+
+    Attributes:
+        transfer: The transfer (this node is its target).
+        index: Its index in the version's plan.
+        served_by: The source that streamed the whole range.
+        keys: Keys received over the stream's life (resumes included).
+    """
+
+    transfer: Transfer
+    index: int
+    served_by: str
+    keys: int
+
+
+NODE_STATUSES: Final = ("joining", "member", "leaving", "left", "outside")
+"""What [`Node.status`][dynamo_core.node.Node.status] returns."""
+
+
+@attrs.frozen
+class MembershipView:
+    """A read-only view of a node's membership state.
+
+    Attributes:
+        version: The installed ring version.
+        settled: Whether its data movement is finished.
+        plan: The version's transfers.
+        completed: ``(index, served_by)`` of the finished ones.
+        pending_changes: Requested changes no version has applied yet.
+        claimant: The node that mints the next version.
+        outside: Whether the node holds no version it can justify yet.
+    """
+
+    version: RingVersion
+    settled: bool
+    plan: tuple[Transfer, ...]
+    completed: tuple[tuple[int, str], ...]
+    pending_changes: tuple[Change, ...]
+    claimant: str | None
+    outside: bool
+
+    @property
+    def pending_transfers(self) -> tuple[Transfer, ...]:
+        """The transfers not completed yet, in plan order."""
+        done = {i for i, _ in self.completed}
+        return tuple(t for i, t in enumerate(self.plan) if i not in done)
+
+
+Effect: TypeAlias = (
+    Send | Reply | AntiEntropyDone | HintsDelivered | HintsExpired | RingChanged | TransferDone
+)
 """Everything a [`Node`][dynamo_core.node.Node] input returns a list of; dispatch with `match`."""
 
 
@@ -344,22 +451,55 @@ class _Range:
 class _Request:
     """A client request this node coordinates (or forwarded to it)."""
 
-    __slots__ = ("coordinator", "forward", "kind", "op", "reported", "request_id")
+    __slots__ = (
+        "coordinator",
+        "epoch",
+        "forward",
+        "joint",
+        "kind",
+        "op",
+        "reported",
+        "request_id",
+    )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - internal bookkeeping
         self,
         op: int,
         kind: Literal["put", "get"],
         coordinator: PutCoordinator[DVVSet[bytes]] | GetCoordinator[DVVSet[bytes]],
         request_id: str | None,
         forward: tuple[str, int] | None,
+        epoch: int = 0,
+        joint: _Joint | None = None,
     ) -> None:
         self.op = op
         self.kind = kind
         self.coordinator = coordinator
         self.request_id = request_id
         self.forward = forward
+        self.epoch = epoch  # the ring epoch the request was placed with
+        self.joint = joint  # the write of a transition: one quorum per placement
         self.reported: set[str] = set()  # timed-out replicas already marked suspect
+
+
+class _Joint:
+    """A write during a ring transition: it succeeds when both placements' quorums do."""
+
+    __slots__ = ("parts", "results")
+
+    def __init__(self, parts: int) -> None:
+        self.parts = parts
+        self.results: list[object] = []
+
+
+class _Stream:
+    """An incoming range stream of the current version."""
+
+    __slots__ = ("core", "keys")
+
+    def __init__(self, core: RangeStream) -> None:
+        self.core = core
+        self.keys = 0
 
 
 class _Forwarded:
@@ -411,6 +551,14 @@ _STAT_NAMES: Final = (
     "keys_pushed",
     "keys_pulled",
     "messages_ignored",
+    "gossip_sent",
+    "versions_installed",
+    "stores_refused_stale",
+    "streams_completed",
+    "stream_keys_received",
+    "stream_keys_served",
+    "keys_dropped",
+    "keys_rehinted",
 )
 
 
@@ -447,8 +595,6 @@ def _check_parts(
     check_node_id(node_id, "node_id")
     if not isinstance(ring, HashRing):
         raise TypeError(f"ring must be a HashRing, not {type(ring).__name__}")
-    if node_id not in ring:
-        raise ValueError(f"node_id {node_id!r} is not a member of the ring")
     if policy is None:
         policy = QuorumPolicy()
     elif not isinstance(policy, QuorumPolicy):
@@ -483,9 +629,12 @@ class Node:
     """One Dynamo replica and request coordinator, as a pure state machine.
 
     Args:
-        node_id: This node's id; it must be a member of `ring`.
-        ring: The cluster's ring (copied: later changes to the caller's object do not reach
-            the node). Its `replicas` must equal ``policy.n``.
+        node_id: This node's id. A node outside `ring` replicates nothing until it joins; it
+            learns the cluster's ring version from its `seeds` by gossip.
+        ring: The cluster's bootstrap ring, used when the storage holds no membership record
+            (copied: later changes to the caller's object do not reach the node). Its
+            `replicas` must equal ``policy.n``. Every node of a cluster must be given the same
+            bootstrap ring (or an empty ring of the same shape, for a node started outside).
         policy: The quorum policy (default ``QuorumPolicy(3, 2, 2)``, sloppy).
         config: Timings and limits (default [`NodeConfig()`][dynamo_core.node.NodeConfig]).
         storage: Where replica states, the epoch and hints live (default: a fresh
@@ -500,11 +649,12 @@ class Node:
             default) draws a random epoch in ``[2**40, 2**52)`` from `incarnation`, which is
             safe when a node restarts on a wiped disk; pass ``0`` only for a node id that has
             never written before (its actors are then ``node#1``, ``node#2``, ...).
+        seeds: Nodes to gossip with besides the members of the ring (Dynamo's seeds): a node
+            started outside the ring learns the cluster from them.
 
     Raises:
         TypeError: An argument has the wrong type.
-        ValueError: `node_id` is not a member of `ring`, ``ring.replicas != policy.n``, or an
-            argument is out of range.
+        ValueError: ``ring.replicas != policy.n``, or an argument is out of range.
         dynamo_core.errors.StorageError: `storage` holds corrupt node records.
 
     Cost: construction scans the stored keys once to rebuild the Merkle trees (O(keys)).
@@ -513,36 +663,48 @@ class Node:
     __slots__ = (
         "_ae_cursor",
         "_cache",
+        "_change_seq",
         "_config",
         "_detector",
         "_epochs",
         "_exchanges",
+        "_foreign",
         "_forwards",
+        "_gossip_rng",
         "_handoff",
         "_handoff_due",
         "_hb_seen",
         "_hb_seq",
+        "_hb_targets",
         "_hints",
         "_id",
         "_incarnation",
+        "_life",
+        "_membership",
         "_next_ae",
+        "_next_gossip",
         "_next_hb",
         "_next_id",
         "_now",
         "_offers",
         "_peers",
         "_policy",
+        "_previous",
         "_range_by_start",
         "_ranges",
         "_requests",
         "_ring",
+        "_seeds",
         "_seen_forwards",
+        "_served",
         "_starts",
         "_stats",
         "_storage",
+        "_streams",
+        "_streams_due",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - the node composes every primitive
         self,
         node_id: str,
         ring: HashRing,
@@ -553,8 +715,12 @@ class Node:
         now: float = 0.0,
         incarnation: int = 0,
         first_epoch: int | None = None,
+        seeds: Iterable[str] = (),
     ) -> None:
         policy, config, storage = _check_parts(node_id, ring, policy, config, storage)
+        if isinstance(seeds, str) or not isinstance(seeds, Iterable):
+            raise TypeError("seeds must be an iterable of node ids")
+        seed_list = sorted({check_node_id(seed, "seeds[]") for seed in seeds} - {node_id})
         start = check_time(now)
         if type(incarnation) is not int:
             raise TypeError(f"incarnation must be an int, not {type(incarnation).__name__}")
@@ -568,7 +734,12 @@ class Node:
             if not 0 <= first_epoch <= codec.MAX_COUNTER:
                 raise ValueError(f"first_epoch must be in 0..2**63-1, got {first_epoch}")
         self._id = node_id
-        self._ring = ring.copy()
+        self._seeds = tuple(seed_list)
+        self._storage = storage
+        self._incarnation = incarnation
+        self._membership = self._load_membership(node_id, ring, policy)
+        self._ring = self._membership.record.ring
+        self._previous = self._membership.record.previous
         self._policy = policy
         self._config = config
         self._storage = storage
@@ -619,8 +790,18 @@ class Node:
         self._starts: list[int] = []
         self._range_by_start: dict[int, _Range] = {}
         self._peers: tuple[str, ...] = ()
+        self._hb_targets: tuple[str, ...] = ()
+        self._life = self._load_life()
+        self._served = self._load_served()
+        self._gossip_rng = random.Random(f"dynamo-core/gossip/{node_id}/{incarnation}")  # noqa: S311
+        self._next_gossip = start
+        self._change_seq = 0
+        self._streams: dict[int, _Stream] = {}
+        self._streams_due = True
+        self._foreign = False
         self._install_ring()
         self._load_trees()
+        self._drop_foreign(start)
 
     # -- public views ----------------------------------------------------------------------
 
@@ -719,8 +900,161 @@ class Node:
         A driver that wants to stop a node cleanly can wait until this is false.
         """
         return bool(
-            self._requests or self._forwards or self._offers or self._exchanges or len(self._hints)
+            self._requests
+            or self._forwards
+            or self._offers
+            or self._exchanges
+            or len(self._hints)
+            or self._streams
         )
+
+    # -- membership ------------------------------------------------------------------------
+
+    @property
+    def seeds(self) -> tuple[str, ...]:
+        """The seed nodes this node gossips with besides the ring's members, sorted."""
+        return self._seeds
+
+    @property
+    def ring_version(self) -> RingVersion:
+        """The installed ring version, ``(epoch, fingerprint)``."""
+        return self._membership.version
+
+    @property
+    def previous_ring(self) -> HashRing | None:
+        """A copy of the ring before the change in progress, or `None` once settled."""
+        return None if self._previous is None else self._previous.copy()
+
+    @property
+    def membership(self) -> MembershipView:
+        """A read-only view of the membership state: version, plan, progress, changes."""
+        m = self._membership
+        rec = m.record
+        return MembershipView(
+            rec.version,
+            rec.settled,
+            rec.plan,
+            rec.completed,
+            m.pending(),
+            m.claimant(),
+            m.outside,
+        )
+
+    @property
+    def status(self) -> str:  # noqa: PLR0911 - one return per status
+        """This node's place in the cluster (one of `NODE_STATUSES`).
+
+        ``"joining"``: its join is requested, or it is in the new ring while data moves;
+        ``"member"``: it replicates data of the settled ring; ``"leaving"``: its leave is
+        requested, or it is still in the previous ring, or it still holds data or hints it must
+        hand over; ``"left"``: it has left and holds nothing; ``"outside"``: it never was a
+        member of a version it knows. Cost: O(changes).
+        """
+        m = self._membership
+        rec = m.record
+        me = self._id
+        changes = [c for c in m.changes() if c.node == me]
+        pending = [c for c in changes if c.id not in rec.applied]
+        last = pending[-1].op if pending else None
+        in_prev = rec.previous is not None and me in rec.previous
+        if me in rec.ring:
+            if last == "leave":
+                return "leaving"
+            if rec.previous is not None and not in_prev:
+                return "joining"
+            return "member"
+        if in_prev or last == "leave":
+            return "leaving"
+        if last == "join":
+            return "joining"
+        if any(c.op == "leave" for c in changes):
+            holds = next(iter(self._storage.scan(_DATA, _DATA_END)), None) is not None
+            return "leaving" if holds or len(self._hints) else "left"
+        return "outside"
+
+    def join(
+        self, node: str, now: float, *, zone: str | None = None, weight: float = 1.0
+    ) -> list[Effect]:
+        """Ask the cluster to add `node` (an admin request; any node takes it).
+
+        The request spreads by gossip; the claimant applies it in the next ring version, and
+        the data of the ranges `node` takes streams to it. Start `node` (outside the ring,
+        with seeds) before or after this call.
+
+        Args:
+            node: The node to add.
+            now: The current time in seconds.
+            zone: Its failure zone, or `None`.
+            weight: Its relative weight (capacity).
+
+        Returns:
+            The effects (a gossip digest, and a new version if this node is the claimant).
+
+        Raises:
+            TypeError, ValueError: an argument is invalid, or `node` is already a member (or
+                its join is already requested). Nothing changes.
+            dynamo_core.errors.LocalProtocolError: `now` went backwards.
+        """
+        check_node_id(node, "node")
+        if zone is not None:
+            check_node_id(zone, "zone")
+        check_positive_float(weight, "weight")
+        if self._will_be_member(node):
+            raise ValueError(f"node {node!r} is already a member (or its join is requested)")
+        return self._request_change("join", node, now, zone, float(weight))
+
+    def leave(self, node: str, now: float) -> list[Effect]:
+        """Ask the cluster to remove `node` (an admin request; any node takes it).
+
+        The leaving node streams every range it holds to the new replicas, hands over its
+        hints, and reports ``status == "left"`` once the settled ring no longer contains it and
+        it holds nothing.
+
+        Returns:
+            The effects.
+
+        Raises:
+            TypeError, ValueError: `node` is invalid or not a member (or already leaving), or
+                the cluster would keep fewer than ``policy.n`` members. Nothing changes.
+            dynamo_core.errors.LocalProtocolError: `now` went backwards.
+        """
+        check_node_id(node, "node")
+        if not self._will_be_member(node):
+            raise ValueError(f"node {node!r} is not a member (or is already leaving)")
+        remaining = sum(1 for n in self._future_members() if n != node)
+        if remaining < self._policy.n:
+            raise ValueError(
+                f"removing {node!r} would leave {remaining} members, fewer than n={self._policy.n}"
+            )
+        return self._request_change("leave", node, now, None, 1.0)
+
+    def _future_members(self) -> list[str]:
+        """The ring's members once every requested change is applied (id order)."""
+        members = set(self._ring.nodes)
+        for change in self._membership.pending():
+            if change.op == "join":
+                members.add(change.node)
+            else:
+                members.discard(change.node)
+        return sorted(members)
+
+    def _will_be_member(self, node: str) -> bool:
+        return node in self._future_members()
+
+    def _request_change(
+        self, op: Literal["join", "leave"], node: str, now: float, zone: str | None, weight: float
+    ) -> list[Effect]:
+        t = self._advance(now)
+        self._change_seq += 1
+        change_id = f"{self._id}/{self._incarnation}/{self._change_seq}"
+        change = Change(change_id, op, node, zone, weight)
+        out: list[Effect] = []
+        before = self._membership.record
+        self._membership.request(change)
+        self._persist_membership()
+        self._maybe_mint(before, t, out)
+        self._gossip(t, out, schedule=False)
+        return out
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -765,6 +1099,9 @@ class Node:
         clock = None if context is None else decode_context(context)
         t = self._advance(now)
         out: list[Effect] = []
+        if not self._ring.nodes:
+            out.append(Reply(request_id, RequestFailed("this node has not learned the ring yet")))
+            return out
         target = self._forward_target(data, t)
         if target is not None:
             fwd = self._track_forward(request_id, target, t)
@@ -811,6 +1148,9 @@ class Node:
         data = _key_bytes(key)
         t = self._advance(now)
         out: list[Effect] = []
+        if not self._ring.nodes:
+            out.append(Reply(request_id, RequestFailed("this node has not learned the ring yet")))
+            return out
         target = self._forward_target(data, t)
         if target is not None:
             fwd = self._track_forward(request_id, target, t)
@@ -819,7 +1159,7 @@ class Node:
         self._coordinate_get(data, request_id, None, t, out)
         return out
 
-    def receive(  # noqa: PLR0912 - one case per message kind
+    def receive(  # noqa: PLR0912, PLR0915 - one case per message kind
         self, sender: str, message: Message, now: float
     ) -> list[Effect]:
         """Handle a message from the node `sender`.
@@ -843,9 +1183,12 @@ class Node:
         match message:
             case Heartbeat():
                 self._on_heartbeat(sender, message, t)
+                if sender not in self._hb_targets:
+                    # A node outside the membership (joining, left, still handing hints over)
+                    # hears from us only this way: answer its beat with one of ours.
+                    out.append(Send(sender, Heartbeat(self._incarnation, self._hb_seq)))
             case StoreRequest():
-                stored, reason = self._apply_store(message.key, message.state, message.hint, t)
-                out.append(Send(sender, StoreReply(message.op, stored, reason)))
+                self._on_store(sender, message, t, out)
             case StoreReply():
                 self._on_store_reply(sender, message, t, out)
             case FetchRequest():
@@ -866,7 +1209,7 @@ class Node:
                     del self._forwards[message.fwd]
                     out.append(Reply(forwarded.request_id, message.result))
             case HintBatch():
-                self._on_hints(sender, message, out)
+                self._on_hints(sender, message, t, out)
             case HintAck():
                 self._on_hint_ack(sender, message, t, out)
             case SyncOffer():
@@ -887,6 +1230,14 @@ class Node:
                 )
                 if states:
                     out.append(Send(sender, RepairPush(states)))
+            case GossipDigest():
+                self._on_digest(sender, message, t, out)
+            case GossipUpdate():
+                self._on_update(message, t, out)
+            case StreamPull():
+                self._on_stream_pull(sender, message, out)
+            case StreamBatch():
+                self._on_stream_batch(sender, message, t, out)
             case _:
                 raise TypeError(f"message must be a node message, not {type(message).__name__}")
         return out
@@ -911,6 +1262,19 @@ class Node:
         out: list[Effect] = []
         if t >= self._next_hb:
             self._heartbeat(t, out)
+            if self._foreign:  # data the last drop could not hand over yet: retry
+                self._drop_foreign(t)
+                self._clean_markers(new_version=False)
+        if t >= self._next_gossip:
+            self._maybe_mint(self._membership.record, t, out)  # a version may have settled
+            self._gossip(t, out)
+        if self._streams_due:
+            self._streams_due = False
+            self._start_streams(t, out)
+        for stream in list(self._streams.values()):
+            due = stream.core.deadline()
+            if due is not None and due <= t:
+                self._drive_stream(stream, stream.core.on_timer(t), t, out)
         for request in list(self._requests.values()):
             due = request.coordinator.deadline()
             if due is not None and due <= t:
@@ -949,7 +1313,13 @@ class Node:
         means now.
         Cost: O(requests + forwards + exchanges).
         """
-        at = min(self._next_hb, self._next_ae)
+        at = min(self._next_hb, self._next_ae, self._next_gossip)
+        if self._streams_due:
+            at = self._now
+        for stream in self._streams.values():
+            due = stream.core.deadline()
+            if due is not None and due < at:
+                at = due
         for request in self._requests.values():
             due = request.coordinator.deadline()
             if due is not None and due < at:
@@ -993,11 +1363,29 @@ class Node:
 
     # -- ring-derived state (the seam for membership changes) -------------------------------
 
+    def _segments(self) -> list[tuple[TokenRange, tuple[str, ...]]]:
+        """The ring's segments with their replicas.
+
+        During a transition: the segments of both rings, each with the union of its replicas
+        in the two placements (the new ring's first). Cost: O(S * replicas).
+        """
+        ring, prev = self._ring, self._previous
+        if prev is None:
+            return ring.segments()
+        cuts = sorted({r.start for r, _ in ring.segments()} | {r.start for r, _ in prev.segments()})
+        out = []
+        for i, cut in enumerate(cuts):
+            end = cuts[i + 1] if i + 1 < len(cuts) else (cuts[0] or TOKEN_SPACE)
+            plist = ring.preference_list_for_token(cut)
+            extra = tuple(n for n in prev.preference_list_for_token(cut) if n not in plist)
+            out.append((TokenRange(cut, end), plist + extra))
+        return out
+
     def _install_ring(self) -> None:
-        """Recompute everything derived from the ring: replicated segments and peers."""
+        """Recompute everything derived from the ring(s): replicated segments and peers."""
         ranges: list[_Range] = []
         peers: set[str] = set()
-        for rng, replicas in self._ring.segments():
+        for rng, replicas in self._segments():
             if self._id in replicas:
                 depth = min(self._config.merkle_depth, rng.size.bit_length() - 1)
                 ranges.append(_Range(rng, replicas, depth))
@@ -1007,6 +1395,9 @@ class Node:
         self._starts = [r.range.start for r in ranges]
         self._range_by_start = {r.range.start: r for r in ranges}
         self._peers = tuple(sorted(peers))
+        members = set(self._membership.record.members()) | set(self._seeds)
+        members.discard(self._id)
+        self._hb_targets = tuple(sorted(members))
 
     def _range_of(self, tok: int) -> _Range | None:
         i = bisect.bisect_right(self._starts, tok) - 1
@@ -1040,6 +1431,411 @@ class Node:
             if r is not None:
                 key = skey[10:]
                 self._tree(r).insert(key, merkle.item_digest(key, raw))
+
+    # -- membership: persistence, gossip, versions ------------------------------------------
+
+    def _load_membership(self, node_id: str, ring: HashRing, policy: QuorumPolicy) -> Membership:
+        raw = self._storage.get(_MEMBERSHIP_KEY)
+        hash_key = ring._hash_key
+        if raw is not None:
+            try:
+                loaded = Membership.from_dict(
+                    codec.loads(raw), hash_key=hash_key, min_members=policy.n
+                )
+            except DecodeError as exc:
+                raise StorageError(f"corrupt membership record: {exc}") from None
+            if loaded.record.ring.replicas != policy.n:
+                raise StorageError("the stored ring's replicas differ from policy.n")
+            return loaded
+        record = VersionRecord(0, ring.copy())
+        return Membership(node_id, record, outside=node_id not in ring, min_members=policy.n)
+
+    def _persist_membership(self) -> None:
+        self._storage.put(_MEMBERSHIP_KEY, codec.dumps(self._membership.to_dict()))
+
+    def _load_life(self) -> int:
+        raw = self._storage.get(_LIFE_KEY)
+        if raw is not None and len(raw) == 8:
+            return int.from_bytes(raw, "big")
+        rng = random.Random(f"dynamo-core/life/{self._id}/{self._incarnation}")  # noqa: S311
+        life = rng.getrandbits(62) + 1
+        self._storage.put(_LIFE_KEY, life.to_bytes(8, "big"))
+        return life
+
+    def _load_served(self) -> list[tuple[int, int, TokenRange]]:
+        served = []
+        for skey, raw in self._storage.scan(_SERVED, _SERVED_END):
+            try:
+                rng = TokenRange.from_dict(codec.loads(raw))
+            except DecodeError as exc:
+                raise StorageError(f"corrupt served-stream record: {exc}") from None
+            body = skey[len(_SERVED) :]
+            served.append((int.from_bytes(body[:8], "big"), int.from_bytes(body[8:16], "big"), rng))
+        return served
+
+    def _gossip(self, now: float, out: list[Effect], *, schedule: bool = True) -> None:
+        """Send the membership digest to one random member or seed."""
+        if schedule:
+            self._next_gossip = now + self._config.gossip_interval
+        peers = self._hb_targets
+        if not peers:
+            return
+        peer = peers[self._gossip_rng.randrange(len(peers))]
+        self._stats["gossip_sent"] += 1
+        out.append(Send(peer, self._membership.digest()))
+
+    def _on_digest(self, sender: str, digest: GossipDigest, now: float, out: list[Effect]) -> None:
+        m = self._membership
+        rec = m.record
+        mine = rec.version
+        theirs = digest.version
+        mine_digest = m.digest()
+        full: VersionRecord | None = None
+        completed: tuple[tuple[int, str], ...] = ()
+        if not m.outside and (digest.outside or mine > theirs):
+            full = rec
+        elif not m.outside and theirs == mine:
+            known = set(digest.completed)
+            completed = tuple(item for item in rec.completed if item[0] not in known)
+        changes = m.changes() if digest.changes != mine_digest.changes else ()
+        if full is not None or completed or changes:
+            update = GossipUpdate(full, rec.epoch, mine.fingerprint, completed, changes)
+            out.append(Send(sender, update))
+        if digest.answer:
+            return
+        mine_done = {i for i, _ in rec.completed}
+        lacking = (
+            (not digest.outside and (theirs > mine or m.outside))
+            or (theirs == mine and bool(set(digest.completed) - mine_done))
+            or digest.changes != mine_digest.changes
+        )
+        if lacking:
+            out.append(Send(sender, m.digest(answer=True)))
+
+    def _on_update(self, update: GossipUpdate, now: float, out: list[Effect]) -> None:
+        m = self._membership
+        before = m.record
+        changed = False
+        for change in update.changes:
+            changed = m.request(change) or changed
+        if update.record is not None:
+            if update.record.ring.replicas == self._policy.n:
+                changed = m.adopt(update.record) or changed
+        elif RingVersion(update.epoch, update.fingerprint) == before.version:
+            changed = m.complete_many(update.completed) or changed
+        if changed:
+            self._persist_membership()
+            self._after_membership(before, now, out)
+            self._maybe_mint(m.record, now, out)
+
+    def _maybe_mint(self, before: VersionRecord, now: float, out: list[Effect]) -> None:
+        """As the claimant, turn pending changes into the next version."""
+        minted = self._membership.mint()
+        if minted is not None or self._membership.record is not before:
+            self._persist_membership()
+        if minted is not None:
+            self._after_membership(before, now, out)
+            self._gossip(now, out, schedule=False)
+
+    def _after_membership(self, before: VersionRecord, now: float, out: list[Effect]) -> None:
+        """Install what a membership change requires: rings, trees, streams, drops."""
+        rec = self._membership.record
+        new_version = rec.version != before.version
+        if not new_version and rec.settled == before.settled:
+            return
+        self._ring = rec.ring
+        self._previous = rec.previous
+        self._stats["versions_installed"] += 1
+        if new_version:
+            self._streams.clear()
+        self._exchanges.clear()
+        self._offers.clear()
+        self._install_ring()
+        self._load_trees()
+        self._drop_foreign(now)
+        self._clean_markers(new_version)
+        self._rehome_hints(now)
+        self._streams_due = True
+        self._detector_forget()
+        out.append(RingChanged(rec.version, rec.settled, len(rec.plan)))
+
+    def _detector_forget(self) -> None:
+        members = set(self._membership.record.members()) | set(self._seeds)
+        for node in self._detector.nodes():
+            if node not in members:
+                self._detector.forget(node)
+
+    def _clean_markers(self, new_version: bool) -> None:
+        """Forget served-stream records and dirty marks that can no longer be used."""
+        rec = self._membership.record
+        if self._foreign:
+            return  # the next drop still needs them
+        stale = [
+            (e, i, r) for e, i, r in self._served if rec.settled or e != rec.epoch or new_version
+        ]
+        if not stale and not rec.settled:
+            return
+        deletes = [_SERVED + e.to_bytes(8, "big") + i.to_bytes(8, "big") for e, i, _ in stale]
+        if rec.settled or new_version:
+            deletes += [k for k, _ in self._storage.scan(_DIRTY, _DIRTY_END)]
+        deletes += [
+            k
+            for k, _ in self._storage.scan(_STREAM, _STREAM_END)
+            if rec.settled or int.from_bytes(k[len(_STREAM) : len(_STREAM) + 8], "big") != rec.epoch
+        ]
+        if deletes:
+            self._storage.write_batch(deletes=deletes)
+        self._served = [x for x in self._served if x not in stale]
+
+    def _drop_foreign(self, now: float) -> None:
+        """Hand over and delete the data of ranges this node no longer replicates.
+
+        A key goes without a copy only when this node served the completed stream of its range
+        and nothing was written to it since serving began; any other key is first stored as a
+        hint for each of its current replicas (durable, delivered with acknowledgements).
+        """
+        rec = self._membership.record
+        done = dict(rec.completed)
+        served = [r for e, i, r in self._served if e == rec.epoch and done.get(i) == self._id]
+        kept = False
+        handed = False
+        for skey, raw in list(self._storage.scan(_DATA, _DATA_END)):
+            tok = int.from_bytes(skey[2:10], "big")
+            if self._range_of(tok) is not None:
+                continue
+            key = skey[10:]
+            dirty = _DIRTY + skey[2:]
+            if not (any(tok in r for r in served) and self._storage.get(dirty) is None):
+                state = self._state(skey, raw)
+                targets = [n for n in self._ring.preference_list(key) if n != self._id]
+                stored = [self._hints.add(target, key, state, now) for target in targets]
+                if not targets or not all(stored):  # every replica gets its hint, or retry
+                    kept = True
+                    continue
+                handed = True
+                self._stats["keys_rehinted"] += 1
+            self._storage.write_batch(deletes=[skey, dirty])
+            self._cache.pop(skey, None)
+            self._stats["keys_dropped"] += 1
+        if handed:
+            self._handoff_due = True
+        self._foreign = kept
+
+    def _rehint(self, key: bytes, state: DVVSet[bytes], now: float) -> bool:
+        """Keep `state` for the key's current replicas (merge it here if this node is one)."""
+        ok = True
+        for target in self._ring.preference_list(key):
+            if target == self._id:
+                if self._range_of(self._ring.token(key)) is not None:
+                    self._merge(key, state)
+            elif self._hints.add(target, key, state, now):
+                self._handoff_due = True
+            else:
+                ok = False
+        self._stats["keys_rehinted"] += 1
+        return ok
+
+    def _rehome_hints(self, now: float) -> None:
+        """Hints for a node that is no longer a member go to their keys' current replicas."""
+        members = set(self._membership.record.members())
+        for target in self._hints.targets():
+            if target in members or target == self._id:
+                continue
+            for hint in self._hints.pending(target):
+                key = _key_bytes(hint.key, "hint.key")
+                if self._rehint(key, hint.state, now):
+                    self._hints.remove(hint)
+            self._handoff_due = True
+
+    # -- membership: streams -----------------------------------------------------------------
+
+    def _start_streams(self, now: float, out: list[Effect]) -> None:
+        """Start a stream for every uncompleted transfer of the version this node receives."""
+        m = self._membership
+        rec = m.record
+        if rec.settled or m.outside:
+            return
+        done = dict(rec.completed)
+        for index, transfer in enumerate(rec.plan):
+            if transfer.target != self._id or index in done or index in self._streams:
+                continue
+            sources = stream_sources(rec, index)
+            if not sources:
+                continue
+            cursor, source, life = self._read_stream(rec.epoch, index)
+            core = RangeStream(
+                transfer,
+                index,
+                rec.epoch,
+                sources,
+                batch_bytes=self._config.stream_batch_bytes,
+                rate=self._config.stream_rate,
+                timeout=self._config.stream_timeout,
+                first_op=self._new_id() << 8,
+                cursor=cursor,
+                source=source,
+                life=life,
+            )
+            stream = _Stream(core)
+            self._streams[index] = stream
+            self._drive_stream(stream, core.start(now), now, out)
+
+    @staticmethod
+    def _stream_key(epoch: int, index: int) -> bytes:
+        return _STREAM + epoch.to_bytes(8, "big") + index.to_bytes(8, "big")
+
+    def _read_stream(self, epoch: int, index: int) -> tuple[bytes | None, str | None, int | None]:
+        raw = self._storage.get(self._stream_key(epoch, index))
+        if raw is None:
+            return None, None, None
+        try:
+            obj = codec.open_envelope(
+                codec.loads(raw), "stream_cursor", required=("cursor", "source", "life")
+            )
+            cursor = obj["cursor"]
+            return (
+                None
+                if cursor is None
+                else codec.as_bytes(cursor, "cursor", max_len=8 + MAX_KEY_BYTES),
+                codec.as_str(obj["source"], "source"),
+                codec.as_int(obj["life"], "life"),
+            )
+        except DecodeError as exc:
+            raise StorageError(f"corrupt stream cursor record: {exc}") from None
+
+    def _drive_stream(
+        self, stream: _Stream, effects: list[Any], now: float, out: list[Effect]
+    ) -> None:
+        core = stream.core
+        for effect in effects:
+            match effect:
+                case SendPull(source=source, pull=pull):
+                    out.append(Send(source, pull))
+                case StoreItems():
+                    self._store_stream(core, effect)
+                    stream.keys += len(effect.items)
+                case StreamFinished(transfer=transfer, index=index, served_by=served_by):
+                    self._streams.pop(index, None)
+                    self._storage.delete(self._stream_key(core.epoch, index))
+                    self._stats["streams_completed"] += 1
+                    out.append(TransferDone(transfer, index, served_by, stream.keys))
+                    before = self._membership.record
+                    if self._membership.complete_many([(index, served_by)]):
+                        self._persist_membership()
+                        self._after_membership(before, now, out)
+                        self._gossip(now, out, schedule=False)
+                case SetTimer():
+                    pass  # deadline() asks the stream
+                case _:  # pragma: no cover - the stream's effect union is exhaustive
+                    raise AssertionError(f"unexpected stream effect {effect!r}")
+
+    def _store_stream(self, core: RangeStream, effect: StoreItems) -> None:
+        """Merge a batch and persist the stream's cursor in one atomic write."""
+        puts: list[tuple[bytes, bytes]] = []
+        updates = []
+        for key, state in effect.items:
+            tok = self._ring.token(key)
+            r = self._range_of(tok)
+            if r is None or tok not in core.transfer.range:
+                self._stats["messages_ignored"] += 1
+                continue
+            skey = self._skey(key, tok)
+            raw = self._storage.get(skey)
+            merged = state if raw is None else self._state(skey, raw).sync(state)
+            if raw is not None and merged == self._state(skey, raw):
+                continue
+            new_raw = codec.dumps(merged.to_dict())
+            puts.append((skey, new_raw))
+            updates.append((key, skey, r, raw, new_raw, merged))
+        cursor = None if effect.cursor is None else codec.encode_bytes(effect.cursor)
+        record = codec.envelope(
+            "stream_cursor", {"cursor": cursor, "source": effect.source, "life": effect.life}
+        )
+        puts.append((self._stream_key(core.epoch, core.index), codec.dumps(record)))
+        self._storage.write_batch(puts)
+        for key, skey, r, raw, new_raw, merged in updates:
+            self._remember(skey, new_raw, merged)
+            tree = self._tree(r)
+            digest = merkle.item_digest(key, new_raw)
+            if raw is None:
+                tree.insert(key, digest)
+            else:
+                tree.update(key, merkle.item_digest(key, raw), digest)
+        self._stats["stream_keys_received"] += len(effect.items)
+        self._stats["replica_writes"] += len(updates)
+
+    def _on_stream_batch(
+        self, sender: str, batch: StreamBatch, now: float, out: list[Effect]
+    ) -> None:
+        stream = self._streams.get(batch.index)
+        if stream is None or batch.epoch != self._membership.record.epoch:
+            self._stats["messages_ignored"] += 1
+            return
+        if batch.status != "ok":
+            out.append(Send(sender, self._membership.digest()))
+        self._drive_stream(stream, stream.core.receive(sender, batch, now), now, out)
+
+    def _on_stream_pull(self, sender: str, pull: StreamPull, out: list[Effect]) -> None:
+        """Serve a batch of a range from storage (the source keeps no stream state)."""
+        m = self._membership
+        epoch = m.record.epoch
+        if m.outside or epoch != pull.epoch:
+            status: Literal["not_yet", "stale"] = (
+                "not_yet" if m.outside or epoch < pull.epoch else "stale"
+            )
+            out.append(Send(sender, StreamBatch(pull.epoch, pull.index, pull.op, status)))
+            out.append(Send(sender, m.digest()))
+            return
+        if pull.after is None:
+            self._mark_served(pull.epoch, pull.index, pull.range)
+        items, after, last, size = self._scan_after(
+            pull.range, pull.after, min(max(pull.max_bytes, 1), _MAX_STREAM_BATCH)
+        )
+        self._stats["stream_keys_served"] += len(items)
+        out.append(
+            Send(
+                sender,
+                StreamBatch(
+                    pull.epoch, pull.index, pull.op, "ok", items, after, last, self._life, size
+                ),
+            )
+        )
+
+    def _mark_served(self, epoch: int, index: int, rng: TokenRange) -> None:
+        """Record durably, before the first batch leaves, that this node serves the stream."""
+        entry = (epoch, index, rng)
+        if entry in self._served:
+            return
+        key = _SERVED + epoch.to_bytes(8, "big") + index.to_bytes(8, "big")
+        self._storage.put(key, codec.dumps(rng.to_dict()))
+        self._served = [x for x in self._served if x[:2] != (epoch, index)] + [entry]
+
+    def _scan_after(
+        self, rng: TokenRange, after: bytes | None, max_bytes: int
+    ) -> tuple[tuple[tuple[bytes, DVVSet[bytes]], ...], bytes | None, bool, int]:
+        """Read the next batch of `rng` after the cursor, in range order."""
+        pieces = rng.pieces()
+        order = (pieces[1], pieces[0]) if rng.wraps else pieces
+        first = 0
+        if after is not None:
+            tok = int.from_bytes(after[:8], "big")
+            first = next((i for i, p in enumerate(order) if tok in p), len(order))
+        items: list[tuple[bytes, DVVSet[bytes]]] = []
+        size = 0
+        cursor = after
+        for i in range(first, len(order)):
+            piece = order[i]
+            lo = _DATA + piece.start.to_bytes(8, "big")
+            if after is not None and i == first:
+                lo = _DATA + after + b"\x00"
+            hi = _DATA_END if piece.end == TOKEN_SPACE else _DATA + piece.end.to_bytes(8, "big")
+            for skey, raw in self._storage.scan(lo, hi):
+                if items and (size + len(raw) > max_bytes or len(items) >= MAX_BATCH_ITEMS):
+                    return tuple(items), cursor, False, size
+                items.append((skey[10:], self._state(skey, raw)))
+                size += len(raw)
+                cursor = skey[2:]
+        return tuple(items), cursor, True, size
 
     # -- storage -----------------------------------------------------------------------------
 
@@ -1103,6 +1899,8 @@ class Node:
         raw = codec.dumps(state.to_dict())
         skey = self._skey(key, tok)
         puts = [(skey, raw), *extra]
+        if self._served and any(tok in rng for _, _, rng in self._served):
+            puts.append((_DIRTY + skey[2:], b""))  # written after this node began serving it
         if len(puts) == 1:
             self._storage.put(skey, raw)
         else:
@@ -1142,7 +1940,7 @@ class Node:
                 return False, "not a replica of this key"
             self._merge(key, state)
             return True, ""
-        if hint not in self._ring:
+        if hint not in self._ring and (self._previous is None or hint not in self._previous):
             self._stats["messages_ignored"] += 1
             return False, f"{hint} is not a member of the ring"
         self._handoff_due = True
@@ -1151,6 +1949,20 @@ class Node:
             return True, ""
         self._stats["hints_dropped"] += 1
         return False, f"hint for {hint} dropped (cap or window)"
+
+    def _on_store(self, sender: str, message: StoreRequest, now: float, out: list[Effect]) -> None:
+        """A replica write, fenced by ring epoch: a store placed with an older ring is refused."""
+        m = self._membership
+        epoch = m.record.epoch
+        if not m.outside and message.epoch < epoch:
+            self._stats["stores_refused_stale"] += 1
+            out.append(Send(sender, StoreReply(message.op, False, "stale ring epoch")))
+            out.append(Send(sender, m.digest()))
+            return
+        stored, reason = self._apply_store(message.key, message.state, message.hint, now)
+        out.append(Send(sender, StoreReply(message.op, stored, reason)))
+        if message.epoch > epoch or m.outside:
+            out.append(Send(sender, m.digest()))  # the coordinator knows a newer version
 
     def _local_fetch(self, key: bytes, hint: str | None) -> DVVSet[bytes] | None:
         if hint is None or hint == self._id:
@@ -1178,13 +1990,19 @@ class Node:
     def _forward_target(self, key: bytes, now: float) -> str | None:
         """The primary to forward a request to, or `None` to coordinate here."""
         plist = self._ring.preference_list(key)
+        if self._previous is not None:
+            old = self._previous.preference_list(key)
+            plist = old + tuple(n for n in plist if n not in old)
         if self._id in plist:
             return None
         return next((node for node in plist if self._detector.is_available(node, now)), None)
 
-    def _candidates(self, key: bytes, now: float) -> tuple[list[str], tuple[str, ...]]:
-        plist = self._ring.preference_list(key)
-        candidates = [node for node in self._ring.walk(key) if self._available(node, now)]
+    def _candidates(
+        self, key: bytes, now: float, ring: HashRing | None = None
+    ) -> tuple[list[str], tuple[str, ...]]:
+        ring = self._ring if ring is None else ring
+        plist = ring.preference_list(key)
+        candidates = [node for node in ring.walk(key) if self._available(node, now)]
         return candidates, plist
 
     def _coordinate_put(
@@ -1213,19 +2031,26 @@ class Node:
         elif extra:
             self._storage.put(*extra[0])  # not a replica: only the new epoch is durable
         self._stats["puts_coordinated"] += 1
-        candidates, plist = self._candidates(key, now)
-        coordinator = PutCoordinator(
-            self._policy,
-            key,
-            candidates,
-            state,
-            preference_list=plist,
-            timeout=self._config.request_timeout,
-            replica_timeout=self._config.replica_timeout,
-        )
-        request = _Request(self._new_id(), "put", coordinator, request_id, forward)
-        self._requests[request.op] = request
-        self._drive(request, coordinator.start(now), now, out)
+        # During a transition the write must reach a quorum in both placements (joint quorum).
+        placements = [self._ring] if self._previous is None else [self._previous, self._ring]
+        joint = _Joint(len(placements)) if len(placements) > 1 else None
+        epoch = self._membership.record.epoch
+        for ring in placements:
+            candidates, plist = self._candidates(key, now, ring)
+            coordinator = PutCoordinator(
+                self._policy,
+                key,
+                candidates,
+                state,
+                preference_list=plist,
+                timeout=self._config.request_timeout,
+                replica_timeout=self._config.replica_timeout,
+            )
+            request = _Request(
+                self._new_id(), "put", coordinator, request_id, forward, epoch, joint
+            )
+            self._requests[request.op] = request
+            self._drive(request, coordinator.start(now), now, out)
 
     def _coordinate_get(
         self,
@@ -1236,7 +2061,8 @@ class Node:
         out: list[Effect],
     ) -> None:
         self._stats["gets_coordinated"] += 1
-        candidates, plist = self._candidates(key, now)
+        # Until the data has moved, the previous placement's replicas hold all of it.
+        candidates, plist = self._candidates(key, now, self._previous)
         coordinator: GetCoordinator[DVVSet[bytes]] = GetCoordinator(
             self._policy,
             key,
@@ -1264,7 +2090,8 @@ class Node:
                         put = cast("PutCoordinator[DVVSet[bytes]]", coordinator)
                         queue.extend(put.receive(target, reply, now))
                     else:
-                        out.append(Send(target, StoreRequest(request.op, key, state, hint)))
+                        store = StoreRequest(request.op, key, state, hint, request.epoch)
+                        out.append(Send(target, store))
                 case SendFetch(target=target, key=bytes() as key, hint=hint):
                     if target == self._id:
                         get = cast("GetCoordinator[DVVSet[bytes]]", coordinator)
@@ -1291,6 +2118,21 @@ class Node:
             self._requests.pop(request.op, None)
 
     def _complete(self, request: _Request, result: object, out: list[Effect]) -> None:
+        joint = request.joint
+        if joint is not None:
+            joint.results.append(result)
+            if len(joint.results) < joint.parts:
+                return
+            failed = [r for r in joint.results if isinstance(r, Unavailable)]
+            if failed:
+                result = failed[0]
+            else:
+                puts = cast("list[PutResult]", joint.results)
+                result = attrs.evolve(
+                    puts[0],
+                    acked=tuple(sorted({n for r in puts for n in r.acked})),
+                    hinted=tuple(sorted({h for r in puts for h in r.hinted})),
+                )
         outcome: RequestResult
         if isinstance(result, Unavailable):
             outcome = _failed(result)
@@ -1370,7 +2212,7 @@ class Node:
     def _heartbeat(self, now: float, out: list[Effect]) -> None:
         self._hb_seq += 1
         beat = Heartbeat(self._incarnation, self._hb_seq)
-        out.extend(Send(node, beat) for node in self._ring.nodes if node != self._id)
+        out.extend(Send(node, beat) for node in self._hb_targets)
         interval = self._config.heartbeat_interval
         self._next_hb = max(self._next_hb + interval, now)
         if self._next_hb <= now:
@@ -1407,15 +2249,24 @@ class Node:
                 case _:  # pragma: no cover - the handoff's effect union is exhaustive
                     raise AssertionError(f"unexpected handoff effect {effect!r}")
 
-    def _on_hints(self, sender: str, batch: HintBatch[DVVSet[bytes]], out: list[Effect]) -> None:
+    def _on_hints(
+        self, sender: str, batch: HintBatch[DVVSet[bytes]], now: float, out: list[Effect]
+    ) -> None:
+        complete = True
         for hint in batch.hints:
             key = _key_bytes(hint.key, "hint.key")
-            if hint.target == self._id and self._range_of(self._ring.token(key)) is not None:
+            if hint.target != self._id:
+                self._stats["messages_ignored"] += 1
+            elif self._range_of(self._ring.token(key)) is not None:
                 self._merge(key, hint.state)
                 self._stats["hints_received"] += 1
+            elif self._ring.nodes:
+                # No longer a replica of the key (the ring changed): hand it on, never drop it.
+                complete = self._rehint(key, hint.state, now) and complete
             else:
-                self._stats["messages_ignored"] += 1
-        out.append(Send(sender, HintAck(batch.batch_id)))
+                complete = False
+        if complete:  # otherwise the sender keeps the hints and retries
+            out.append(Send(sender, HintAck(batch.batch_id)))
 
     def _on_hint_ack(self, sender: str, ack: HintAck, now: float, out: list[Effect]) -> None:
         try:
@@ -1597,7 +2448,9 @@ class Node:
             assert self._ring.token(key) == tok, "record filed under the wrong token"
             self._decode(raw)._check_invariants()
             r = self._range_of(tok)
-            assert r is not None, f"stored key {key!r} is outside the replicated ranges"
+            if r is None:
+                assert self._foreign, f"stored key {key!r} is outside the replicated ranges"
+                continue
             tree = rebuilt.get(r.range.start)
             if tree is None:
                 tree = rebuilt[r.range.start] = merkle.MerkleTree(
@@ -1619,3 +2472,15 @@ class Node:
             assert not exchange.core.finished
             exchange.core._check_invariants()
         assert self._next_id >= self._incarnation << 32
+        m = self._membership
+        m._check_invariants()
+        assert self._ring is m.record.ring
+        assert self._previous is m.record.previous
+        done = dict(m.record.completed)
+        for index, stream in self._streams.items():
+            assert index not in done, "a completed transfer still streams"
+            assert stream.core.transfer == m.record.plan[index]
+            assert stream.core.transfer.target == self._id
+            stream.core._check_invariants()
+        for epoch, _, _ in self._served:
+            assert epoch <= m.record.epoch

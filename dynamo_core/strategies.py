@@ -22,6 +22,7 @@ from dynamo_core._check import MAX_NODE_ID_LEN
 from dynamo_core.dvv import DVVSet
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.hints import Hint
+from dynamo_core.membership import Change, GossipDigest, GossipUpdate, VersionRecord
 from dynamo_core.merkle import DIGEST_SIZE, MerkleTree
 from dynamo_core.messages import (
     ExchangeMessage,
@@ -46,9 +47,11 @@ from dynamo_core.messages import (
 )
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
+from dynamo_core.streaming import StreamBatch, StreamPull
 from dynamo_core.vclock import VectorClock, Versioned
 
 __all__ = [
+    "changes",
     "dvv_replicas",
     "dvv_sets",
     "hints",
@@ -64,6 +67,7 @@ __all__ = [
     "token_ranges",
     "tokens",
     "vector_clocks",
+    "version_records",
     "versioned",
 ]
 
@@ -354,6 +358,43 @@ def rings(
     return build()
 
 
+def changes() -> st.SearchStrategy[Change]:
+    """Membership change requests: joins (with zones and weights) and leaves."""
+    ids = st.from_regex(r"[a-z0-9]{1,6}/[0-9]{1,3}/[0-9]{1,3}", fullmatch=True)
+    joins = st.builds(
+        Change,
+        ids,
+        st.just("join"),
+        node_ids(),
+        st.none() | node_ids(),
+        st.floats(0.5, 3.0),
+    )
+    leaves = st.builds(Change, ids, st.just("leave"), node_ids())
+    return joins | leaves
+
+
+def version_records() -> st.SearchStrategy[VersionRecord]:
+    """Ring versions: settled ones, and transitions with a plan and some completed transfers."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> VersionRecord:
+        before = draw(rings(strategy="partitions", min_nodes=1, max_nodes=5))
+        after = before.copy()
+        newcomer = draw(node_ids().filter(lambda n: n not in before))
+        after.add_node(newcomer)
+        plan = tuple(before.transfers_to(after))
+        epoch = draw(st.integers(0, 2**20))
+        applied = frozenset(draw(st.lists(changes().map(lambda c: c.id), max_size=3)))
+        if not plan or draw(st.booleans()):
+            done = tuple((i, t.source) for i, t in enumerate(plan))
+            return VersionRecord(epoch, after, None, plan, applied, done)
+        picked = draw(st.sets(st.integers(0, len(plan) - 1), max_size=len(plan) - 1))
+        done = tuple((i, plan[i].source) for i in sorted(picked))
+        return VersionRecord(epoch, after, before, plan, applied, done)
+
+    return build()
+
+
 def _result_strategies() -> dict[type[Any], st.SearchStrategy[Any]]:
     """One strategy per request result type."""
     nodes = st.lists(node_ids(), max_size=3).map(tuple)
@@ -386,12 +427,14 @@ def _message_strategies() -> dict[type[Any], st.SearchStrategy[Any]]:
         st.just(merkle.InSync()),
         st.just(merkle.Close()),
     )
+    fingerprint = st.text("0123456789abcdef", min_size=16, max_size=16)
+    cursor = st.none() | st.binary(min_size=8, max_size=20)
     forward_put = st.builds(
         Forward, ids, st.just("put"), key, st.binary(max_size=8), st.none() | st.binary(max_size=8)
     )
     return {
         Heartbeat: st.builds(Heartbeat, ids, ids),
-        StoreRequest: st.builds(StoreRequest, ids, key, state, hint),
+        StoreRequest: st.builds(StoreRequest, ids, key, state, hint, ids),
         StoreReply: st.builds(StoreReply, ids, st.booleans(), st.text(max_size=20)),
         FetchRequest: st.builds(FetchRequest, ids, key, hint),
         FetchReply: st.builds(FetchReply, ids, st.none() | state),
@@ -406,6 +449,40 @@ def _message_strategies() -> dict[type[Any], st.SearchStrategy[Any]]:
         ),
         RepairPush: st.builds(RepairPush, st.lists(st.tuples(key, state), max_size=3).map(tuple)),
         RepairPull: st.builds(RepairPull, st.lists(key, max_size=3).map(tuple)),
+        GossipDigest: st.builds(
+            GossipDigest,
+            ids,
+            fingerprint,
+            st.booleans(),
+            st.lists(st.integers(0, 99), max_size=4).map(tuple),
+            fingerprint,
+            st.booleans(),
+        ),
+        GossipUpdate: st.builds(
+            GossipUpdate,
+            st.none() | version_records(),
+            ids,
+            fingerprint,
+            st.lists(
+                st.tuples(st.integers(0, 99), node_ids()), max_size=3, unique_by=lambda x: x[0]
+            )
+            .map(sorted)
+            .map(tuple),
+            st.lists(changes(), max_size=3).map(tuple),
+        ),
+        StreamPull: st.builds(StreamPull, ids, ids, ids, rng, cursor, ids),
+        StreamBatch: st.builds(
+            StreamBatch,
+            ids,
+            ids,
+            ids,
+            st.sampled_from(("ok", "not_yet", "stale")),
+            st.lists(st.tuples(key, state), max_size=3).map(tuple),
+            cursor,
+            st.booleans(),
+            ids,
+            ids,
+        ),
     }
 
 
@@ -469,5 +546,7 @@ def _hypothesis_setup_hook() -> None:
     st.register_type_strategy(Hint, hints())
     st.register_type_strategy(QuorumPolicy, quorum_policies())
     st.register_type_strategy(HashRing, rings())
+    st.register_type_strategy(Change, changes())
+    st.register_type_strategy(VersionRecord, version_records())
     for kind, strategy in (_message_strategies() | _result_strategies()).items():
         st.register_type_strategy(kind, strategy)

@@ -57,6 +57,9 @@ def test_demo_tells_the_whole_story_and_exits_0() -> None:
         "Merkle exchanges",
         "digests",
         "Alice's cart: {book, lamp, mug, pen}",
+        "A sixth node joins",
+        "Transfer plan of ring version",
+        "n6 now holds",
         "The story went as told",
     ):
         assert needle in out, needle
@@ -150,9 +153,11 @@ def test_run_demo_checks_every_step() -> None:
     outcome = run_demo(recorder)
     assert outcome.ok, outcome.problems
     assert outcome.final_cart == ("book", "lamp", "mug", "pen")
-    assert sum(line.startswith("step ") for line in recorder.lines) == 6
+    assert sum(line.startswith("step ") for line in recorder.lines) == 7
     titles = [title for title, _ in recorder.tables]
     assert any("Siblings" in t for t in titles)
+    plan = next(rows for title, rows in recorder.tables if title.startswith("Transfer plan"))
+    assert plan and all(row[3] == "n6" for row in plan)  # a join moves data to the joiner only
     exchanges = next(rows for title, rows in recorder.tables if title.startswith("Merkle"))
     assert exchanges
     assert run_demo(Recorder()).trace_hash == outcome.trace_hash
@@ -161,3 +166,17 @@ def test_run_demo_checks_every_step() -> None:
 def test_cart_codec() -> None:
     assert decode_cart(encode_cart({"b", "a"})) == {"a", "b"}
     assert encode_cart({"b", "a"}) == b'["a","b"]'
+
+
+def test_simulate_churn_reports_membership_fields() -> None:
+    result = run("simulate", "--churn", "--seeds", "2", "--ops", "100", "--json", "--plain")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = last_json(result.stdout)
+    assert data["lost"] == data["violations"] == data["unconverged"] == 0
+    assert data["ring_unconverged_seeds"] == 0
+    joins, leaves, moved = data["joins"], data["leaves"], data["moved_fraction_vs_ideal"]
+    assert isinstance(joins, int) and isinstance(leaves, int) and joins + leaves > 0
+    assert isinstance(moved, float) and moved <= 1.1
+    assert "joins / leaves requested" in result.stdout
+    config = data["config"]
+    assert isinstance(config, dict) and config["churn"] is True

@@ -20,6 +20,13 @@ from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TokenRange
 from dynamo_core.hints import Hint, HintBatch
+from dynamo_core.membership import (
+    Change,
+    GossipDigest,
+    GossipUpdate,
+    Membership,
+    VersionRecord,
+)
 from dynamo_core.merkle import (
     GetItems,
     GetNodes,
@@ -54,6 +61,7 @@ from dynamo_core.messages import Message as NodeMessage
 from dynamo_core.messages import message_from_dict as node_message_from_dict
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing, Transfer
+from dynamo_core.streaming import StreamBatch, StreamPull
 from dynamo_core.testing import DotSet
 from dynamo_core.vclock import VectorClock, Versioned
 
@@ -69,6 +77,20 @@ def _example_ring(*, partitions: int | None = None, vnodes: int | None = None) -
 
 
 _NODE_STATE = DVVSet[bytes]().update(b"x", "n1#1").update(b"y", "n2#1")
+
+
+def _example_version() -> VersionRecord:
+    before = _example_ring(partitions=16)
+    state = Membership("a", VersionRecord(4, before))
+    state.request(Change("a/1/1", "join", "d", "z1", 2.0))
+    record = state.mint()
+    assert record is not None and record.plan
+    state.complete_many([(0, record.plan[0].source)])
+    return state.record
+
+
+_VERSION = _example_version()
+_MEMBERSHIP = Membership("b", _VERSION, changes=[Change("a/1/1", "join", "d", "z1", 2.0)])
 
 DECODERS: list[tuple[str, Callable[[object], object], codec.JSONValue]] = [
     ("TokenRange", TokenRange.from_dict, TokenRange(5, 2**64).to_dict()),
@@ -131,6 +153,24 @@ DECODERS: list[tuple[str, Callable[[object], object], codec.JSONValue]] = [
                 ExchangeMessage(7, TokenRange(0, 2**60), "responder", GetNodes(4, (0, 2), 2)),
                 RepairPush(((b"a", _NODE_STATE), (b"b", DVVSet[bytes]()))),
                 RepairPull((b"a", b"b")),
+            )
+        )
+    ),
+    ("Change join", Change.from_dict, Change("n1/0/1", "join", "n6", "z1", 2.0).to_dict()),
+    ("Change leave", Change.from_dict, Change("n1/0/2", "leave", "n6").to_dict()),
+    ("VersionRecord", VersionRecord.from_dict, _VERSION.to_dict()),
+    ("Membership", Membership.from_dict, _MEMBERSHIP.to_dict()),
+    *(
+        (f"node {type(message).__name__} #{i}", node_message_from_dict, message.to_dict())
+        for i, message in enumerate(
+            (
+                cast("NodeMessage", GossipDigest(5, "ab" * 8, False, (0, 3), "cd" * 8, True)),
+                GossipUpdate(_VERSION, 5, _VERSION.ring.fingerprint, ((0, "a"),), ()),
+                GossipUpdate(None, 5, "ab" * 8, (), (Change("x/1/1", "leave", "a"),)),
+                StreamPull(5, 1, 77, TokenRange(2**63, 9), b"\x00" * 8 + b"key", 4096),
+                StreamPull(5, 1, 78, TokenRange(0, 2**64), None, 1),
+                StreamBatch(5, 1, 77, "ok", ((b"k", _NODE_STATE),), b"\x01" * 9, True, 3, 40),
+                StreamBatch(5, 1, 78, "not_yet"),
             )
         )
     ),

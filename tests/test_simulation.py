@@ -17,6 +17,7 @@ import dynamo_core.node as node_module
 from dynamo_core import ActorEpochs, DVVSet
 from dynamo_core.strategies import simulation_configs
 from dynamo_core.testing import (
+    CHURN_EVENTS,
     FAULTS,
     Cart,
     Simulation,
@@ -194,3 +195,67 @@ def test_cart_codec_round_trips() -> None:
 def test_any_small_configuration_keeps_every_acknowledged_write(config: SimulationConfig) -> None:
     result = Simulation(0, config).run()
     assert result.ok, _explain(result)
+
+
+# -- membership churn ----------------------------------------------------------------------------
+
+CHURN = SimulationConfig(ops=100, churn=True)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_joins_and_leaves_under_faults_lose_nothing_and_the_ring_converges(seed: int) -> None:
+    result = Simulation(seed, CHURN).run()
+    assert result.ok, _explain(result)
+    assert result.lost == 0 and result.unconverged == 0
+    assert result.ring_converged
+    assert result.moved_fraction_vs_ideal <= 1.1
+
+
+def test_churn_exercises_every_membership_event() -> None:
+    summary = run_simulations(range(12), CHURN)
+    faults = summary.faults()
+    assert all(faults[f"churn_{kind}"] > 0 for kind in CHURN_EVENTS), faults
+    data = summary.to_dict()
+    assert isinstance(data["joins"], int) and data["joins"] > 0
+    assert isinstance(data["leaves"], int) and data["leaves"] > 0
+    assert isinstance(data["versions"], int) and data["versions"] >= data["joins"] // 2
+    assert data["ring_unconverged_seeds"] == 0
+    moved = data["moved_fraction_vs_ideal"]
+    assert isinstance(moved, float) and 0.5 < moved <= 1.1
+    assert summary.ok
+
+
+def test_the_checker_catches_data_dropped_without_a_handover(patched: pytest.MonkeyPatch) -> None:
+    # Mutant: a node deletes the ranges it no longer replicates without checking that it
+    # served them or re-hinting them: acknowledged writes disappear with churn.
+    def drop_everything(self: node_module.Node, now: float) -> None:
+        for skey, _ in list(self._storage.scan(b"d/", b"d0")):
+            if self._range_of(int.from_bytes(skey[2:10], "big")) is None:
+                self._storage.delete(skey)
+        self._foreign = False
+
+    patched.setattr(node_module.Node, "_drop_foreign", drop_everything)
+    patched.setattr(node_module.Node, "_start_streams", lambda self, now, out: None)
+    summary = run_simulations(range(6), SimulationConfig(ops=150, churn=True, faults="none"))
+    assert not summary.ok
+    assert summary.lost > 0 or summary.unconverged > 0
+
+
+def test_the_checker_catches_a_ring_that_never_converges(patched: pytest.MonkeyPatch) -> None:
+    # Mutant: nodes never gossip (they still schedule the rounds, doing nothing in them).
+    def no_gossip(
+        self: node_module.Node, now: float, out: object, *, schedule: bool = True
+    ) -> None:
+        if schedule:
+            self._next_gossip = now + self._config.gossip_interval
+
+    patched.setattr(node_module.Node, "_gossip", no_gossip)
+    summary = run_simulations(range(4), SimulationConfig(ops=80, churn=True, faults="none"))
+    assert sum(1 for r in summary.results if not r.ring_converged) > 0
+    assert summary.to_dict()["ring_unconverged_seeds"] != 0
+    assert not summary.ok
+
+
+def test_churn_runs_are_deterministic() -> None:
+    a, b = Simulation(3, CHURN).run(), Simulation(3, CHURN).run()
+    assert a == b and a.joins + a.leaves > 0

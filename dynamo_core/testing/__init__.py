@@ -33,6 +33,7 @@ from dynamo_core.testing.crash import kill_during
 from dynamo_core.testing.history import SetCheck, SetHistory
 from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
 from dynamo_core.testing.simulation import (
+    CHURN_EVENTS,
     FAULTS,
     RESOLVERS,
     Cart,
@@ -45,6 +46,7 @@ from dynamo_core.testing.simulation import (
 from dynamo_core.testing.storage import StorageConformance, storage_state_machine
 
 __all__ = [
+    "CHURN_EVENTS",
     "FAULTS",
     "RESOLVERS",
     "Behaviour",

@@ -30,6 +30,7 @@ from dynamo_core._check import check_node_id, check_positive_float, check_positi
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DynamoError
 from dynamo_core.hashing import TokenRange
+from dynamo_core.membership import RingVersion
 from dynamo_core.messages import (
     ExchangeMessage,
     Message,
@@ -168,8 +169,9 @@ class SimulatedCluster:
         ring = HashRing(self._policy.n, partitions=partitions)
         for name in names:
             ring.add_node(name)
-        self._ring = ring
+        self._ring = ring  # the bootstrap ring every node starts from
         self._names = tuple(names)
+        self._seeds = tuple(names)
         self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
         self._now = check_time(start, "start")
         self._heap: list[tuple[float, int, int, Any]] = []
@@ -218,8 +220,35 @@ class SimulatedCluster:
 
     @property
     def ring(self) -> HashRing:
-        """A copy of the cluster's ring."""
-        return self._ring.copy()
+        """A copy of the cluster's current ring: the newest version any running node holds."""
+        return self._current_ring().copy()
+
+    def _current_ring(self) -> HashRing:
+        best: Node | None = None
+        for node in self._nodes.values():
+            if node is not None and (best is None or node.ring_version > best.ring_version):
+                best = node
+        return self._ring if best is None else best._ring
+
+    def ring_versions(self) -> dict[str, RingVersion]:
+        """Every running node's installed ring version, by name (in cluster order)."""
+        return {name: node.ring_version for name, node in self._nodes.items() if node is not None}
+
+    def settled(self) -> bool:
+        """Whether every running node holds the same settled ring version, and no change waits.
+
+        A node that has not heard from any member yet (``membership.outside``) or knows a
+        requested change no version has applied counts as not settled.
+        """
+        live = self.live_nodes()
+        views = [node.membership for node in live]
+        return bool(live) and all(
+            view.version == views[0].version
+            and view.settled
+            and not view.outside
+            and not view.pending_changes
+            for view in views
+        )
 
     @property
     def policy(self) -> QuorumPolicy:
@@ -273,8 +302,8 @@ class SimulatedCluster:
         return [node for node in self._nodes.values() if node is not None]
 
     def replicas(self, key: str | bytes) -> tuple[str, ...]:
-        """The preference list of `key`."""
-        return self._ring.preference_list(key)
+        """The preference list of `key` in the current ring."""
+        return self._current_ring().preference_list(key)
 
     def observe(self, callback: Callable[[float, str, Effect], None]) -> None:
         """Call ``callback(now, node, effect)`` for every effect a node returns."""
@@ -305,10 +334,75 @@ class SimulatedCluster:
             now=self._now,
             incarnation=self._incarnations[name],
             first_epoch=first_epoch,
+            seeds=self._seeds,
         )
         self._nodes[name] = node
         self._scheduled[name] = None
         self._schedule(name)
+
+    def add_node(self, name: str) -> Node:
+        """Boot a new node outside the ring (its seeds are the cluster's first nodes).
+
+        It learns the ring by gossip and replicates nothing until a
+        [`join`][dynamo_core.testing.SimulatedCluster.join] of it is applied.
+
+        Returns:
+            The new node.
+
+        Raises:
+            TypeError, ValueError: `name` is invalid or already a node of the cluster.
+        """
+        check_node_id(name, "name")
+        if name in self._incarnations:
+            raise ValueError(f"{name!r} is already a node of the cluster")
+        self._names = (*self._names, name)
+        self._storages[name] = MemoryStorage()
+        self._incarnations[name] = 0
+        self._scheduled[name] = None
+        self._trace(f"{self._now:.9f} add {name}")
+        self._boot(name, first_epoch=0)
+        self._refresh_links()
+        return self.node(name)
+
+    def _admin_via(self, via: str | None) -> str:
+        if via is not None:
+            self.node(via)
+            return via
+        ring = self._current_ring()
+        for name in (*ring.nodes, *self._names):
+            if self.is_up(name):
+                return name
+        raise DynamoError("no node is running")
+
+    def join(
+        self, name: str, *, via: str | None = None, zone: str | None = None, weight: float = 1.0
+    ) -> None:
+        """Ask node `via` (default: the first running member) to add `name` to the ring.
+
+        Raises:
+            ValueError: `name` is already a member (see [`Node.join`][dynamo_core.node.Node.join]).
+            dynamo_core.errors.DynamoError: `via` is down.
+        """
+        target = self._admin_via(via)
+        node = self.node(target)
+        effects = node.join(name, self._now, zone=zone, weight=weight)
+        self._trace(f"{self._now:.9f} admin join {name} via {target}")
+        self._apply(target, effects)
+        self._schedule(target)
+
+    def leave(self, name: str, *, via: str | None = None) -> None:
+        """Ask node `via` (default: the first running member) to remove `name` from the ring.
+
+        Raises:
+            ValueError: `name` is not a member, or too few would remain.
+            dynamo_core.errors.DynamoError: `via` is down.
+        """
+        target = self._admin_via(via)
+        node = self.node(target)
+        effects = node.leave(name, self._now)
+        self._trace(f"{self._now:.9f} admin leave {name} via {target}")
+        self._apply(target, effects)
+        self._schedule(target)
 
     def crash(self, name: str, *, wipe: bool = False) -> None:
         """Stop node `name`: its volatile state is gone; with `wipe`, its storage too (amnesia).
@@ -623,7 +717,7 @@ class SimulatedCluster:
     def _sync(
         self, kind: str, key: str | bytes, via: str | None, timeout: float, **kw: Any
     ) -> RequestResult:
-        target = via if via is not None else self._ring.preference_list(key)[0]
+        target = via if via is not None else self._current_ring().preference_list(key)[0]
         box: list[RequestResult] = []
         self.submit(kind, target, key, box.append, timeout=timeout, **kw)
         self.run_while(lambda: not box, limit=timeout + 1.0)
@@ -677,14 +771,15 @@ class SimulatedCluster:
         A key held by no replica is not divergent. A replica that is down counts as divergent.
         """
         out: list[bytes] = []
+        ring = self._current_ring()
         for key in keys:
             data = key.encode("utf-8") if isinstance(key, str) else key
             states: list[DVVSet[bytes] | None] = []
-            for name in self._ring.preference_list(data):
+            for name in ring.preference_list(data):
                 node = self._nodes[name]
                 states.append(None if node is None else node.state_of(data))
             if any(state != states[0] for state in states) or (
-                any(self._nodes[n] is None for n in self._ring.preference_list(data))
+                any(self._nodes[n] is None for n in ring.preference_list(data))
             ):
                 out.append(data)
         return out
@@ -692,7 +787,7 @@ class SimulatedCluster:
     def divergent_ranges(self) -> list[TokenRange]:
         """The ring segments whose replicas' Merkle roots differ (or whose replica is down)."""
         out: list[TokenRange] = []
-        for rng, replicas in self._ring.segments():
+        for rng, replicas in self._current_ring().segments():
             roots = set()
             for name in replicas:
                 node = self._nodes[name]

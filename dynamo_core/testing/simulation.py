@@ -47,14 +47,17 @@ import attrs
 from dynamo_core import codec
 from dynamo_core._check import check_positive_int
 from dynamo_core.errors import DecodeError
+from dynamo_core.hashing import TOKEN_SPACE
+from dynamo_core.membership import RingVersion
 from dynamo_core.messages import GetReply, PutReply, RequestResult
-from dynamo_core.node import NodeConfig
+from dynamo_core.node import Effect, NodeConfig, RingChanged
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
 from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
 from dynamo_core.testing.history import SetHistory
 
 __all__ = [
+    "CHURN_EVENTS",
     "FAULTS",
     "RESOLVERS",
     "SIMULATION_NODE_CONFIG",
@@ -72,6 +75,13 @@ NODE_FAULTS: Final = ("crash", "amnesia")
 FAULTS: Final = (*NETWORK_FAULTS, *PARTITION_FAULTS, *NODE_FAULTS)
 """Every fault the nemesis knows, by name."""
 
+CHURN_EVENTS: Final = ("join", "double_join", "leave", "partitioned", "join_leave")
+"""What the churn nemesis does: one join; two joins at once; one leave; a join or a leave
+submitted while a random bisection is in force; a node that joins and then leaves again (the
+riak_kv#1754 pattern)."""
+
+_SPARES: Final = 3  # node ids beyond the initial ones that churn may add
+
 RESOLVERS: Final = ("union", "lww")
 """How clients merge siblings: set union (correct for carts) or last-write-wins (loses adds)."""
 
@@ -84,6 +94,9 @@ SIMULATION_NODE_CONFIG: Final = NodeConfig(
     merkle_depth=6,
     handoff_timeout=1.0,
     handoff_backoff=0.25,
+    gossip_interval=0.25,
+    stream_batch_bytes=2048,
+    stream_timeout=0.5,
 )
 """Node timings scaled to the simulation's millisecond network (about 1/3 of the defaults)."""
 
@@ -191,6 +204,9 @@ class SimulationConfig:
         partitions: Ring partitions.
         max_rounds: Anti-entropy rounds allowed after healing before a run is unconverged.
         node_config: The nodes' timings.
+        churn: Let a second nemesis join and remove nodes during the load (see
+            `CHURN_EVENTS`), with node ids beyond `nodes` (``n6``, ``n7``, ... for 5 nodes);
+            the cluster never has fewer than `n` members.
 
     Raises:
         TypeError, ValueError: A value is out of range (``n`` over ``nodes``, ``r`` or ``w``
@@ -214,6 +230,7 @@ class SimulationConfig:
     node_config: NodeConfig = attrs.field(
         default=SIMULATION_NODE_CONFIG, validator=attrs.validators.instance_of(NodeConfig)
     )
+    churn: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         if self.n > self.nodes:
@@ -243,6 +260,7 @@ class SimulationConfig:
             "resolver": self.resolver,
             "partitions": self.partitions,
             "max_rounds": self.max_rounds,
+            "churn": self.churn,
         }
 
 
@@ -266,6 +284,12 @@ class SimulationResult:
             hints.
         rounds: Anti-entropy rounds it took to converge after healing (``-1``: never).
         max_siblings: The most siblings any read returned.
+        joins: Join requests the churn nemesis submitted.
+        leaves: Leave requests the churn nemesis submitted.
+        versions: Ring versions minted during the run.
+        moved_fraction_vs_ideal: The largest, over the run's join-only versions, of the share
+            of the replicated key space the version's plan moved divided by the ideal
+            ``joiners / (members after)``; 0.0 when no such version was minted.
         faults: How many times each fault was injected, by name.
         messages: Messages sent between nodes.
         sim_seconds: Virtual time the run covered.
@@ -287,6 +311,11 @@ class SimulationResult:
     messages: int
     sim_seconds: float
     trace_hash: str
+    joins: int = 0
+    leaves: int = 0
+    versions: int = 0
+    moved_fraction_vs_ideal: float = 0.0
+    ring_converged: bool = True
 
     @property
     def ok(self) -> bool:
@@ -307,6 +336,11 @@ class SimulationResult:
             "unconverged": self.unconverged,
             "rounds": self.rounds,
             "max_siblings": self.max_siblings,
+            "joins": self.joins,
+            "leaves": self.leaves,
+            "versions": self.versions,
+            "moved_fraction_vs_ideal": round(self.moved_fraction_vs_ideal, 4),
+            "ring_converged": self.ring_converged,
             "faults": dict(self.faults),
             "messages": self.messages,
             "sim_seconds": round(self.sim_seconds, 6),
@@ -374,6 +408,15 @@ class Simulation:
         self._max_siblings = 0
         self._down: list[str] = []
         self._check: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+        self._joins = 0
+        self._leaves = 0
+        self._ratios: dict[RingVersion, float] = {}
+        self._ring_converged = True
+        first = self.config.nodes + 1
+        self._spares = [f"n{i}" for i in range(first, first + _SPARES)] if self.config.churn else []
+        if self.config.churn:
+            self._fault_counts.update(dict.fromkeys((f"churn_{k}" for k in CHURN_EVENTS), 0))
+        self.cluster.observe(self._on_effect)
         self._carts: dict[bytes, Cart] = {}
 
     # -- network faults ----------------------------------------------------------------------
@@ -571,6 +614,111 @@ class Simulation:
         if self._loading:  # the faults stop when the load does
             self.cluster.isolate(victim)
 
+    # -- churn -------------------------------------------------------------------------------
+
+    def _on_effect(self, now: float, name: str, effect: Effect) -> None:
+        """Measure each new ring version's plan against the ideal movement."""
+        if not isinstance(effect, RingChanged) or effect.version in self._ratios:
+            return
+        node = self.cluster.node(name)
+        previous = node.previous_ring
+        ring = node.ring
+        ratio = 0.0
+        if previous is not None:
+            joins = [n for n in ring.nodes if n not in previous]
+            leaves = [n for n in previous.nodes if n not in ring]
+            if joins and not leaves:
+                ideal = len(joins) / len(ring.nodes)
+                moved = sum(t.range.size for t in node.membership.plan)
+                ratio = moved / (TOKEN_SPACE * ring.replicas) / ideal
+        elif effect.settled:
+            return  # a settled install of a version seen before (or an empty plan)
+        self._ratios[effect.version] = ratio
+
+    def _admin_node(self) -> str | None:
+        cluster = self.cluster
+        members = [n for n in cluster.ring.nodes if cluster.is_up(n)]
+        return self._rng.choice(members) if members else None
+
+    def _joinable(self) -> list[str]:
+        cluster = self.cluster
+        out = [name for name in self._spares if name not in cluster.nodes]
+        out.extend(
+            name
+            for name in cluster.nodes
+            if cluster.is_up(name) and cluster.node(name).status in ("left", "outside")
+        )
+        return out
+
+    def _try_join(self, count: int) -> list[str]:
+        rng = self._rng
+        cluster = self.cluster
+        names = self._joinable()
+        rng.shuffle(names)
+        joined: list[str] = []
+        for name in names[:count]:
+            via = self._admin_node()
+            if via is None:
+                break
+            if name not in cluster.nodes:
+                cluster.add_node(name)
+            try:
+                cluster.join(name, via=via)
+            except ValueError:
+                continue
+            self._joins += 1
+            joined.append(name)
+        return joined
+
+    def _try_leave(self, name: str | None = None) -> bool:
+        via = self._admin_node()
+        if via is None:
+            return False
+        if name is None:
+            members = list(self.cluster.node(via).ring.nodes)
+            if len(members) <= self.config.n:
+                return False
+            name = self._rng.choice(members)
+        try:
+            self.cluster.leave(name, via=via)
+        except ValueError:
+            return False
+        self._leaves += 1
+        return True
+
+    def _churn(self) -> None:
+        if not self._loading:
+            return
+        rng = self._rng
+        kind = rng.choice(CHURN_EVENTS)
+        self._fault_counts[f"churn_{kind}"] += 1
+        if kind == "join":
+            self._try_join(1)
+        elif kind == "double_join":
+            self._try_join(2)
+        elif kind == "leave":
+            self._try_leave()
+        elif kind == "partitioned":
+            nodes = list(self.cluster.nodes)
+            rng.shuffle(nodes)
+            half = len(nodes) // 2
+            self.cluster.partition(nodes[:half], nodes[half:])
+            if rng.random() < 0.5:
+                self._try_join(1)
+            else:
+                self._try_leave()
+            self._later(rng.uniform(0.3, 1.5), self.cluster.heal, "churn heal")
+        else:
+            for name in self._try_join(1):
+                self._later(rng.uniform(0.5, 2.0), partial(self._leave_again, name, 5), "churn")
+        self._later(rng.uniform(0.5, 2.0), self._churn, "churn")
+
+    def _leave_again(self, name: str, tries: int) -> None:
+        """The second half of join-then-leave: retry until some member knows of the join."""
+        if not self._loading or tries <= 0 or self._try_leave(name):
+            return
+        self._later(0.5, partial(self._leave_again, name, tries - 1), "churn")
+
     # -- the run -----------------------------------------------------------------------------
 
     def run(self) -> SimulationResult:
@@ -587,6 +735,8 @@ class Simulation:
                 start = self._rng.uniform(0.0, 0.05)
                 cluster.call_at(start, partial(self._client_next, client, 1), f"client c{client}")
             self._later(self._rng.uniform(0.2, 1.0), self._nemesis, "nemesis")
+            if self.config.churn:
+                self._later(self._rng.uniform(0.2, 1.0), self._churn, "churn")
             budget = 60.0 + 0.1 * self.config.ops
             if not cluster.run_while(
                 lambda: self._started < self.config.ops or self._active > 0, limit=budget
@@ -614,6 +764,11 @@ class Simulation:
             messages=cluster.counts()["sent"],
             sim_seconds=cluster.now,
             trace_hash=cluster.trace_hash,
+            joins=self._joins,
+            leaves=self._leaves,
+            versions=len(self._ratios),
+            moved_fraction_vs_ideal=max(self._ratios.values(), default=0.0),
+            ring_converged=self._ring_converged,
         )
 
     def _faults_injected(self) -> tuple[tuple[str, int], ...]:
@@ -647,6 +802,7 @@ class Simulation:
             if not problems:
                 return done, 0
             if done == self.config.max_rounds:
+                self._ring_converged = not any(p.startswith("ring") for p in problems)
                 for text in problems[:10]:
                     self._violation(f"unconverged after {done} rounds: {text}")
                 return -1, len(problems)
@@ -655,6 +811,25 @@ class Simulation:
 
     def _divergence(self) -> list[str]:
         cluster = self.cluster
+        live = cluster.live_nodes()
+        versions = sorted({str(node.ring_version) for node in live})
+        if len(versions) > 1:
+            return [f"ring versions differ: {', '.join(versions)}"]
+        problems = [
+            f"ring {versions[0]} not settled on {node.node_id}"
+            for node in live
+            if not node.membership.settled
+        ]
+        problems += [
+            f"ring change pending on {node.node_id}"
+            for node in live
+            if node.membership.pending_changes
+        ]
+        problems += [
+            f"{node.node_id} is still leaving" for node in live if node.status == "leaving"
+        ]
+        if problems:
+            return problems
         problems = [f"key {key.decode()} differs" for key in cluster.divergent_keys(self._keys)]
         problems += [f"segment {rng!r} roots differ" for rng in cluster.divergent_ranges()]
         for node in cluster.live_nodes():
@@ -783,6 +958,13 @@ class SimulationSummary:
             "failed_seeds": list(self.failed_seeds[:100]),
             "max_siblings": max((r.max_siblings for r in self.results), default=0),
             "max_rounds_to_converge": max(rounds, default=-1),
+            "joins": sum(r.joins for r in self.results),
+            "leaves": sum(r.leaves for r in self.results),
+            "versions": sum(r.versions for r in self.results),
+            "ring_unconverged_seeds": sum(1 for r in self.results if not r.ring_converged),
+            "moved_fraction_vs_ideal": round(
+                max((r.moved_fraction_vs_ideal for r in self.results), default=0.0), 4
+            ),
             "faults": faults,
             "messages": sum(r.messages for r in self.results),
             "sim_seconds": round(sum(r.sim_seconds for r in self.results), 3),
