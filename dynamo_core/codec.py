@@ -26,8 +26,8 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Collection, Mapping
-from typing import Final, TypeAlias
+from collections.abc import Callable, Collection, Mapping
+from typing import Final, TypeAlias, TypeVar
 
 from dynamo_core.errors import DecodeError
 
@@ -44,6 +44,7 @@ __all__ = [
     "as_int",
     "as_list",
     "as_str",
+    "decode_by_type",
     "dumps",
     "encode_bytes",
     "envelope",
@@ -51,6 +52,8 @@ __all__ = [
     "loads",
     "open_envelope",
 ]
+
+_T = TypeVar("_T")
 
 JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 """A value that `json` can encode: what every `to_dict()` returns."""
@@ -335,3 +338,30 @@ def open_envelope(
         raise DecodeError(f"expected an encoded {kind}, got type {shown}")
     as_int(obj["v"], f"{kind}.v", lo=1, hi=FORMAT_VERSION)
     return obj
+
+
+def decode_by_type(value: object, decoders: Mapping[str, Callable[[object], _T]], what: str) -> _T:
+    """Decode an envelope with the decoder its ``type`` names in `decoders`.
+
+    The dispatch of every union decoder (node messages, exchange messages, client requests).
+
+    Args:
+        value: The decoded JSON value.
+        decoders: Decoder by envelope ``type``.
+        what: What the union is called, for the error message ("node message").
+
+    Returns:
+        What the decoder returned.
+
+    Raises:
+        DecodeError: `value` is not an object, its ``type`` is not in `decoders`, or the
+            decoder refused it.
+    """
+    if type(value) is not dict:
+        raise DecodeError(f"a {what} must be an object")
+    kind = value.get("type")
+    decoder = decoders.get(kind) if type(kind) is str else None
+    if decoder is None:
+        shown = repr(kind[:64]) if type(kind) is str else type(kind).__name__
+        raise DecodeError(f"not a {what} type: {shown}")
+    return decoder(value)

@@ -1351,14 +1351,7 @@ def message_from_dict(data: object) -> Message:
     Raises:
         dynamo_core.errors.DecodeError: `data` is not a valid encoded exchange message.
     """
-    if type(data) is not dict:
-        raise DecodeError("an exchange message must be an object")
-    kind = data.get("type")
-    decoder = _MESSAGE_TYPES.get(kind) if type(kind) is str else None
-    if decoder is None:
-        shown = repr(kind[:64]) if type(kind) is str else type(kind).__name__
-        raise DecodeError(f"not a Merkle exchange message type: {shown}")
-    return decoder(data)
+    return codec.decode_by_type(data, _MESSAGE_TYPES, "Merkle exchange message")
 
 
 def encode_message(message: Message) -> bytes:

@@ -354,7 +354,7 @@ def result_from_dict(data: object) -> RequestResult:
     Raises:
         dynamo_core.errors.DecodeError: `data` is not a valid encoded result.
     """
-    result: RequestResult = _dispatch(data, _RESULTS, "request result")
+    result: RequestResult = codec.decode_by_type(data, _RESULTS, "request result")
     return result
 
 
@@ -1023,17 +1023,6 @@ _DECODERS: Final[dict[str, Callable[[object], Message]]] = {
 }
 
 
-def _dispatch(data: object, table: dict[str, Callable[[object], Any]], what: str) -> Any:
-    if type(data) is not dict:
-        raise DecodeError(f"a {what} must be an object")
-    kind = data.get("type")
-    decoder = table.get(kind) if type(kind) is str else None
-    if decoder is None:
-        shown = repr(kind[:64]) if type(kind) is str else type(kind).__name__
-        raise DecodeError(f"not a {what} type: {shown}")
-    return decoder(data)
-
-
 def message_from_dict(data: object) -> Message:
     """Decode any node-to-node message from its envelope, dispatching on its ``type``.
 
@@ -1045,7 +1034,7 @@ def message_from_dict(data: object) -> Message:
     Raises:
         dynamo_core.errors.DecodeError: `data` is not a valid encoded node message.
     """
-    return _dispatch(data, _DECODERS, "node message")  # type: ignore[no-any-return]
+    return codec.decode_by_type(data, _DECODERS, "node message")
 
 
 def encode_message(message: Message) -> bytes:

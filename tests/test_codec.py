@@ -157,3 +157,29 @@ def test_fields_and_envelopes() -> None:
         codec.open_envelope([], "thing")
     with pytest.raises(DecodeError, match="got type a number"):
         codec.open_envelope({**encoded, "type": 1.5}, "thing", required=("a",), optional=("b",))
+
+
+def _decode_a(value: object) -> str:
+    obj = codec.open_envelope(value, "a", required=("x",))
+    return codec.as_str(obj["x"], "a.x")
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ([], "a thing must be an object"),
+        ({"v": 1}, "not a thing type: NoneType"),
+        ({"type": 3, "v": 1}, "not a thing type: int"),
+        ({"type": "b" * 100, "v": 1}, "not a thing type: '" + "b" * 64 + "'$"),
+        ({"type": "a", "v": 1}, "missing"),
+    ],
+)
+def test_decode_by_type_refuses(value: object, match: str) -> None:
+    with pytest.raises(DecodeError, match=match):
+        codec.decode_by_type(value, {"a": _decode_a}, "thing")
+
+
+def test_decode_by_type_dispatches_on_the_type() -> None:
+    decoders = {"a": _decode_a, "b": lambda value: "b!"}
+    assert codec.decode_by_type({"type": "a", "v": 1, "x": "hi"}, decoders, "thing") == "hi"
+    assert codec.decode_by_type({"type": "b"}, decoders, "thing") == "b!"

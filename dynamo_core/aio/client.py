@@ -41,6 +41,7 @@ from dynamo_core.aio.transport import (
     FrameStream,
     TransportConfig,
     close_writer,
+    dial,
     parse_address,
 )
 from dynamo_core.errors import DecodeError, DynamoError
@@ -321,23 +322,15 @@ class Client:
 
     async def _open(self, address: Address) -> _Connection:
         cfg = self.config
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(*address, ssl=self.ssl, limit=256 * 1024), cfg.connect_timeout
+        _, writer, frames = await dial(
+            address,
+            Connector("client", None, secret=self._secret),
+            ssl=self.ssl,
+            connect_timeout=cfg.connect_timeout,
+            handshake_timeout=cfg.handshake_timeout,
+            limit=256 * 1024,
+            max_frame=cfg.max_frame,
         )
-        try:
-            connector = Connector("client", None, secret=self._secret)
-            frames = FrameStream(reader, cfg.max_frame)
-            async with asyncio.timeout(cfg.handshake_timeout):
-                writer.write(encode_frame(connector.hello()))
-                challenge = await frames.next()
-                if challenge is None:
-                    raise ConnectionResetError("the node closed the connection (wrong secret?)")
-                proof, _ = connector.on_challenge(challenge)
-                writer.write(encode_frame(proof))
-                await writer.drain()
-        except BaseException:
-            await close_writer(writer)
-            raise
         conn = _Connection(address, writer)
         conn.reader_task = asyncio.create_task(conn.read(frames, cfg.max_frame))
         old = self._conns.get(address)

@@ -294,24 +294,13 @@ _RESPONSES: Final[dict[str, Callable[[object], RequestResponse]]] = {
 }
 
 
-def _dispatch(data: object, table: Mapping[str, Callable[[object], Any]], what: str) -> Any:
-    if type(data) is not dict:
-        raise DecodeError(f"a {what} must be an object")
-    kind = data.get("type")
-    decoder = table.get(kind) if type(kind) is str else None
-    if decoder is None:
-        shown = repr(kind[:64]) if type(kind) is str else type(kind).__name__
-        raise DecodeError(f"not a {what} type: {shown}")
-    return decoder(data)
-
-
 def request_from_dict(data: object) -> ClientRequest:
     """Decode any client request, dispatching on its ``type``.
 
     Raises:
         dynamo_core.errors.DecodeError: `data` is not a valid client request.
     """
-    request: ClientRequest = _dispatch(data, _REQUESTS, "client request")
+    request: ClientRequest = codec.decode_by_type(data, _REQUESTS, "client request")
     return request
 
 
@@ -321,5 +310,5 @@ def response_from_dict(data: object) -> RequestResponse:
     Raises:
         dynamo_core.errors.DecodeError: `data` is not a valid response.
     """
-    response: RequestResponse = _dispatch(data, _RESPONSES, "client response")
+    response: RequestResponse = codec.decode_by_type(data, _RESPONSES, "client response")
     return response

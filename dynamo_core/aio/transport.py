@@ -88,6 +88,47 @@ async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> No
         writer.transport.abort()
 
 
+async def dial(
+    address: Address,
+    connector: Connector,
+    *,
+    ssl: _ssl.SSLContext | None,
+    connect_timeout: float,
+    handshake_timeout: float,
+    limit: int,
+    max_frame: int,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, FrameStream]:
+    """Connect to `address` and run the dialling side of the handshake with `connector`.
+
+    Returns:
+        The raw reader, the writer and the frame reader over the raw reader, once the proof
+        was sent.
+
+    Raises:
+        OSError, TimeoutError: the connection or the handshake failed (the socket is closed).
+        AuthError: the other side's challenge did not check out.
+    """
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(*address, ssl=ssl, limit=limit), connect_timeout
+    )
+    try:
+        frames = FrameStream(reader, max_frame)
+        async with asyncio.timeout(handshake_timeout):
+            writer.write(encode_frame(connector.hello()))
+            challenge = await frames.next()
+            if challenge is None:
+                raise ConnectionResetError(
+                    "the other side closed the connection during the handshake (wrong secret?)"
+                )
+            proof, _ = connector.on_challenge(challenge)
+            writer.write(encode_frame(proof))
+            await writer.drain()
+    except BaseException:
+        await close_writer(writer)
+        raise
+    return reader, writer, frames
+
+
 def parse_address(text: object, name: str = "address") -> Address:
     """Parse ``"host:port"`` (IPv6 as ``"[::1]:7001"``) or check a ``(host, port)`` pair.
 
@@ -443,28 +484,16 @@ class TcpTransport:
         return base * (0.5 + 0.5 * self._rng.random())
 
     async def _connect(self, out: _Outbound) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        host, port = out.address
         cfg = self.config
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=self.client_ssl, limit=_READ_CHUNK),
-            cfg.connect_timeout,
+        reader, writer, _ = await dial(
+            out.address,
+            Connector("node", self.node_id, secret=self._secret, expect=out.peer),
+            ssl=self.client_ssl,
+            connect_timeout=cfg.connect_timeout,
+            handshake_timeout=cfg.handshake_timeout,
+            limit=_READ_CHUNK,
+            max_frame=4096,  # only the handshake is read on an outbound connection
         )
-        try:
-            connector = Connector("node", self.node_id, secret=self._secret, expect=out.peer)
-            frames = FrameStream(reader, 4096)
-            async with asyncio.timeout(cfg.handshake_timeout):
-                writer.write(encode_frame(connector.hello()))
-                challenge = await frames.next()
-                if challenge is None:
-                    raise ConnectionResetError(
-                        "the peer closed the connection during the handshake"
-                    )
-                proof, _ = connector.on_challenge(challenge)
-                writer.write(encode_frame(proof))
-                await writer.drain()
-        except BaseException:
-            await close_writer(writer)
-            raise
         return reader, writer
 
     async def _run_outbound(self, out: _Outbound) -> None:
