@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import attrs
 import pytest
@@ -26,34 +26,7 @@ from dynamo_core.errors import DecodeError, StorageError
 from dynamo_core.hints import MAX_KEY_BYTES, Hint, HintStore
 from dynamo_core.strategies import dvv_replicas, dvv_sets, hints, keys, node_ids
 
-# -- a test-only replica state: a grow-only set of dots, merged by union -----------------------
-
-
-@attrs.frozen
-class GSet:
-    """The simplest lawful ReplicaState: sync is union, descends is superset."""
-
-    items: frozenset[str] = frozenset()
-
-    def sync(self, other: GSet) -> GSet:
-        return GSet(self.items | other.items)
-
-    def descends(self, other: GSet) -> bool:
-        return self.items >= other.items
-
-    def to_dict(self) -> dict[str, Any]:
-        items: list[codec.JSONValue] = [*sorted(self.items)]
-        return codec.envelope("gset", {"items": items})
-
-    @classmethod
-    def from_dict(cls, data: object) -> Self:
-        obj = codec.open_envelope(data, "gset", required=("items",))
-        items = codec.as_list(obj["items"], "gset.items", max_items=10_000)
-        return cls(frozenset(codec.as_str(x, "gset.items[]", min_len=0) for x in items))
-
-
-def gs(*items: str) -> GSet:
-    return GSet(frozenset(items))
+from gset import GSet, gs
 
 
 def gstore(storage: Any = None, **options: Any) -> HintStore[GSet]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Self
+from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,32 +26,7 @@ from dynamo_core.hints import (
     SendHints,
 )
 
-
-@attrs.frozen
-class GSet:
-    """A grow-only set of dots: the simplest lawful ReplicaState (sync = union)."""
-
-    items: frozenset[str] = frozenset()
-
-    def sync(self, other: GSet) -> GSet:
-        return GSet(self.items | other.items)
-
-    def descends(self, other: GSet) -> bool:
-        return self.items >= other.items
-
-    def to_dict(self) -> dict[str, Any]:
-        items: list[codec.JSONValue] = [*sorted(self.items)]
-        return codec.envelope("gset", {"items": items})
-
-    @classmethod
-    def from_dict(cls, data: object) -> Self:
-        obj = codec.open_envelope(data, "gset", required=("items",))
-        items = codec.as_list(obj["items"], "gset.items", max_items=10_000)
-        return cls(frozenset(codec.as_str(x, "gset.items[]", min_len=0) for x in items))
-
-
-def gs(*items: str) -> GSet:
-    return GSet(frozenset(items))
+from gset import GSet, gs
 
 
 def gstore(**options: Any) -> HintStore[GSet]:
