@@ -268,6 +268,15 @@ def _run(func: Any) -> Any:
     return wrapped
 
 
+def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ring and quorum options shared by `serve` and `simulate`."""
+    parser.add_argument("--n", type=int, default=3, help="replicas per key (default 3)")
+    parser.add_argument("--r", type=int, default=2, help="read quorum (default 2)")
+    parser.add_argument("--w", type=int, default=2, help="write quorum (default 2)")
+    parser.add_argument("--strict", action="store_true", help="strict quorum (no sloppy fallbacks)")
+    parser.add_argument("--partitions", type=int, default=64, help="ring partitions (default 64)")
+
+
 def _security(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--secret-file", help="file holding the cluster secret (>= 16 bytes)")
     parser.add_argument("--tls-cert", help="PEM certificate of this process (mutual TLS)")
@@ -287,11 +296,7 @@ def add_commands(sub: Any) -> None:
     srv.add_argument("--listen", required=True, help="HOST:PORT to listen on")
     srv.add_argument("--peers", default="", help="every other node: ID=HOST:PORT,ID=HOST:PORT")
     srv.add_argument("--data", required=True, help="directory for the node's storage")
-    srv.add_argument("--n", type=int, default=3, help="replicas per key (default 3)")
-    srv.add_argument("--r", type=int, default=2, help="read quorum (default 2)")
-    srv.add_argument("--w", type=int, default=2, help="write quorum (default 2)")
-    srv.add_argument("--strict", action="store_true", help="strict quorum (no sloppy fallbacks)")
-    srv.add_argument("--partitions", type=int, default=64, help="ring partitions (default 64)")
+    add_placement_arguments(srv)
     srv.add_argument("--heartbeat", type=float, default=1.0, help="seconds (default 1)")
     srv.add_argument("--anti-entropy", type=float, default=10.0, help="seconds (default 10)")
     srv.add_argument("--request-timeout", type=float, default=1.0, help="seconds (default 1)")

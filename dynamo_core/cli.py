@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from dynamo_core import __version__, codec
 from dynamo_core._cluster_cli import add_commands as _add_cluster_commands
+from dynamo_core._cluster_cli import add_placement_arguments
 from dynamo_core.demo import Progress, run_demo
 from dynamo_core.testing.simulation import (
     CHURN_EVENTS,
@@ -376,10 +377,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed-start", type=int, default=0, help="the first seed (default 0)")
     sim.add_argument("--seed-step", type=int, default=1, help=argparse.SUPPRESS)
     sim.add_argument("--nodes", type=int, default=5, help="cluster size (default 5)")
-    sim.add_argument("--n", type=int, default=3, help="replicas per key (default 3)")
-    sim.add_argument("--r", type=int, default=2, help="read quorum (default 2)")
-    sim.add_argument("--w", type=int, default=2, help="write quorum (default 2)")
-    sim.add_argument("--strict", action="store_true", help="strict quorum (no sloppy fallbacks)")
+    add_placement_arguments(sim)
     sim.add_argument("--ops", type=int, default=2000, help="operations per seed (default 2000)")
     sim.add_argument("--clients", type=int, default=5, help="concurrent clients (default 5)")
     sim.add_argument("--keys", type=int, default=8, help="shopping carts (default 8)")
@@ -394,7 +392,6 @@ def _parser() -> argparse.ArgumentParser:
         default="union",
         help="how clients merge siblings; lww is the negative control that must lose writes",
     )
-    sim.add_argument("--partitions", type=int, default=64, help="ring partitions (default 64)")
     sim.add_argument(
         "--churn", action="store_true", help="join and remove nodes during the load (membership)"
     )

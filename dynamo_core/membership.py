@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Final, Literal, Self
 
 import attrs
@@ -830,11 +830,3 @@ def stream_sources(record: VersionRecord, index: int) -> list[str]:
         if node not in out and node != transfer.target:
             out.append(node)
     return out
-
-
-def summarize(records: Mapping[str, RingVersion]) -> dict[str, int]:
-    """Count nodes per version string (for views and logs)."""
-    counts: dict[str, int] = {}
-    for version in records.values():
-        counts[str(version)] = counts.get(str(version), 0) + 1
-    return dict(sorted(counts.items()))
