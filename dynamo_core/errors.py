@@ -14,11 +14,13 @@ __all__ = [
     "DecodeError",
     "DynamoError",
     "EmptyRingError",
+    "LimitExceeded",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
     "StorageClosedError",
     "StorageError",
+    "StorageFull",
     "Unavailable",
 ]
 
@@ -38,6 +40,14 @@ class DecodeError(DynamoError, ValueError):
 
 class StorageError(DynamoError):
     """A storage backend could not carry out an operation."""
+
+
+class StorageFull(StorageError):
+    """A write failed in a way that may pass: the disk is full (ENOSPC, SQLite's ``SQLITE_FULL``).
+
+    Nothing was written. A node that meets it refuses writes for a while (a degraded mode),
+    keeps serving reads and resumes writing by itself once a write succeeds again.
+    """
 
 
 class StorageClosedError(StorageError):
@@ -79,3 +89,27 @@ class Unavailable(DynamoError):
         super().__init__(message)
         self.required = required
         self.answered: tuple[str, ...] = tuple(sorted(answered))
+
+
+class LimitExceeded(DynamoError, ValueError):
+    """A write was refused because it would take a key over an admission limit.
+
+    Nothing was written. The limits are those of [`Limits`][dynamo_core.limits.Limits]; the
+    message says what the client should do (for siblings: read, merge the values and write the
+    merge back with the context the read returned).
+
+    Attributes:
+        limit: The limit's name (``"max_siblings"``, ``"max_value_bytes"``,
+            ``"max_record_bytes"``, ``"max_clock_entries"``).
+        maximum: The limit's value, or `None` when it is not known (a client that only got the
+            node's message).
+        actual: What the write would have reached, or `None` when it is not known.
+    """
+
+    def __init__(
+        self, message: str, *, limit: str, maximum: int | None = None, actual: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.maximum = maximum
+        self.actual = actual

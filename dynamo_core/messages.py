@@ -110,6 +110,13 @@ def _check_id(_: object, attribute: attrs.Attribute[int], value: object) -> None
         raise ValueError(f"{attribute.name} must be in 0..2**63-1, got {value}")
 
 
+def _check_code(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if type(value) is not str:
+        raise TypeError(f"{attribute.name} must be a str, not {type(value).__name__}")
+    if len(value) > 32:
+        raise ValueError(f"{attribute.name} must be at most 32 characters")
+
+
 def _check_key_field(_: object, attribute: attrs.Attribute[bytes], value: object) -> None:
     if type(value) is not bytes:
         raise TypeError(f"{attribute.name} must be bytes, not {type(value).__name__}")
@@ -304,11 +311,18 @@ class RequestFailed:
         reason: What happened, for people.
         required: The replicas that had to answer (0 when the coordinator never answered).
         answered: The replicas that did, sorted.
+        code: What kind of refusal it is, for programs: ``""`` (too few answers, or the
+            coordinator never answered), a limit name of
+            [`LIMIT_NAMES`][dynamo_core.limits.LIMIT_NAMES] (the write was refused and changed
+            nothing), ``"storage_full"`` (the coordinator refuses writes: try another node),
+            ``"quarantined"`` (the coordinator's copy of the key is quarantined: try another
+            node) or ``"bad_request"``.
     """
 
     reason: str = attrs.field(validator=_check_text)
     required: int = attrs.field(default=0, validator=_check_id)
     answered: tuple[str, ...] = attrs.field(default=(), validator=_check_node_tuple)
+    code: str = attrs.field(default="", validator=_check_code)
 
     @property
     def ok(self) -> bool:
@@ -317,10 +331,14 @@ class RequestFailed:
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_request_failed`` envelope."""
-        return codec.envelope(
-            "node_request_failed",
-            {"reason": self.reason, "required": self.required, "answered": list(self.answered)},
-        )
+        body: dict[str, codec.JSONValue] = {
+            "reason": self.reason,
+            "required": self.required,
+            "answered": list(self.answered),
+        }
+        if self.code:
+            body["code"] = self.code
+        return codec.envelope("node_request_failed", body)
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -330,12 +348,16 @@ class RequestFailed:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded result.
         """
         obj = codec.open_envelope(
-            data, "node_request_failed", required=("reason", "required", "answered")
+            data,
+            "node_request_failed",
+            required=("reason", "required", "answered"),
+            optional=("code",),
         )
         reason = codec.as_str(obj["reason"], "node_request_failed.reason", min_len=0)
         required = codec.as_int(obj["required"], "node_request_failed.required")
         answered = _decode_nodes(obj["answered"], "node_request_failed.answered")
-        return _build(cls, "node_request_failed", reason, required, answered)  # type: ignore[no-any-return]
+        code = codec.as_str(obj.get("code", ""), "node_request_failed.code", max_len=32, min_len=0)
+        return _build(cls, "node_request_failed", reason, required, answered, code)  # type: ignore[no-any-return]
 
 
 RequestResult: TypeAlias = PutReply | GetReply | RequestFailed

@@ -74,9 +74,11 @@ from dynamo_core.effects import SetTimer
 from dynamo_core.epochs import ActorEpochs
 from dynamo_core.errors import (
     DecodeError,
+    LimitExceeded,
     LocalProtocolError,
     RemoteProtocolError,
     StorageError,
+    StorageFull,
     Unavailable,
 )
 from dynamo_core.failure import PhiAccrualDetector
@@ -91,6 +93,7 @@ from dynamo_core.hints import (
     SendHints,
 )
 from dynamo_core.interfaces import Storage
+from dynamo_core.limits import MAX_CONTEXT_COUNTER, Limits, unstorable
 from dynamo_core.membership import (
     Change,
     GossipDigest,
@@ -158,6 +161,7 @@ __all__ = [
     "MembershipView",
     "Node",
     "NodeConfig",
+    "Quarantined",
     "Reply",
     "RingChanged",
     "Send",
@@ -253,6 +257,11 @@ class NodeConfig:
         stream_rate: Range-stream bytes per second one incoming stream pulls at most.
         stream_timeout: Seconds to wait for a stream batch before pulling again (three silent
             pulls move the stream to another source).
+        limits: The admission limits of client writes (values, siblings, clock entries,
+            record bytes); see [`Limits`][dynamo_core.limits.Limits].
+        storage_full_pause: After a write failed with
+            [`StorageFull`][dynamo_core.errors.StorageFull], the node refuses client writes and
+            starts no anti-entropy or range stream for this many seconds, then tries again.
     """
 
     heartbeat_interval: float = attrs.field(default=1.0, validator=_positive)
@@ -276,6 +285,8 @@ class NodeConfig:
     stream_batch_bytes: int = attrs.field(default=1 << 20, validator=_positive_int)
     stream_rate: float = attrs.field(default=16 * 1024 * 1024.0, validator=_positive)
     stream_timeout: float = attrs.field(default=5.0, validator=_positive)
+    limits: Limits = attrs.field(factory=Limits, validator=attrs.validators.instance_of(Limits))
+    storage_full_pause: float = attrs.field(default=1.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.replica_timeout is not None and self.replica_timeout > self.request_timeout:
@@ -333,6 +344,24 @@ class AntiEntropyDone:
     report: merkle.ExchangeReport
     pushed: int
     pulled: int
+
+
+@attrs.frozen
+class Quarantined:
+    """Effect (informational): a stored record failed to decode and is quarantined.
+
+    The record is kept as it is (never deleted, never overwritten), counted in
+    ``stats()["records_quarantined"]``, and reported once per life of the node. Reads answer
+    as if this replica did not hold the key, writes to it are refused here, and the other
+    replicas keep serving it. See the node page for what an operator does.
+
+    Attributes:
+        key: The record's key.
+        reason: Why it failed to decode.
+    """
+
+    key: bytes
+    reason: str
 
 
 @attrs.frozen
@@ -401,7 +430,14 @@ class MembershipView:
 
 
 Effect: TypeAlias = (
-    Send | Reply | AntiEntropyDone | HintsDelivered | HintsExpired | RingChanged | TransferDone
+    Send
+    | Reply
+    | AntiEntropyDone
+    | HintsDelivered
+    | HintsExpired
+    | RingChanged
+    | TransferDone
+    | Quarantined
 )
 """Everything a [`Node`][dynamo_core.node.Node] input returns a list of; dispatch with `match`."""
 
@@ -421,12 +457,20 @@ def encode_context(context: VectorClock) -> bytes:
 def decode_context(data: bytes) -> VectorClock:
     """Decode a context made by [`encode_context`][dynamo_core.node.encode_context].
 
+    A context holds at most 1,024 entries and counters of at most
+    [`MAX_CONTEXT_COUNTER`][dynamo_core.limits.MAX_CONTEXT_COUNTER] (2**53): a node's own writes
+    never get near it, and no context can bring a counter close to overflow.
+
     Raises:
         TypeError: `data` is not `bytes`.
-        dynamo_core.errors.DecodeError: `data` is not a valid context.
+        dynamo_core.errors.DecodeError: `data` is not a valid context, or is over a cap.
     """
     check_bytes(data, "context")
-    return VectorClock.from_dict(codec.loads(data, max_bytes=MAX_CONTEXT_BYTES))
+    clock = VectorClock.from_dict(codec.loads(data, max_bytes=MAX_CONTEXT_BYTES))
+    for actor, counter in clock.items():
+        if counter > MAX_CONTEXT_COUNTER:
+            raise DecodeError(f"context counter of {actor[:64]!r} is {counter}; the limit is 2**53")
+    return clock
 
 
 _EMPTY_CONTEXT: Final = encode_context(VectorClock())
@@ -559,6 +603,11 @@ _STAT_NAMES: Final = (
     "stream_keys_served",
     "keys_dropped",
     "keys_rehinted",
+    "writes_refused",
+    "sibling_warnings",
+    "merges_refused",
+    "records_quarantined",
+    "storage_full",
 )
 
 
@@ -622,6 +671,16 @@ def _failed(error: Unavailable) -> RequestFailed:
     return RequestFailed(str(error)[: codec.DEFAULT_MAX_STR], error.required, error.answered)
 
 
+def _refused(error: LimitExceeded) -> RequestFailed:
+    return RequestFailed(str(error)[: codec.DEFAULT_MAX_STR], code=error.limit)
+
+
+_STORAGE_FULL: Final = RequestFailed(
+    "storage full: this node refuses writes until a write succeeds again; try another node",
+    code="storage_full",
+)
+
+
 # -- the node ----------------------------------------------------------------------------------
 
 
@@ -670,6 +729,7 @@ class Node:
         "_exchanges",
         "_foreign",
         "_forwards",
+        "_full_until",
         "_gossip_rng",
         "_handoff",
         "_handoff_due",
@@ -685,11 +745,13 @@ class Node:
         "_next_gossip",
         "_next_hb",
         "_next_id",
+        "_notes",
         "_now",
         "_offers",
         "_peers",
         "_policy",
         "_previous",
+        "_quarantined",
         "_range_by_start",
         "_ranges",
         "_requests",
@@ -702,6 +764,7 @@ class Node:
         "_storage",
         "_streams",
         "_streams_due",
+        "_timers_held",
     )
 
     def __init__(  # noqa: PLR0915 - the node composes every primitive
@@ -747,6 +810,10 @@ class Node:
         self._now = start
         self._next_id = incarnation << 32
         self._stats = dict.fromkeys(_STAT_NAMES, 0)
+        self._quarantined: dict[bytes, str] = {}  # storage key -> why it failed to decode
+        self._notes: list[Effect] = []  # informational effects of the current input
+        self._full_until = 0.0  # client writes are refused until then (storage full)
+        self._timers_held = 0.0  # a timer pass failed on a full disk: no timers until then
         stored_epoch = self._read_epoch()
         if stored_epoch is None:
             stored_epoch = (
@@ -870,7 +937,17 @@ class Node:
             TypeError, ValueError: `key` is not a valid key.
             dynamo_core.errors.StorageError: the stored record is corrupt.
         """
-        return self._load(_key_bytes(key))
+        data = _key_bytes(key)
+        skey = self._skey(data, self._ring.token(data))
+        raw = self._storage.get(skey)
+        if raw is None:
+            return None
+        state = self._state(skey, raw)
+        if state is None:
+            raise StorageError(
+                f"the record of {data[:64]!r} is quarantined: {self._quarantined[skey]}"
+            )
+        return state
 
     def keys(self) -> list[bytes]:
         """Return every key this node stores a replica of, in token order. Cost: O(keys)."""
@@ -1099,6 +1176,11 @@ class Node:
         clock = None if context is None else decode_context(context)
         t = self._advance(now)
         out: list[Effect] = []
+        refusal = self._config.limits.check_value(value)
+        if refusal is not None:
+            self._stats["writes_refused"] += 1
+            out.append(Reply(request_id, _refused(refusal)))
+            return out
         if not self._ring.nodes:
             out.append(Reply(request_id, RequestFailed("this node has not learned the ring yet")))
             return out
@@ -1116,7 +1198,7 @@ class Node:
             now=t,
             out=out,
         )
-        return out
+        return self._noted(out)
 
     def _track_forward(self, request_id: str, target: str, t: float) -> int:
         """Remember a request forwarded to `target` and return its forwarding id."""
@@ -1157,11 +1239,9 @@ class Node:
             out.append(Send(target, Forward(fwd, "get", data)))
             return out
         self._coordinate_get(data, request_id, None, t, out)
-        return out
+        return self._noted(out)
 
-    def receive(  # noqa: PLR0912, PLR0915 - one case per message kind
-        self, sender: str, message: Message, now: float
-    ) -> list[Effect]:
+    def receive(self, sender: str, message: Message, now: float) -> list[Effect]:
         """Handle a message from the node `sender`.
 
         A message that makes no sense now (a late or duplicated reply, an answer for an
@@ -1180,6 +1260,15 @@ class Node:
         check_node_id(sender, "sender")
         t = self._advance(now)
         out: list[Effect] = []
+        try:
+            self._dispatch(sender, message, t, out)
+        except StorageFull:
+            self._storage_full(t)
+        return self._noted(out)
+
+    def _dispatch(  # noqa: PLR0912, PLR0915 - one case per message kind
+        self, sender: str, message: Message, t: float, out: list[Effect]
+    ) -> None:
         match message:
             case Heartbeat():
                 self._on_heartbeat(sender, message, t)
@@ -1221,7 +1310,7 @@ class Node:
             case RepairPush():
                 for key, state in message.states:
                     if self._range_of(self._ring.token(key)) is not None:
-                        self._merge(key, state)
+                        self._merge(key, state)  # a refusal is counted; the next round retries
                     else:
                         self._stats["messages_ignored"] += 1
             case RepairPull():
@@ -1240,9 +1329,8 @@ class Node:
                 self._on_stream_batch(sender, message, t, out)
             case _:
                 raise TypeError(f"message must be a node message, not {type(message).__name__}")
-        return out
 
-    def on_timer(self, now: float) -> list[Effect]:  # noqa: PLR0912 - one branch per timer
+    def on_timer(self, now: float) -> list[Effect]:
         """Handle every timer due at or before `now`.
 
         Timers are heartbeats, request and replica timeouts, forwards, anti-entropy rounds and
@@ -1260,6 +1348,16 @@ class Node:
         """
         t = self._advance(now)
         out: list[Effect] = []
+        if t < self._timers_held:
+            return out
+        try:
+            self._timers(t, out)
+        except StorageFull:
+            self._storage_full(t)
+            self._timers_held = t + self._config.storage_full_pause
+        return self._noted(out)
+
+    def _timers(self, t: float, out: list[Effect]) -> None:  # noqa: PLR0912 - one per timer
         if t >= self._next_hb:
             self._heartbeat(t, out)
             if self._foreign:  # data the last drop could not hand over yet: retry
@@ -1268,7 +1366,7 @@ class Node:
         if t >= self._next_gossip:
             self._maybe_mint(self._membership.record, t, out)  # a version may have settled
             self._gossip(t, out)
-        if self._streams_due:
+        if self._streams_due and t >= self._full_until:
             self._streams_due = False
             self._start_streams(t, out)
         for stream in list(self._streams.values()):
@@ -1300,11 +1398,11 @@ class Node:
                 self._drive_exchange(exchange, exchange.core.on_timer(t), t, out)
         if t >= self._next_ae:
             self._next_ae = t + self._config.anti_entropy_interval
-            self._start_sync(t, out)
+            if t >= self._full_until:  # a full disk: do not pull more data in
+                self._start_sync(t, out)
         due = self._handoff_deadline()
         if due is not None and due <= t:
             self._handoff_effects(self._handoff.on_timer(t), t, out)
-        return out
 
     def deadline(self) -> float:
         """When [`on_timer`][dynamo_core.node.Node.on_timer] must next be called.
@@ -1315,7 +1413,7 @@ class Node:
         """
         at = min(self._next_hb, self._next_ae, self._next_gossip)
         if self._streams_due:
-            at = self._now
+            at = max(self._now, self._full_until)
         for stream in self._streams.values():
             due = stream.core.deadline()
             if due is not None and due < at:
@@ -1335,7 +1433,7 @@ class Node:
         due = self._handoff_deadline()
         if due is not None:
             at = min(at, due)
-        return at
+        return max(at, self._timers_held)
 
     def _handoff_deadline(self) -> float | None:
         """The handoff's deadline, cached: it changes only on handoff inputs and new hints."""
@@ -1356,6 +1454,31 @@ class Node:
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
+
+    def _noted(self, out: list[Effect]) -> list[Effect]:
+        """Append the informational effects noted during this input (quarantined records)."""
+        if self._notes:
+            out.extend(self._notes)
+            self._notes.clear()
+        return out
+
+    def _storage_full(self, now: float) -> None:
+        """A write failed with `StorageFull`: refuse client writes for a while (degraded)."""
+        self._stats["storage_full"] += 1
+        self._full_until = now + self._config.storage_full_pause
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the node refuses client writes because its storage is full.
+
+        It clears by itself: after `NodeConfig.storage_full_pause` seconds the node tries to
+        write again, and stays out of the degraded mode once a write succeeds.
+        """
+        return self._now < self._full_until
+
+    def quarantined(self) -> list[bytes]:
+        """The keys of the stored records quarantined so far (failed to decode), sorted."""
+        return sorted(skey[10:] for skey in self._quarantined)
 
     def _forward_timeout(self) -> float:
         timeout = self._config.forward_timeout
@@ -1607,6 +1730,8 @@ class Node:
             dirty = _DIRTY + skey[2:]
             if not (any(tok in r for r in served) and self._storage.get(dirty) is None):
                 state = self._state(skey, raw)
+                if state is None:  # quarantined: kept where it is, never deleted
+                    continue
                 targets = [n for n in self._ring.preference_list(key) if n != self._id]
                 stored = [self._hints.add(target, key, state, now) for target in targets]
                 if not targets or not all(stored):  # every replica gets its hint, or retry
@@ -1627,7 +1752,7 @@ class Node:
         for target in self._ring.preference_list(key):
             if target == self._id:
                 if self._range_of(self._ring.token(key)) is not None:
-                    self._merge(key, state)
+                    ok = self._merge(key, state) is None and ok
             elif self._hints.add(target, key, state, now):
                 self._handoff_due = True
             else:
@@ -1741,10 +1866,17 @@ class Node:
                 continue
             skey = self._skey(key, tok)
             raw = self._storage.get(skey)
-            merged = state if raw is None else self._state(skey, raw).sync(state)
-            if raw is not None and merged == self._state(skey, raw):
+            old = None if raw is None else self._state(skey, raw)
+            if raw is not None and old is None:  # quarantined: never overwritten
+                self._stats["merges_refused"] += 1
+                continue
+            merged = state if old is None else old.sync(state)
+            if merged == old:
                 continue
             new_raw = codec.dumps(merged.to_dict())
+            if unstorable(merged, new_raw) is not None:
+                self._stats["merges_refused"] += 1
+                continue
             puts.append((skey, new_raw))
             updates.append((key, skey, r, raw, new_raw, merged))
         cursor = None if effect.cursor is None else codec.encode_bytes(effect.cursor)
@@ -1832,9 +1964,12 @@ class Node:
             for skey, raw in self._storage.scan(lo, hi):
                 if items and (size + len(raw) > max_bytes or len(items) >= MAX_BATCH_ITEMS):
                     return tuple(items), cursor, False, size
-                items.append((skey[10:], self._state(skey, raw)))
-                size += len(raw)
+                state = self._state(skey, raw)
                 cursor = skey[2:]
+                if state is None:  # quarantined: stays here, is not shipped
+                    continue
+                items.append((skey[10:], state))
+                size += len(raw)
         return tuple(items), cursor, True, size
 
     # -- storage -----------------------------------------------------------------------------
@@ -1864,12 +1999,24 @@ class Node:
         except DecodeError as exc:
             raise StorageError(f"corrupt replica record: {exc}") from None
 
-    def _state(self, skey: bytes, raw: bytes) -> DVVSet[bytes]:
-        """Decode a stored record, through the cache of recently used states."""
+    def _state(self, skey: bytes, raw: bytes) -> DVVSet[bytes] | None:
+        """Decode a stored record, through the cache of recently used states.
+
+        A record that fails to decode is quarantined (kept, counted, noted once) and `None`
+        returned: no stored record is ever a reason to fail.
+        """
         hit = self._cache.get(skey)
         if hit is not None and hit[0] == raw:
             return hit[1]
-        state = self._decode(raw)
+        try:
+            state = self._decode(raw)
+        except StorageError as exc:
+            if skey not in self._quarantined:
+                reason = str(exc)[: codec.DEFAULT_MAX_STR]
+                self._quarantined[skey] = reason
+                self._stats["records_quarantined"] += 1
+                self._notes.append(Quarantined(skey[10:], reason))
+            return None
         self._remember(skey, raw, state)
         return state
 
@@ -1893,10 +2040,10 @@ class Node:
         r: _Range | None,
         old_raw: bytes | None,
         state: DVVSet[bytes],
+        raw: bytes,
         extra: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
-        """Store `state` (with `extra` records, atomically) and update the key's tree."""
-        raw = codec.dumps(state.to_dict())
+        """Store `state`, encoded `raw` (with `extra` records, atomically); update the tree."""
         skey = self._skey(key, tok)
         puts = [(skey, raw), *extra]
         if self._served and any(tok in rng for _, _, rng in self._served):
@@ -1914,8 +2061,13 @@ class Node:
             else:
                 tree.update(key, merkle.item_digest(key, old_raw), digest)
 
-    def _merge(self, key: bytes, state: DVVSet[bytes]) -> bool:
-        """Merge `state` into the stored replica of `key` (which this node replicates)."""
+    def _merge(self, key: bytes, state: DVVSet[bytes]) -> str | None:
+        """Merge `state` into the stored replica of `key` (which this node replicates).
+
+        Returns:
+            `None` once the replica holds the merge, else why it was not stored: the stored
+            record is quarantined, or the merge is over a storage limit.
+        """
         tok = self._ring.token(key)
         skey = self._skey(key, tok)
         raw = self._storage.get(skey)
@@ -1923,12 +2075,20 @@ class Node:
             merged = state
         else:
             old = self._state(skey, raw)
+            if old is None:
+                self._stats["merges_refused"] += 1
+                return "this replica's record of the key is quarantined"
             merged = old.sync(state)
             if merged == old:
-                return False
-        self._write(key=key, tok=tok, r=self._range_of(tok), old_raw=raw, state=merged)
+                return None
+        new_raw = codec.dumps(merged.to_dict())
+        reason = unstorable(merged, new_raw)
+        if reason is not None:
+            self._stats["merges_refused"] += 1
+            return reason
+        self._write(key=key, tok=tok, r=self._range_of(tok), old_raw=raw, state=merged, raw=new_raw)
         self._stats["replica_writes"] += 1
-        return True
+        return None
 
     def _apply_store(
         self, key: bytes, state: DVVSet[bytes], hint: str | None, now: float
@@ -1938,8 +2098,8 @@ class Node:
             if self._range_of(self._ring.token(key)) is None:
                 self._stats["messages_ignored"] += 1
                 return False, "not a replica of this key"
-            self._merge(key, state)
-            return True, ""
+            reason = self._merge(key, state)
+            return reason is None, reason or ""
         if hint not in self._ring and (self._previous is None or hint not in self._previous):
             self._stats["messages_ignored"] += 1
             return False, f"{hint} is not a member of the ring"
@@ -1959,7 +2119,11 @@ class Node:
             out.append(Send(sender, StoreReply(message.op, False, "stale ring epoch")))
             out.append(Send(sender, m.digest()))
             return
-        stored, reason = self._apply_store(message.key, message.state, message.hint, now)
+        try:
+            stored, reason = self._apply_store(message.key, message.state, message.hint, now)
+        except StorageFull:
+            self._storage_full(now)
+            stored, reason = False, "storage full"
         out.append(Send(sender, StoreReply(message.op, stored, reason)))
         if message.epoch > epoch or m.outside:
             out.append(Send(sender, m.digest()))  # the coordinator knows a newer version
@@ -2016,20 +2180,47 @@ class Node:
         now: float,
         out: list[Effect],
     ) -> None:
+        if now < self._full_until:
+            self._answer(request_id, forward, _STORAGE_FULL, out)
+            return
         tok = self._ring.token(key)
         r = self._range_of(tok)
         skey = self._skey(key, tok)
         raw = self._storage.get(skey) if r is not None else None
-        local: DVVSet[bytes] = DVVSet() if raw is None else self._state(skey, raw)
+        local = DVVSet[bytes]() if raw is None else self._state(skey, raw)
+        if local is None:
+            reason = "this node's record of the key is quarantined; try another node"
+            self._answer(request_id, forward, RequestFailed(reason, code="quarantined"), out)
+            return
         before = self._epochs.epoch
-        actor = self._epochs.actor_for(local.context, context)
-        state = local.update(value, actor, context)
+        try:
+            actor = self._epochs.actor_for(local.context, context)
+            state = local.update(value, actor, context)
+        except OverflowError as exc:  # a counter a peer replicated: refuse, never fail
+            failure = RequestFailed(f"write refused: {exc}"[:1024], code="bad_request")
+            self._answer(request_id, forward, failure, out)
+            return
+        new_raw = codec.dumps(state.to_dict())
+        refusal = self._config.limits.admit(state, new_raw)
+        if refusal is not None:  # admission: nothing is written (a minted epoch was never used)
+            self._stats["writes_refused"] += 1
+            self._answer(request_id, forward, _refused(refusal), out)
+            return
+        if len(state) > self._config.limits.siblings_warning:
+            self._stats["sibling_warnings"] += 1
         epoch = self._epochs.epoch
         extra = [(_EPOCH_KEY, self._epoch_record(epoch))] if epoch != before else []
-        if r is not None:
-            self._write(key=key, tok=tok, r=r, old_raw=raw, state=state, extra=extra)
-        elif extra:
-            self._storage.put(*extra[0])  # not a replica: only the new epoch is durable
+        try:
+            if r is not None:
+                self._write(
+                    key=key, tok=tok, r=r, old_raw=raw, state=state, raw=new_raw, extra=extra
+                )
+            elif extra:
+                self._storage.put(*extra[0])  # not a replica: only the new epoch is durable
+        except StorageFull:
+            self._storage_full(now)
+            self._answer(request_id, forward, _STORAGE_FULL, out)
+            return
         self._stats["puts_coordinated"] += 1
         # During a transition the write must reach a quorum in both placements (joint quorum).
         placements = [self._ring] if self._previous is None else [self._previous, self._ring]
@@ -2144,10 +2335,20 @@ class Node:
                 outcome = GetReply((), _EMPTY_CONTEXT, found=False)
             else:
                 outcome = GetReply(tuple(found.values), encode_context(found.context))
-        if request.request_id is not None:
-            out.append(Reply(request.request_id, outcome))
-        elif request.forward is not None:
-            origin, fwd = request.forward
+        self._answer(request.request_id, request.forward, outcome, out)
+
+    @staticmethod
+    def _answer(
+        request_id: str | None,
+        forward: tuple[str, int] | None,
+        outcome: RequestResult,
+        out: list[Effect],
+    ) -> None:
+        """Send a request's outcome to its client, or to the node that forwarded it."""
+        if request_id is not None:
+            out.append(Reply(request_id, outcome))
+        elif forward is not None:
+            origin, fwd = forward
             out.append(Send(origin, ForwardReply(fwd, outcome)))
 
     def _on_store_reply(
@@ -2191,6 +2392,11 @@ class Node:
             self._coordinate_get(message.key, None, origin, now, out)
             return
         assert message.value is not None  # Forward's validator
+        refusal = self._config.limits.check_value(message.value)
+        if refusal is not None:
+            self._stats["writes_refused"] += 1
+            out.append(Send(sender, ForwardReply(message.fwd, _refused(refusal))))
+            return
         try:
             clock = None if message.context is None else decode_context(message.context)
         except DecodeError as exc:
@@ -2258,8 +2464,10 @@ class Node:
             if hint.target != self._id:
                 self._stats["messages_ignored"] += 1
             elif self._range_of(self._ring.token(key)) is not None:
-                self._merge(key, hint.state)
-                self._stats["hints_received"] += 1
+                if self._merge(key, hint.state) is None:
+                    self._stats["hints_received"] += 1
+                else:  # not stored: the sender keeps the hint (until its TTL) and retries
+                    complete = False
             elif self._ring.nodes:
                 # No longer a replica of the key (the ring changed): hand it on, never drop it.
                 complete = self._rehint(key, hint.state, now) and complete
@@ -2446,7 +2654,8 @@ class Node:
             tok = int.from_bytes(skey[2:10], "big")
             key = skey[10:]
             assert self._ring.token(key) == tok, "record filed under the wrong token"
-            self._decode(raw)._check_invariants()
+            if skey not in self._quarantined:
+                self._decode(raw)._check_invariants()
             r = self._range_of(tok)
             if r is None:
                 assert self._foreign, f"stored key {key!r} is outside the replicated ranges"

@@ -4,7 +4,9 @@ A client connects to any node (every node takes every request and forwards it to
 replicas), keeps one connection per node it has used, and sends many requests at once on it,
 matched to their responses by id. When a node cannot be reached, does not answer within
 `timeout`, or answers [`RequestFailed`][dynamo_core.messages.RequestFailed], the request is
-retried on the next node, round robin from a seeded start.
+retried on the next node, round robin from a seeded start; a write refused at admission
+(over a [`Limits`][dynamo_core.limits.Limits] limit) raises
+[`LimitExceeded`][dynamo_core.errors.LimitExceeded] at once.
 
 A retried put may have been applied by the node that failed to answer: puts are
 *at least once*. With the context from a read, a duplicate lands as a sibling of equal value
@@ -44,7 +46,8 @@ from dynamo_core.aio.transport import (
     dial,
     parse_address,
 )
-from dynamo_core.errors import DecodeError, DynamoError
+from dynamo_core.errors import DecodeError, DynamoError, LimitExceeded
+from dynamo_core.limits import LIMIT_NAMES
 from dynamo_core.messages import MAX_KEY_BYTES, GetReply, PutReply, RequestFailed
 
 __all__ = ["Client", "ClientError"]
@@ -215,6 +218,9 @@ class Client:
 
         Raises:
             TypeError, ValueError: an argument is invalid (nothing is sent).
+            dynamo_core.errors.LimitExceeded: a node refused the write at admission (a limit
+                of [`Limits`][dynamo_core.limits.Limits]; the message says what to do); it
+                changed nothing and is not retried on another node.
             ClientError: every attempt failed.
         """
         data = _key(key)
@@ -293,6 +299,8 @@ class Client:
                 continue
             result = response.result if isinstance(response, ClientResponse) else response
             if isinstance(result, RequestFailed):
+                if result.code in LIMIT_NAMES:  # refused at admission: no other node admits it
+                    raise LimitExceeded(result.reason, limit=result.code)
                 failures.append((f"{address[0]}:{address[1]}", result.reason))
                 continue
             if not isinstance(result, expect):

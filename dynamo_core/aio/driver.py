@@ -12,6 +12,15 @@ node with the current time; and carries out the effects:
   `on_effect`; effects the driver does not know are passed on and otherwise ignored, so new node
   features need no driver change.
 
+**Containment.** An exception from the node core while it handles one input costs that input
+only: a client request gets a `RequestFailed` reply (``code="bad_request"`` for a bad argument,
+``"internal_error"`` for anything else), a peer message is dropped (counted in
+``peer_errors`` and logged with the peer), a failed timer pass is counted in ``timer_errors``
+and retried after a short pause. The one thing that stops the node is storage that stopped
+working for good — a [`StorageError`][dynamo_core.errors.StorageError] other than
+[`StorageFull`][dynamo_core.errors.StorageFull] (which the node handles as a degraded mode) —
+logged as one line.
+
 It is the only place in the library with an event loop and a clock.
 """
 
@@ -32,17 +41,23 @@ from dynamo_core.aio.protocol import (
     RequestResponse,
     StatsReply,
 )
-from dynamo_core.errors import StorageError
+from dynamo_core.errors import StorageError, StorageFull
 from dynamo_core.hints import HintsDelivered, HintsExpired
 from dynamo_core.interfaces import Clock
 from dynamo_core.messages import RequestFailed, encode_message
-from dynamo_core.node import AntiEntropyDone, Node, Reply, Send
+from dynamo_core.node import AntiEntropyDone, Node, Quarantined, Reply, Send
 
 __all__ = ["DriverTransport", "serve"]
 
 log = logging.getLogger("dynamo_core.aio")
 
 _SHUTDOWN: Final = "node shutting down"
+_TIMER_RETRY: Final = 0.1  # seconds before a timer pass that raised is tried again
+
+
+def _fatal(exc: BaseException) -> bool:
+    """Whether `exc` means the node cannot go on: its storage stopped working for good."""
+    return isinstance(exc, StorageError) and not isinstance(exc, StorageFull)
 
 
 class DriverTransport(Protocol):
@@ -84,7 +99,7 @@ def _counters(node: Node, transport: DriverTransport, driver: dict[str, int]) ->
     return out
 
 
-async def serve(  # noqa: PLR0915 - one loop, stated in one place
+async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
     node: Node,
     transport: DriverTransport,
     *,
@@ -141,6 +156,8 @@ async def serve(  # noqa: PLR0915 - one loop, stated in one place
         "anti_entropy_done": 0,
         "effects_other": 0,
         "peer_errors": 0,
+        "client_errors": 0,
+        "timer_errors": 0,
     }
     pending: dict[str, tuple[Callable[[RequestResponse], None], int]] = {}
     inbox = transport.inbox
@@ -165,6 +182,13 @@ async def serve(  # noqa: PLR0915 - one loop, stated in one place
                             driver["hints_expired"] += count
                         case AntiEntropyDone():
                             driver["anti_entropy_done"] += 1
+                        case Quarantined(key=key, reason=reason):
+                            log.warning(
+                                "%s: record of key %r quarantined (kept, not served): %s",
+                                node.node_id,
+                                key[:64],
+                                reason,
+                            )
                         case _:
                             driver["effects_other"] += 1
                             log.debug("%s: effect %r ignored", node.node_id, effect)
@@ -192,7 +216,17 @@ async def serve(  # noqa: PLR0915 - one loop, stated in one place
         except (TypeError, ValueError) as exc:  # a bad key or context: the client's fault
             del pending[request_id]
             driver["client_rejected"] += 1
-            call.respond(ClientResponse(request.rid, RequestFailed(f"bad request: {exc}"[:1024])))
+            failed = RequestFailed(f"bad request: {exc}"[:1024], code="bad_request")
+            call.respond(ClientResponse(request.rid, failed))
+            return
+        except Exception as exc:  # a node bug on this request: fail it, keep serving
+            if _fatal(exc):
+                raise
+            del pending[request_id]
+            driver["client_errors"] += 1
+            log.exception("%s: error handling client request %s", node.node_id, request_id)
+            failed = RequestFailed(f"internal error: {exc!r}"[:1024], code="internal_error")
+            call.respond(ClientResponse(request.rid, failed))
             return
         dispatch(effects)
 
@@ -202,9 +236,9 @@ async def serve(  # noqa: PLR0915 - one loop, stated in one place
             if isinstance(event, Inbound):
                 try:
                     effects = node.receive(event.sender, event.message, t)
-                except StorageError:
-                    raise
-                except Exception:  # a node bug on peer input must not take the process down
+                except Exception as exc:  # a node bug on peer input must not take the node down
+                    if _fatal(exc):
+                        raise
                     driver["peer_errors"] += 1
                     log.exception(
                         "%s: error handling a message from %s", node.node_id, event.sender
@@ -216,6 +250,20 @@ async def serve(  # noqa: PLR0915 - one loop, stated in one place
 
     planned = [0.0]  # the node time the loop sleeps until
     fatal: list[BaseException] = []
+    timers_after = [0.0]  # a timer pass raised: the next one waits until then
+
+    def timers(t: float) -> None:
+        try:
+            effects = node.on_timer(t)
+        except Exception as exc:  # a node bug in a timer: count it, retry a little later
+            if _fatal(exc):
+                raise
+            driver["timer_errors"] += 1
+            if driver["timer_errors"] == 1 or driver["timer_errors"] % 1000 == 0:
+                log.exception("%s: error in a timer pass", node.node_id)
+            timers_after[0] = t + _TIMER_RETRY
+            return
+        dispatch(effects)
 
     def handle(event: Inbound | ClientCall) -> None:
         """Run one event at once, in the transport's task (the inbox's handler)."""
@@ -248,12 +296,16 @@ async def serve(  # noqa: PLR0915 - one loop, stated in one place
                 raise fatal[0]
             step(inbox.drain())
             t = now()
-            if node.deadline() <= t:
-                dispatch(node.on_timer(t))
+            if node.deadline() <= t and t >= timers_after[0]:
+                timers(t)
             if len(inbox):
                 continue
-            planned[0] = node.deadline()
+            planned[0] = max(node.deadline(), timers_after[0])
             await inbox.wait(planned[0] - now())
+    except BaseException as exc:
+        if _fatal(exc):
+            log.error("%s: storage failed for good, stopping: %s", node.node_id, exc)
+        raise
     finally:
         inbox.handler = None
         if stopper is not None:

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 from dynamo_core._check import check_bytes, check_time
-from dynamo_core.errors import StorageError
+from dynamo_core.errors import StorageError, StorageFull
 from dynamo_core.storage._common import closed_error, prepare_batch
 
 __all__ = ["SQLiteStorage"]
@@ -108,7 +108,11 @@ class SQLiteStorage:
         return self._conn
 
     def _error(self, exc: sqlite3.Error) -> StorageError:
-        return StorageError(f"SQLite store {self.path!r}: {exc}")
+        # A full disk (SQLITE_FULL, or the OS's ENOSPC under it) may pass: a typed error the
+        # node turns into a degraded mode. Anything else means the store stopped working.
+        full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        kind = StorageFull if full else StorageError
+        return kind(f"SQLite store {self.path!r}: {exc}")
 
     def _execute(self, sql: str, params: Sequence[bytes]) -> list[Any]:
         with self._lock:
@@ -137,6 +141,7 @@ class SQLiteStorage:
         Raises:
             TypeError: `key` or `value` is not `bytes`.
             StorageClosedError: the store is closed.
+            StorageFull: the disk is full; nothing was written (it may pass).
             StorageError: SQLite failed; nothing was written.
         """
         if type(key) is not bytes:
@@ -204,6 +209,7 @@ class SQLiteStorage:
             TypeError: an item has the wrong type; nothing was applied.
             ValueError: a key is both put and deleted; nothing was applied.
             StorageClosedError: the store is closed.
+            StorageFull: the disk is full; nothing was applied (it may pass).
             StorageError: SQLite failed; nothing was applied.
         """
         put_map, delete_list = prepare_batch(puts, deletes)
