@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import ssl
 
     from dynamo_core.aio.transport import Address
+    from dynamo_core.storage import SQLiteStorage
 
 __all__ = ["add_commands"]
 
@@ -71,7 +72,10 @@ def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | No
 
 
 def next_incarnation(data: Path) -> int:
-    """Bump and return the boot counter kept in `data` (written atomically, fsynced).
+    """Bump and return the boot counter kept in `data`.
+
+    Written atomically: a temporary file is written and fsynced, renamed over the counter, and
+    the directory fsynced, so a crash leaves the old counter or the new one, never neither.
 
     Raises:
         OSError: the directory cannot be written.
@@ -91,17 +95,43 @@ def next_incarnation(data: Path) -> int:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+    fd = os.open(data, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return incarnation
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _open_data(data: Path, sync: str) -> tuple[int, SQLiteStorage] | int:
+    """Record the next incarnation and open the store; an exit status (one line) if either fails."""
+    from dynamo_core import SQLiteStorage  # noqa: PLC0415
+    from dynamo_core.errors import StorageError  # noqa: PLC0415
+
+    try:
+        incarnation = next_incarnation(data)
+    except OSError as exc:  # a full disk: never start without recording the incarnation
+        print(
+            f"dynamo-core serve: error: cannot record the incarnation in {data}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return incarnation, SQLiteStorage(data / _STORE_FILE, synchronous=sync.upper())
+    except StorageError as exc:
+        print(f"dynamo-core serve: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up steps, in order
     import asyncio  # noqa: PLC0415 - the cluster commands load asyncio on use
     import logging  # noqa: PLC0415
     import signal  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage  # noqa: PLC0415
+    from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy  # noqa: PLC0415
     from dynamo_core.aio import TcpTransport, TransportConfig, serve  # noqa: PLC0415
+    from dynamo_core.errors import StorageError  # noqa: PLC0415
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -127,10 +157,13 @@ def _serve(args: argparse.Namespace) -> int:
             handoff_backoff=min(1.0, args.heartbeat),
             handoff_timeout=max(2 * args.request_timeout, 1.0),
         )
+        config.limits.check_frame(args.max_frame)
     except (TypeError, ValueError) as exc:
         raise _UsageError(str(exc)) from None
-    incarnation = next_incarnation(data)
-    storage = SQLiteStorage(data / _STORE_FILE, synchronous=args.sync.upper())
+    opened = _open_data(data, args.sync)
+    if isinstance(opened, int):
+        return opened
+    incarnation, storage = opened
     try:
         node = Node(
             args.id,
@@ -150,6 +183,10 @@ def _serve(args: argparse.Namespace) -> int:
             client_ssl=None if tls is None else tls[1],
             config=TransportConfig(max_frame=args.max_frame),
         )
+    except StorageError as exc:
+        storage.close()
+        print(f"dynamo-core serve: error: {exc}", file=sys.stderr)
+        return 1
     except BaseException:
         storage.close()
         raise
@@ -175,6 +212,9 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except OSError as exc:  # the listen address is taken or cannot be bound
         print(f"dynamo-core serve: error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        return 1
+    except StorageError as exc:  # the storage stopped working for good (logged by serve)
+        print(f"dynamo-core serve: error: storage failed, node stopped: {exc}", file=sys.stderr)
         return 1
     print(f"dynamo-core: node {args.id} stopped", flush=True)
     return 0
