@@ -26,18 +26,41 @@ def check_key(value: object, name: str = "key") -> str | bytes:
     return value
 
 
+def utf8_error(value: str) -> str | None:
+    """Return why `value` cannot be encoded as UTF-8 (a lone surrogate), or `None` if it can.
+
+    Decoders call it on every string they accept, so a string that passed a decoder never
+    fails later when it is hashed, stored or sent. Cost: O(len(value)), one C-level pass.
+    """
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds a lone surrogate at index {exc.start} (not encodable as UTF-8)"
+    return None
+
+
+def check_text(value: str, name: str) -> str:
+    """Return `value` if it is encodable as UTF-8; raise `ValueError` naming `name` otherwise."""
+    error = utf8_error(value)
+    if error is not None:
+        raise ValueError(f"{name} {error}")
+    return value
+
+
 def check_node_id(value: object, name: str = "node") -> str:
-    """Return `value` if it is a non-empty `str` of at most 255 characters.
+    """Return `value` if it is a non-empty `str` of at most 255 characters, valid UTF-8.
 
     Raises:
         TypeError: `value` is not a `str`.
-        ValueError: `value` is empty or too long.
+        ValueError: `value` is empty, too long, or holds a lone surrogate.
     """
     if type(value) is not str:
         raise TypeError(f"{name} must be a str node id, not {type(value).__name__}")
     if not 1 <= len(value) <= MAX_NODE_ID_LEN:
         raise ValueError(f"{name} must be 1..{MAX_NODE_ID_LEN} characters long, got {len(value)}")
-    return value
+    return check_text(value, name)
 
 
 def check_time(value: object, name: str = "now") -> float:

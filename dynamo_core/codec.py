@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Collection, Mapping
 from typing import Final, TypeAlias, TypeVar
 
+from dynamo_core._check import utf8_error
 from dynamo_core.errors import DecodeError
 
 __all__ = [
@@ -214,7 +215,10 @@ def as_bool(value: object, what: str) -> bool:
 
 
 def as_str(value: object, what: str, *, max_len: int = DEFAULT_MAX_STR, min_len: int = 1) -> str:
-    """Return `value` if it is a string of ``min_len .. max_len`` characters.
+    """Return `value` if it is a string of ``min_len .. max_len`` characters, valid UTF-8.
+
+    A lone surrogate (``"\\ud800"``, which JSON escapes can carry) is refused here, so no
+    decoded string fails later when it is hashed, stored or sent.
 
     Raises:
         DecodeError: naming `what`, otherwise.
@@ -223,6 +227,9 @@ def as_str(value: object, what: str, *, max_len: int = DEFAULT_MAX_STR, min_len:
         raise DecodeError(f"{what} must be a string, not {_describe(value)}")
     if not min_len <= len(value) <= max_len:
         raise DecodeError(f"{what} must be {min_len}..{max_len} characters long, got {len(value)}")
+    error = utf8_error(value)
+    if error is not None:
+        raise DecodeError(f"{what} {error}")
     return value
 
 

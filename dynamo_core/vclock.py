@@ -583,6 +583,7 @@ class VectorClock:
                             type(node) is not str
                             or not previous < node
                             or len(node) > MAX_NODE_ID_LEN
+                            or not node.isascii()  # the slow path checks UTF-8
                             or type(counter) is not int
                             or not 0 < counter <= _MAX
                             or type(stamp) is not float
