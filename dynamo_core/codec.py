@@ -217,7 +217,7 @@ def as_bool(value: object, what: str) -> bool:
 def as_str(value: object, what: str, *, max_len: int = DEFAULT_MAX_STR, min_len: int = 1) -> str:
     """Return `value` if it is a string of ``min_len .. max_len`` characters, valid UTF-8.
 
-    A lone surrogate (``"\\ud800"``, which JSON escapes can carry) is refused here, so no
+    A lone surrogate (U+D800 to U+DFFF alone, which JSON escapes can carry) is refused here, so no
     decoded string fails later when it is hashed, stored or sent.
 
     Raises:

@@ -301,6 +301,9 @@ class Client:
             if isinstance(result, RequestFailed):
                 if result.code in LIMIT_NAMES:  # refused at admission: no other node admits it
                     raise LimitExceeded(result.reason, limit=result.code)
+                if result.code == "bad_request":  # every node would refuse it the same way
+                    where = f"{address[0]}:{address[1]}"
+                    raise ClientError(f"{where}: {result.reason}", [(where, result.reason)])
                 failures.append((f"{address[0]}:{address[1]}", result.reason))
                 continue
             if not isinstance(result, expect):

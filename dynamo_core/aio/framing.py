@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME",
     "HEADER_SIZE",
     "MAX_FRAME_LIMIT",
+    "MAX_HANDSHAKE_FRAME",
     "FrameDecoder",
     "FrameError",
     "FrameTooLarge",
@@ -36,6 +37,10 @@ DEFAULT_MAX_FRAME: Final = codec.DEFAULT_MAX_BYTES
 
 MAX_FRAME_LIMIT: Final = 2**32 - 1
 """The largest cap a 4-byte header can express."""
+
+MAX_HANDSHAKE_FRAME: Final = 4096
+"""The cap on frames read before a connection is authenticated (handshake frames are small),
+so an unauthenticated peer can make a node buffer at most this much per connection."""
 
 _HEADER: Final = struct.Struct(">I")
 
@@ -101,8 +106,14 @@ class FrameDecoder:
         """Whether the bytes fed so far end exactly at a frame boundary."""
         return not self._buffer and self._need is None
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+    def feed(
+        self, data: bytes | bytearray | memoryview, *, max_frames: int | None = None
+    ) -> list[bytes]:
         """Add `data` and return every payload it completes, in order.
+
+        With `max_frames`, stop after that many payloads and leave the rest buffered, unread
+        (a later call, even with ``b""``, goes on): a reader whose cap changes between frames
+        (small before authentication) checks each header against the cap of its time.
 
         Cost: O(len(data)) amortised.
 
@@ -122,7 +133,7 @@ class FrameDecoder:
         out: list[bytes] = []
         buffer = self._buffer
         pos = 0
-        while True:
+        while max_frames is None or len(out) < max_frames:
             if self._need is None:
                 if len(buffer) - pos < HEADER_SIZE:
                     break

@@ -36,6 +36,7 @@ from dynamo_core.aio.auth import Acceptor, AuthError, Connector, Peer, check_sec
 from dynamo_core.aio.framing import (
     DEFAULT_MAX_FRAME,
     MAX_FRAME_LIMIT,
+    MAX_HANDSHAKE_FRAME,
     FrameDecoder,
     FrameError,
     FrameTooLarge,
@@ -176,6 +177,8 @@ class TransportConfig:
     Attributes:
         max_frame: The largest frame payload sent or accepted, in bytes (default 16 MiB).
         max_queue: Messages queued for one peer before new ones are dropped.
+        max_queue_bytes: Bytes queued for one peer before new messages are dropped (with
+            `max_client_buffer`, what bounds a connection's memory).
         connect_timeout: Seconds to open a TCP (and TLS) connection.
         handshake_timeout: Seconds for the three handshake frames, inbound and outbound.
         write_timeout: Seconds a peer may take to accept queued bytes before its connection
@@ -188,11 +191,12 @@ class TransportConfig:
             once and TCP flow control pushes back instead; the queue holds events that arrive
             when no driver is attached.
         max_client_buffer: Bytes of responses a client may leave unread before its connection
-            is closed.
+            is closed (aborted: the unread responses are freed at once).
     """
 
     max_frame: int = attrs.field(default=DEFAULT_MAX_FRAME, validator=_frame_cap)
     max_queue: int = attrs.field(default=10_000, validator=_positive_int)
+    max_queue_bytes: int = attrs.field(default=64 * 2**20, validator=_positive_int)
     connect_timeout: float = attrs.field(default=2.0, validator=_positive)
     handshake_timeout: float = attrs.field(default=5.0, validator=_positive)
     write_timeout: float = attrs.field(default=10.0, validator=_positive)
@@ -217,12 +221,13 @@ class FrameStream:
         max_frame: The frame cap.
     """
 
-    __slots__ = ("_decoder", "_pending", "_reader", "received")
+    __slots__ = ("_decoder", "_pending", "_reader", "_step", "received")
 
     def __init__(self, reader: asyncio.StreamReader, max_frame: int) -> None:
         self._reader = reader
         self._decoder = FrameDecoder(max_frame)
         self._pending: deque[bytes] = deque()
+        self._step: int | None = None  # frames parsed at a time (1 while the cap may change)
         self.received = 0
 
     async def next(self) -> bytes | None:
@@ -232,14 +237,27 @@ class FrameStream:
             FrameError: a frame is over the cap, or the stream ended inside a frame.
             ConnectionError: the connection broke.
         """
+        if not self._pending and self._step is not None:  # frames already buffered
+            self._pending.extend(self._decoder.feed(b"", max_frames=self._step))
         while not self._pending:
             data = await self._reader.read(_READ_CHUNK)
             if not data:
                 self._decoder.close()
                 return None
             self.received += len(data)
-            self._pending.extend(self._decoder.feed(data))
+            self._pending.extend(self._decoder.feed(data, max_frames=self._step))
         return self._pending.popleft()
+
+    def until_authenticated(self) -> None:
+        """Parse one frame at a time, so frames after the handshake meet the raised cap."""
+        self._step = 1
+
+    def allow(self, max_frame: int) -> None:
+        """Raise the frame cap once the connection is authenticated (it starts small)."""
+        self._decoder.max_frame = max_frame
+        if self._step is not None:
+            self._step = None
+            self._pending.extend(self._decoder.feed(b""))
 
 
 class _Outbound:
@@ -251,6 +269,7 @@ class _Outbound:
         "broken",
         "peer",
         "queue",
+        "queued_bytes",
         "state",
         "task",
         "wake",
@@ -261,6 +280,7 @@ class _Outbound:
         self.peer = peer
         self.address = address
         self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
         self.state = "connecting"  # connecting | up | down (backing off: sends are dropped)
         self.wake = asyncio.Event()
         self.broken = False
@@ -458,10 +478,14 @@ class TcpTransport:
             self._stats["frames_sent"] += 1
             self._stats["bytes_sent"] += len(frame)
             return
-        if len(out.queue) >= self.config.max_queue:
+        if (
+            len(out.queue) >= self.config.max_queue
+            or out.queued_bytes + len(frame) > self.config.max_queue_bytes
+        ):
             self._stats["dropped_queue_full"] += 1
             return
         out.queue.append(frame)
+        out.queued_bytes += len(frame)
         out.wake.set()
 
     def peer_state(self, peer: str) -> str:
@@ -492,7 +516,7 @@ class TcpTransport:
             connect_timeout=cfg.connect_timeout,
             handshake_timeout=cfg.handshake_timeout,
             limit=_READ_CHUNK,
-            max_frame=4096,  # only the handshake is read on an outbound connection
+            max_frame=MAX_HANDSHAKE_FRAME,  # only the handshake is read on an outbound connection
         )
         return reader, writer
 
@@ -512,6 +536,7 @@ class TcpTransport:
                     log.debug("%s: cannot reach %s: %r", self.node_id, out.peer, exc)
                 dropped = len(out.queue)
                 out.queue.clear()
+                out.queued_bytes = 0
                 self._stats["dropped_peer_down"] += dropped
                 await asyncio.sleep(self._delay(out.attempts - 1))
                 out.state = "connecting"
@@ -552,6 +577,7 @@ class TcpTransport:
                 continue
             frames = list(out.queue)
             out.queue.clear()
+            out.queued_bytes = 0
             writer.writelines(frames)
             self._stats["frames_sent"] += len(frames)
             self._stats["bytes_sent"] += sum(map(len, frames))
@@ -578,9 +604,11 @@ class TcpTransport:
         self._connections.add(writer)
         self._stats["inbound_connections"] += 1
         where = writer.get_extra_info("peername")
-        frames = FrameStream(reader, self.config.max_frame)
+        frames = FrameStream(reader, MAX_HANDSHAKE_FRAME)  # unauthenticated: small frames only
+        frames.until_authenticated()
         try:
             peer = await self._accept(frames, writer)
+            frames.allow(self.config.max_frame)
             if peer.role == "node":
                 assert peer.node_id is not None
                 await self._read_node(peer.node_id, frames)
@@ -651,7 +679,7 @@ class TcpTransport:
             if transport.get_write_buffer_size() > limit:
                 stats["closed_slow_client"] += 1
                 log.warning("%s: closing a client that does not read its responses", self.node_id)
-                writer.close()
+                transport.abort()  # drop its unread responses now (close() would keep them)
                 return
             payload = codec.dumps(response.to_dict())
             writer.write(encode_frame(payload, max_frame=max_frame))

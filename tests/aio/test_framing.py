@@ -102,3 +102,16 @@ def test_garbage_never_raises_anything_but_frame_errors(data: bytes, cap: int) -
         return
     assert all(len(f) <= cap for f in frames)
     assert sum(len(f) + 4 for f in frames) + decoder.buffered == len(data)
+
+
+def test_max_frames_leaves_later_frames_unread_for_a_new_cap() -> None:
+    """Before authentication a reader parses one frame at a time: the next meets the new cap."""
+    decoder = FrameDecoder(max_frame=8)
+    data = encode_frame(b"hello") + encode_frame(b"x" * 100, max_frame=100)
+    assert decoder.feed(data, max_frames=1) == [b"hello"]
+    assert decoder.buffered == 104  # the big frame, not parsed yet
+    decoder.max_frame = 100
+    assert decoder.feed(b"") == [b"x" * 100]
+    strict = FrameDecoder(max_frame=8)
+    with pytest.raises(FrameTooLarge):
+        strict.feed(data)

@@ -1,0 +1,343 @@
+"""The issue's findings, reproduced against `serve` on the real TCP transport and SQLite.
+
+Three nodes run in one process (the same driver, transport and storage code as
+``dynamo-core serve``); each test plays the attacker or the unlucky operator and asserts the safe
+outcome: a typed refusal, nodes alive and serving, a restart that succeeds, nothing acknowledged
+lost, memory bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage, codec
+from dynamo_core.aio import Client, ClientError, TcpTransport, TransportConfig, serve
+from dynamo_core.aio.auth import Connector
+from dynamo_core.aio.framing import MAX_HANDSHAKE_FRAME, encode_frame
+from dynamo_core.aio.protocol import ClientGet
+from dynamo_core.errors import LimitExceeded
+from dynamo_core.messages import Message
+from dynamo_core.node import Effect, encode_context
+from dynamo_core.vclock import VectorClock
+
+Eventually = Callable[..., Coroutine[Any, Any, None]]
+IDS = ("A", "B", "C")
+CONFIG = NodeConfig(heartbeat_interval=0.1, request_timeout=2.0, anti_entropy_interval=0.3)
+FAST = TransportConfig(connect_timeout=5.0, handshake_timeout=5.0, backoff_max=0.2)
+
+
+class Cluster:
+    """Three nodes on SQLite files under `path`; a node restarts on its file."""
+
+    def __init__(self, path: Path, ports: dict[str, int], node_class: type[Node] = Node) -> None:
+        self.path = path
+        self.ports = ports
+        self.node_class = node_class
+        self.ring = HashRing(3, partitions=16)
+        self.ring.add_nodes(IDS)
+        self.boots = dict.fromkeys(IDS, 0)
+        self.nodes: dict[str, Node] = {}
+        self.transports: dict[str, TcpTransport] = {}
+        self.stops: dict[str, asyncio.Event] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def addresses(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", self.ports[n]) for n in IDS]
+
+    def start(self, node: str) -> None:
+        storage = SQLiteStorage(self.path / f"{node}.db", synchronous="NORMAL")
+        self.nodes[node] = self.node_class(
+            node,
+            self.ring,
+            config=CONFIG,
+            storage=storage,
+            now=time.monotonic(),
+            incarnation=self.boots[node],
+        )
+        self.boots[node] += 1
+        peers = {p: ("127.0.0.1", self.ports[p]) for p in IDS if p != node}
+        transport = TcpTransport(
+            node, ("127.0.0.1", self.ports[node]), peers, config=FAST, seed=ord(node)
+        )
+        self.transports[node] = transport
+        self.stops[node] = asyncio.Event()
+        self.tasks[node] = asyncio.create_task(
+            serve(self.nodes[node], transport, stop=self.stops[node])
+        )
+
+    async def stop(self, node: str) -> None:
+        self.stops[node].set()
+        await self.tasks.pop(node)
+
+    async def restart_all(self, eventually: Eventually) -> None:
+        for node in IDS:
+            await self.stop(node)
+        for node in IDS:
+            self.start(node)
+        await self.connected(eventually)
+
+    def alive(self) -> bool:
+        return all(not task.done() for task in self.tasks.values())
+
+    async def connected(self, eventually: Eventually) -> None:
+        def up() -> bool:
+            now = time.monotonic()
+            return all(
+                self.transports[n].stats()["peers_up"] == 2
+                and all(self.nodes[n].detector.is_available(p, now) for p in IDS if p != n)
+                for n in IDS
+            )
+
+        await eventually(up, what="the cluster connected")
+
+
+async def cluster_of_three(
+    path: Path, free_port: Callable[[], int], eventually: Eventually, node_class: type[Node] = Node
+) -> Cluster:
+    cluster = Cluster(path, {n: free_port() for n in IDS}, node_class)
+    for node in IDS:
+        cluster.start(node)
+    await cluster.connected(eventually)
+    return cluster
+
+
+def listening(transport: TcpTransport) -> bool:
+    try:
+        _ = transport.address
+    except RuntimeError:
+        return False
+    return True
+
+
+# -- finding 1: a hostile context --------------------------------------------------------------
+
+
+def test_finding_1_a_hostile_context_is_refused_and_the_node_lives(
+    run: Any, tmp_path: Path, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        cluster = await cluster_of_three(tmp_path, free_port, eventually)
+        try:
+            async with Client(cluster.addresses(), timeout=10.0, seed=1) as client:
+                await client.put("k", b"v0")
+                epochs = {n: cluster.nodes[n].epoch for n in IDS}
+                hostile = VectorClock(
+                    {f"{n}#{epochs[n] + i}": 2**63 - 1 for n in IDS for i in range(1, 334)}
+                )
+                assert len(hostile) == 999
+                with pytest.raises(ClientError, match="the limit is 2\\*\\*53"):
+                    await client.put("k", b"evil", encode_context(hostile))
+                assert cluster.alive()
+                values, _ = await client.get("k")
+                assert values == (b"v0",)
+            await cluster.restart_all(eventually)
+            async with Client(cluster.addresses(), timeout=10.0, seed=2) as client:
+                assert (await client.get("k"))[0] == (b"v0",)
+        finally:
+            for node in list(cluster.tasks):
+                await cluster.stop(node)
+
+    run(main(), 120)
+
+
+# -- finding 2: ordinary use that made a key unreadable and the node unstartable ---------------
+
+
+def test_finding_2_sibling_floods_actors_and_huge_values_are_refused_and_restarts_work(
+    run: Any, tmp_path: Path, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        cluster = await cluster_of_three(tmp_path, free_port, eventually)
+        try:
+            async with Client(cluster.addresses(), timeout=10.0, seed=3) as client:
+                # 1,030 blind puts to one key (in batches: a real flood, bounded time).
+                acked = refused = 0
+                for start in range(0, 1030, 103):
+                    batch = [client.put("hot", b"v%d" % i) for i in range(start, start + 103)]
+                    for outcome in await asyncio.gather(*batch, return_exceptions=True):
+                        if isinstance(outcome, LimitExceeded):
+                            assert outcome.limit == "max_siblings"
+                            assert "write the merge back with the context" in str(outcome)
+                            refused += 1
+                        else:
+                            assert not isinstance(outcome, BaseException), outcome
+                            acked += 1
+                assert acked + refused == 1030
+                assert 100 <= acked < 400  # each coordinator admits up to 100 (merges fit)
+                assert cluster.alive()
+                values, context = await client.get("hot")
+                assert len(values) >= 100
+                # The client does what the error says: merge, write back with the context.
+                await client.put("hot", b"merged", context)
+                await eventually(
+                    lambda: all(
+                        (s := cluster.nodes[n].state_of("hot")) is not None
+                        and s.values == [b"merged"]
+                        for n in IDS
+                    ),
+                    what="the merge everywhere",
+                )
+                # Two puts carrying 1,000 made-up actors each.
+                made_up = encode_context(VectorClock({f"x{i:04}": 1 for i in range(1000)}))
+                for _ in range(2):
+                    with pytest.raises(LimitExceeded) as caught:
+                        await client.put("actors", b"v", made_up)
+                    assert caught.value.limit == "max_clock_entries"
+                # Two blind 6.5 MiB puts.
+                big = b"x" * (6 * 2**20 + 2**19)
+                for _ in range(2):
+                    with pytest.raises(LimitExceeded) as caught:
+                        await client.put("big", big)
+                    assert caught.value.limit == "max_value_bytes"
+                assert cluster.alive()
+                assert sum(cluster.nodes[n].stats()["writes_refused"] for n in IDS) >= 4
+            await cluster.restart_all(eventually)  # every node starts again
+            async with Client(cluster.addresses(), timeout=10.0, seed=4) as client:
+                assert (await client.get("hot"))[0] == (b"merged",)
+                assert (await client.get("actors"))[0] == ()
+                assert (await client.get("big"))[0] == ()
+                await client.put("after", b"ok")
+                await asyncio.sleep(1.0)  # anti-entropy rounds run over every key
+            assert cluster.alive()
+            assert all(cluster.nodes[n].stats()["records_quarantined"] == 0 for n in IDS)
+        finally:
+            for node in list(cluster.tasks):
+                await cluster.stop(node)
+
+    run(main(), 240)
+
+
+# -- the driver contains failures of the node core ---------------------------------------------
+
+
+class BuggyNode(Node):
+    """A node whose core raises on one key, one kind of message and one timer pass."""
+
+    __slots__ = ()
+    timer_failures = 1
+
+    def put(
+        self, request_id: str, key: str | bytes, value: bytes, context: bytes | None, now: float
+    ) -> list[Effect]:
+        if key == b"boom":
+            raise RuntimeError("a bug in put")
+        return super().put(request_id, key, value, context, now)
+
+    def receive(self, sender: str, message: Message, now: float) -> list[Effect]:
+        if type(message).__name__ == "FetchRequest" and self.node_id == "B":
+            raise RuntimeError("a bug in receive")
+        return super().receive(sender, message, now)
+
+    def on_timer(self, now: float) -> list[Effect]:
+        if BuggyNode.timer_failures:
+            BuggyNode.timer_failures -= 1
+            raise RuntimeError("a bug in a timer")
+        return super().on_timer(now)
+
+
+def test_the_driver_contains_exceptions_from_the_node_core(
+    run: Any, tmp_path: Path, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        cluster = await cluster_of_three(tmp_path, free_port, eventually, BuggyNode)
+        try:
+            a = [("127.0.0.1", cluster.ports["A"])]
+            async with Client(a, timeout=10.0, retries=0) as client:
+                with pytest.raises(ClientError, match="internal error"):
+                    await client.put("boom", b"v")
+                await client.put("fine", b"v")  # the same node keeps serving
+                assert (await client.get("fine"))[0] == (b"v",)  # B's reads fail; A and C answer
+                stats = {n: (await client.stats(("127.0.0.1", cluster.ports[n])))[1] for n in IDS}
+            assert stats["A"]["client_errors"] == 1
+            assert stats["B"]["peer_errors"] >= 1
+            assert sum(stats[n]["timer_errors"] for n in IDS) == 1
+            assert cluster.alive()
+        finally:
+            for node in list(cluster.tasks):
+                await cluster.stop(node)
+
+    run(main(), 120)
+
+
+# -- finding 4: frames before authentication ---------------------------------------------------
+
+
+def test_finding_4_big_handshake_frames_are_refused_at_the_header(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        port = free_port()
+        node = TcpTransport("B", ("127.0.0.1", port), {}, config=FAST)
+        async with node:
+            conns = []
+            for _ in range(40):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write((16 * 2**20).to_bytes(4, "big") + b"x" * 65536)
+                conns.append((reader, writer))
+            for reader, writer in conns:
+                assert await asyncio.wait_for(reader.read(), 10) == b""  # closed at once
+                writer.close()
+            await eventually(lambda: node.stats()["closed_oversized"] == 40, what="refusals")
+            # A frame just over the pre-authentication cap is refused the same way.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(encode_frame(b"x" * (MAX_HANDSHAKE_FRAME + 1)))
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            writer.close()
+            await eventually(lambda: node.stats()["closed_oversized"] == 41, what="refusal")
+
+    run(main())
+
+
+# -- finding 7: slow readers -------------------------------------------------------------------
+
+
+def test_finding_7_a_client_that_does_not_read_is_cut_off_and_its_buffer_freed(
+    run: Any, tmp_path: Path, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        ring = HashRing(1, partitions=8)
+        ring.add_node("A")
+        node = Node(
+            "A",
+            ring,
+            policy=QuorumPolicy(1, 1, 1),
+            config=CONFIG,
+            storage=SQLiteStorage(tmp_path / "a.db", synchronous="NORMAL"),
+            now=time.monotonic(),
+        )
+        port = free_port()
+        config = TransportConfig(max_client_buffer=1 << 20)
+        transport = TcpTransport("A", ("127.0.0.1", port), {}, config=config)
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(node, transport, stop=stop))
+        await eventually(lambda: listening(transport))
+        async with Client([("127.0.0.1", port)], timeout=10.0) as client:
+            await client.put("big", b"y" * 900_000)
+            # A raw client that asks for the value again and again and never reads.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            connector = Connector("client", None, secret=None)
+            writer.write(encode_frame(connector.hello()))
+            header = await reader.readexactly(4)
+            challenge = await reader.readexactly(int.from_bytes(header, "big"))
+            proof, _ = connector.on_challenge(challenge)
+            writer.write(encode_frame(proof))
+            for rid in range(1, 200):
+                writer.write(encode_frame(codec.dumps(ClientGet(rid, b"big").to_dict())))
+            await writer.drain()
+            await eventually(
+                lambda: transport.stats()["closed_slow_client"] == 1, what="the cut-off"
+            )
+            # Its handler ended and its unread responses are gone; other clients are served.
+            await eventually(lambda: len(transport._connections) == 1, what="buffers released")
+            assert (await client.get("big"))[0] == (b"y" * 900_000,)
+            writer.close()
+        stop.set()
+        await task
+
+    run(main())
