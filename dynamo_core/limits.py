@@ -34,12 +34,16 @@ from dynamo_core.errors import LimitExceeded
 from dynamo_core.vclock import MAX_ENTRIES as STORED_MAX_ENTRIES
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from dynamo_core.dvv import DVVSet
+    from dynamo_core.membership import VersionRecord
 
 __all__ = [
     "FRAME_MARGIN",
     "LIMIT_NAMES",
     "MAX_CONTEXT_COUNTER",
+    "MAX_MEMBERS",
     "MERGE_HEADROOM",
     "STORED_MAX_ENTRIES",
     "STORED_MAX_RECORD_BYTES",
@@ -47,6 +51,7 @@ __all__ = [
     "Limits",
     "encoded_size",
     "unstorable",
+    "version_refusal",
 ]
 
 MERGE_HEADROOM: Final = 3
@@ -61,6 +66,9 @@ STORED_MAX_RECORD_BYTES: Final = codec.DEFAULT_MAX_BYTES - FRAME_MARGIN
 
 MAX_CONTEXT_COUNTER: Final = 2**53
 """The largest counter a client context may carry (far below the 2**63 - 1 overflow)."""
+
+MAX_MEMBERS: Final = 1024
+"""The most nodes a ring version a node adopts may name (its ring and previous ring)."""
 
 LIMIT_NAMES: Final = ("max_clock_entries", "max_record_bytes", "max_siblings", "max_value_bytes")
 """The names a [`LimitExceeded`][dynamo_core.errors.LimitExceeded] refusal can carry."""
@@ -193,4 +201,42 @@ def unstorable(state: DVVSet[bytes], raw: bytes) -> str | None:
     entries = len(state.context)
     if entries > STORED_MAX_ENTRIES:
         return f"the merged record names {entries} actors; the limit is {STORED_MAX_ENTRIES}"
+    return None
+
+
+def version_refusal(
+    record: VersionRecord, current: VersionRecord, known: Collection[str], *, outside: bool
+) -> str | None:
+    """Why a node must not adopt the ring version `record`, or `None` if it may.
+
+    Checked before adoption, whoever sent it (decoding already capped its size: tokens,
+    partitions, plan). The rules:
+
+    * at most `MAX_MEMBERS` members;
+    * every member is `known`: a member of the current version, a seed, or a node whose join
+      request this node knows (a node still *outside* a ring learns its members, so for it
+      this rule does not apply);
+    * its epoch is reachable: every version applies at least one change the previous one had
+      not, so ``record.epoch - current.epoch`` can be at most the number of changes `record`
+      applied that `current` did not (``2**62`` with three changes is a forgery).
+
+    Cost: O(members + applied changes).
+    """
+    members = record.members()
+    if len(members) > MAX_MEMBERS:
+        return f"it names {len(members)} members; the limit is {MAX_MEMBERS}"
+    if not outside:
+        strangers = [node for node in members if node not in known]
+        if strangers:
+            shown = ", ".join(repr(n[:64]) for n in strangers[:3])
+            return f"it names nodes that are neither members nor joining: {shown}"
+    base_epoch, base_applied = (
+        (0, frozenset[str]()) if outside else (current.epoch, current.applied)
+    )
+    new_changes = len(record.applied - base_applied)
+    if record.epoch - base_epoch > new_changes:
+        return (
+            f"its epoch {record.epoch} is {record.epoch - base_epoch} versions ahead of "
+            f"{base_epoch}, but it applies only {new_changes} new changes"
+        )
     return None

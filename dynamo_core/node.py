@@ -93,7 +93,7 @@ from dynamo_core.hints import (
     SendHints,
 )
 from dynamo_core.interfaces import Storage
-from dynamo_core.limits import MAX_CONTEXT_COUNTER, Limits, unstorable
+from dynamo_core.limits import MAX_CONTEXT_COUNTER, Limits, unstorable, version_refusal
 from dynamo_core.membership import (
     Change,
     GossipDigest,
@@ -166,6 +166,7 @@ __all__ = [
     "RingChanged",
     "Send",
     "TransferDone",
+    "VersionRefused",
     "decode_context",
     "encode_context",
 ]
@@ -186,6 +187,7 @@ _MAX_STREAM_BATCH: Final = 8 * 2**20
 _MAX_INCARNATION: Final = 2**31 - 1
 _RANDOM_EPOCHS: Final = (2**40, 2**52)
 _CACHE_SIZE: Final = 4096  # decoded replica states kept in memory (volatile)
+_MAX_REFUSED: Final = 1024  # refused ring versions remembered (each is reported once)
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -365,6 +367,23 @@ class Quarantined:
 
 
 @attrs.frozen
+class VersionRefused:
+    """Effect (informational): a ring version received by gossip was refused, not adopted.
+
+    Counted in ``stats()["versions_refused"]`` every time; reported once per version.
+
+    Attributes:
+        sender: The node that sent it.
+        version: The refused version.
+        reason: Which rule it broke (a stranger member, an unreachable epoch, a size cap).
+    """
+
+    sender: str
+    version: RingVersion
+    reason: str
+
+
+@attrs.frozen
 class RingChanged:
     """Effect (informational): the node installed another ring version, or it settled.
 
@@ -438,6 +457,7 @@ Effect: TypeAlias = (
     | RingChanged
     | TransferDone
     | Quarantined
+    | VersionRefused
 )
 """Everything a [`Node`][dynamo_core.node.Node] input returns a list of; dispatch with `match`."""
 
@@ -608,6 +628,7 @@ _STAT_NAMES: Final = (
     "merges_refused",
     "records_quarantined",
     "storage_full",
+    "versions_refused",
 )
 
 
@@ -754,6 +775,7 @@ class Node:
         "_quarantined",
         "_range_by_start",
         "_ranges",
+        "_refused",
         "_requests",
         "_ring",
         "_seeds",
@@ -812,6 +834,7 @@ class Node:
         self._stats = dict.fromkeys(_STAT_NAMES, 0)
         self._quarantined: dict[bytes, str] = {}  # storage key -> why it failed to decode
         self._notes: list[Effect] = []  # informational effects of the current input
+        self._refused: set[RingVersion] = set()  # ring versions refused (reported once)
         self._full_until = 0.0  # client writes are refused until then (storage full)
         self._timers_held = 0.0  # a timer pass failed on a full disk: no timers until then
         stored_epoch = self._read_epoch()
@@ -1322,7 +1345,7 @@ class Node:
             case GossipDigest():
                 self._on_digest(sender, message, t, out)
             case GossipUpdate():
-                self._on_update(message, t, out)
+                self._on_update(sender, message, t, out)
             case StreamPull():
                 self._on_stream_pull(sender, message, out)
             case StreamBatch():
@@ -1635,21 +1658,39 @@ class Node:
         if lacking:
             out.append(Send(sender, m.digest(answer=True)))
 
-    def _on_update(self, update: GossipUpdate, now: float, out: list[Effect]) -> None:
+    def _on_update(self, sender: str, update: GossipUpdate, now: float, out: list[Effect]) -> None:
         m = self._membership
         before = m.record
         changed = False
         for change in update.changes:
             changed = m.request(change) or changed
-        if update.record is not None:
-            if update.record.ring.replicas == self._policy.n:
-                changed = m.adopt(update.record) or changed
+        record = update.record
+        if record is not None and record.version > before.version:
+            reason = self._version_refusal(record)
+            if reason is not None:
+                self._stats["versions_refused"] += 1
+                if record.version not in self._refused:  # noted once per version
+                    if len(self._refused) >= _MAX_REFUSED:
+                        self._refused.clear()
+                    self._refused.add(record.version)
+                    self._notes.append(VersionRefused(sender, record.version, reason))
+                record = None
+        if record is not None:
+            if record.ring.replicas == self._policy.n:
+                changed = m.adopt(record) or changed
         elif RingVersion(update.epoch, update.fingerprint) == before.version:
             changed = m.complete_many(update.completed) or changed
         if changed:
             self._persist_membership()
             self._after_membership(before, now, out)
             self._maybe_mint(m.record, now, out)
+
+    def _version_refusal(self, record: VersionRecord) -> str | None:
+        """Why the ring version `record` must not be adopted (see `limits.version_refusal`)."""
+        m = self._membership
+        known = set(m.record.members()) | set(self._seeds) | {self._id}
+        known.update(c.node for c in m.changes() if c.op == "join")
+        return version_refusal(record, m.record, known, outside=m.outside)
 
     def _maybe_mint(self, before: VersionRecord, now: float, out: list[Effect]) -> None:
         """As the claimant, turn pending changes into the next version."""

@@ -78,6 +78,10 @@ MAX_NODE_TOKENS: Final = 2**16
 MAX_NODES: Final = 65_536
 """The most nodes a ring may have."""
 
+MAX_DECODED_TOKENS: Final = 2**18
+"""The most tokens (all nodes together) of a strategy-1 ring that `from_dict` builds: the cap is
+checked before any token is placed, so decoding stays linear in the input and bounded."""
+
 MAX_REPLICAS: Final = 64
 """The largest replication factor a ring accepts."""
 
@@ -1120,9 +1124,16 @@ class HashRing:
             name: _zone_key(name, zone) for name, zone in zip(names, zones, strict=True)
         }
         if ring._vnodes is not None:
+            total = 0
             for name, weight in zip(names, weights, strict=True):
-                if ring._token_count(weight) > MAX_NODE_TOKENS:
+                count = ring._token_count(weight)
+                if count > MAX_NODE_TOKENS:
                     raise DecodeError(f"hash_ring.nodes: {name!r} has too many tokens")
+                total += count
+            if total > MAX_DECODED_TOKENS:
+                raise DecodeError(
+                    f"hash_ring has {total} tokens in all; the limit is {MAX_DECODED_TOKENS}"
+                )
             ring._rebuild_vnodes()
             return ring
         owners = _decode_owners(obj["owners"], names, ring._partitions or 0)

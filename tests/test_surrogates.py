@@ -15,9 +15,7 @@ LONE = st.sampled_from(["\ud800", "\udfff", "\udc80"])
 
 
 @given(st.text(max_size=20), LONE, st.text(max_size=20))
-def test_as_str_refuses_every_string_with_a_lone_surrogate(
-    head: str, lone: str, tail: str
-) -> None:
+def test_as_str_refuses_every_string_with_a_lone_surrogate(head: str, lone: str, tail: str) -> None:
     text = head + lone + tail
     with pytest.raises(DecodeError, match="lone surrogate"):
         codec.as_str(text, "field", max_len=100)

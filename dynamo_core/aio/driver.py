@@ -45,7 +45,14 @@ from dynamo_core.errors import StorageError, StorageFull
 from dynamo_core.hints import HintsDelivered, HintsExpired
 from dynamo_core.interfaces import Clock
 from dynamo_core.messages import RequestFailed, encode_message
-from dynamo_core.node import AntiEntropyDone, Node, Quarantined, Reply, Send
+from dynamo_core.node import (
+    AntiEntropyDone,
+    Node,
+    Quarantined,
+    Reply,
+    Send,
+    VersionRefused,
+)
 
 __all__ = ["DriverTransport", "serve"]
 
@@ -182,6 +189,14 @@ async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
                             driver["hints_expired"] += count
                         case AntiEntropyDone():
                             driver["anti_entropy_done"] += 1
+                        case VersionRefused(sender=sender, version=version, reason=reason):
+                            log.warning(
+                                "%s: ring version %s from %s refused: %s",
+                                node.node_id,
+                                version,
+                                sender,
+                                reason,
+                            )
                         case Quarantined(key=key, reason=reason):
                             log.warning(
                                 "%s: record of key %r quarantined (kept, not served): %s",
