@@ -1124,16 +1124,7 @@ class HashRing:
             name: _zone_key(name, zone) for name, zone in zip(names, zones, strict=True)
         }
         if ring._vnodes is not None:
-            total = 0
-            for name, weight in zip(names, weights, strict=True):
-                count = ring._token_count(weight)
-                if count > MAX_NODE_TOKENS:
-                    raise DecodeError(f"hash_ring.nodes: {name!r} has too many tokens")
-                total += count
-            if total > MAX_DECODED_TOKENS:
-                raise DecodeError(
-                    f"hash_ring has {total} tokens in all; the limit is {MAX_DECODED_TOKENS}"
-                )
+            _check_token_counts([ring._token_count(w) for w in weights], names)
             ring._rebuild_vnodes()
             return ring
         owners = _decode_owners(obj["owners"], names, ring._partitions or 0)
@@ -1316,6 +1307,16 @@ def _decode_owners(value: object, names: Sequence[str], partitions: int) -> list
             raise DecodeError(f"hash_ring.owners[{i}] must be an integer in 0..{last}")
         owners.append(names[item])
     return owners
+
+
+def _check_token_counts(counts: Sequence[int], names: Sequence[str]) -> None:
+    """Refuse a decoded strategy-1 ring with too many tokens, before any is placed."""
+    for name, count in zip(names, counts, strict=True):
+        if count > MAX_NODE_TOKENS:
+            raise DecodeError(f"hash_ring.nodes: {name!r} has too many tokens")
+    total = sum(counts)
+    if total > MAX_DECODED_TOKENS:
+        raise DecodeError(f"hash_ring has {total} tokens in all; the limit is {MAX_DECODED_TOKENS}")
 
 
 def _decode_nodes(value: object) -> tuple[list[str], list[float], list[str | None]]:
