@@ -9,6 +9,8 @@ lost, memory bounded.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -341,3 +343,91 @@ def test_finding_7_a_client_that_does_not_read_is_cut_off_and_its_buffer_freed(
         await task
 
     run(main())
+
+
+# -- finding 6: a full disk --------------------------------------------------------------------
+
+
+def fill(node: Node, full: bool) -> None:
+    """Make the node's SQLite file full (as a full disk does: SQLITE_FULL), or not."""
+    storage = node.storage
+    assert isinstance(storage, SQLiteStorage)
+    conn = storage._conn
+    assert conn is not None
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages if full else 2**30}")
+
+
+def test_finding_6_a_full_disk_is_a_degraded_mode_not_a_crash(
+    run: Any, tmp_path: Path, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        cluster = await cluster_of_three(tmp_path, free_port, eventually)
+        try:
+            a = ("127.0.0.1", cluster.ports["A"])
+            async with Client([a], timeout=10.0, retries=0) as only_a:
+                async with Client(cluster.addresses(), timeout=10.0, seed=5) as client:
+                    await client.put("before", b"x" * 2000)
+                    fill(cluster.nodes["A"], True)
+                    acked = []
+                    for i in range(20):  # writes go on through the other nodes
+                        await client.put(f"k{i}", b"y" * 2000)
+                        acked.append(f"k{i}")
+                    with pytest.raises(ClientError, match="storage full"):
+                        for i in range(20):
+                            await only_a.put(f"direct{i}", b"z" * 2000)
+                    # Reads on the full node keep working.
+                    assert (await only_a.get("before"))[0] == (b"x" * 2000,)
+                    stats = (await only_a.stats())[1]
+                    assert stats["storage_full"] >= 1
+                    assert cluster.alive()
+                    fill(cluster.nodes["A"], False)  # space returns: A resumes by itself
+                    await eventually(lambda: not cluster.nodes["A"].degraded, what="resume")
+                    await only_a.put("after", b"ok")
+                    for key in acked:
+                        assert (await client.get(key))[0] == (b"y" * 2000,)
+        finally:
+            for node in list(cluster.tasks):
+                await cluster.stop(node)
+
+    run(main(), 120)
+
+
+def test_finding_6_starting_on_a_full_disk_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dynamo_core import _cluster_cli  # noqa: PLC0415
+    from dynamo_core.cli import main as cli  # noqa: PLC0415
+
+    real_open = Path.open
+
+    def no_space(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if self.name == "incarnation.tmp":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", no_space)
+    argv = ["serve", "--id", "A", "--listen", "127.0.0.1:1", "--data", str(tmp_path / "a")]
+    assert cli([*argv, "--n", "1", "--r", "1", "--w", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0  # one line, no traceback
+    assert "cannot record the incarnation" in err
+    assert "No space left on device" in err
+    assert not (tmp_path / "a" / "node.sqlite3").exists()  # never started without it
+    monkeypatch.setattr(Path, "open", real_open)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    assert _cluster_cli.next_incarnation(tmp_path) == 0
+    assert len(synced) == 2  # the file, then its directory
+    assert (tmp_path / "incarnation").read_text() == "0\n"
+
+
+def test_a_frame_cap_too_small_for_the_limits_is_refused_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dynamo_core.cli import main as cli  # noqa: PLC0415
+
+    argv = ["serve", "--id", "A", "--listen", "127.0.0.1:1", "--data", str(tmp_path / "a")]
+    assert cli([*argv, "--n", "1", "--r", "1", "--w", "1", "--max-frame", "1048576"]) == 2
+    assert "cannot carry the records these limits admit" in capsys.readouterr().err
