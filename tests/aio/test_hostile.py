@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
-from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage, codec
+from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage, _cluster_cli, codec
 from dynamo_core.aio import Client, ClientError, TcpTransport, TransportConfig, serve
 from dynamo_core.aio.auth import Connector
 from dynamo_core.aio.framing import MAX_HANDSHAKE_FRAME, encode_frame
 from dynamo_core.aio.protocol import ClientGet
+from dynamo_core.cli import main as cli
 from dynamo_core.errors import LimitExceeded
 from dynamo_core.messages import Message
 from dynamo_core.node import Effect, encode_context
@@ -365,27 +366,28 @@ def test_finding_6_a_full_disk_is_a_degraded_mode_not_a_crash(
         cluster = await cluster_of_three(tmp_path, free_port, eventually)
         try:
             a = ("127.0.0.1", cluster.ports["A"])
-            async with Client([a], timeout=10.0, retries=0) as only_a:
-                async with Client(cluster.addresses(), timeout=10.0, seed=5) as client:
-                    await client.put("before", b"x" * 2000)
-                    fill(cluster.nodes["A"], True)
-                    acked = []
-                    for i in range(20):  # writes go on through the other nodes
-                        await client.put(f"k{i}", b"y" * 2000)
-                        acked.append(f"k{i}")
-                    with pytest.raises(ClientError, match="storage full"):
-                        for i in range(20):
-                            await only_a.put(f"direct{i}", b"z" * 2000)
-                    # Reads on the full node keep working.
-                    assert (await only_a.get("before"))[0] == (b"x" * 2000,)
-                    stats = (await only_a.stats())[1]
-                    assert stats["storage_full"] >= 1
-                    assert cluster.alive()
-                    fill(cluster.nodes["A"], False)  # space returns: A resumes by itself
-                    await eventually(lambda: not cluster.nodes["A"].degraded, what="resume")
-                    await only_a.put("after", b"ok")
-                    for key in acked:
-                        assert (await client.get(key))[0] == (b"y" * 2000,)
+            async with (
+                Client([a], timeout=10.0, retries=0) as only_a,
+                Client(cluster.addresses(), timeout=10.0, seed=5) as client,
+            ):
+                await client.put("before", b"x" * 2000)
+                fill(cluster.nodes["A"], True)
+                acked = []
+                for i in range(20):  # writes go on through the other nodes
+                    await client.put(f"k{i}", b"y" * 2000)
+                    acked.append(f"k{i}")
+                with pytest.raises(ClientError, match="storage full"):
+                    await only_a.put("direct", b"z" * 2000)
+                # Reads on the full node keep working.
+                assert (await only_a.get("before"))[0] == (b"x" * 2000,)
+                stats = (await only_a.stats())[1]
+                assert stats["storage_full"] >= 1
+                assert cluster.alive()
+                fill(cluster.nodes["A"], False)  # space returns: A resumes by itself
+                await eventually(lambda: not cluster.nodes["A"].degraded, what="resume")
+                await only_a.put("after", b"ok")
+                for key in acked:
+                    assert (await client.get(key))[0] == (b"y" * 2000,)
         finally:
             for node in list(cluster.tasks):
                 await cluster.stop(node)
@@ -396,9 +398,6 @@ def test_finding_6_a_full_disk_is_a_degraded_mode_not_a_crash(
 def test_finding_6_starting_on_a_full_disk_is_one_line_and_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dynamo_core import _cluster_cli  # noqa: PLC0415
-    from dynamo_core.cli import main as cli  # noqa: PLC0415
-
     real_open = Path.open
 
     def no_space(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
@@ -426,8 +425,6 @@ def test_finding_6_starting_on_a_full_disk_is_one_line_and_exit_2(
 def test_a_frame_cap_too_small_for_the_limits_is_refused_at_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dynamo_core.cli import main as cli  # noqa: PLC0415
-
     argv = ["serve", "--id", "A", "--listen", "127.0.0.1:1", "--data", str(tmp_path / "a")]
     assert cli([*argv, "--n", "1", "--r", "1", "--w", "1", "--max-frame", "1048576"]) == 2
     assert "cannot carry the records these limits admit" in capsys.readouterr().err
