@@ -117,10 +117,12 @@ def _open_data(data: Path, sync: str) -> tuple[int, SQLiteStorage] | int:
         )
         return 2
     try:
-        return incarnation, SQLiteStorage(data / _STORE_FILE, synchronous=sync.upper())
+        path = data / _STORE_FILE
+        storage = SQLiteStorage(path, synchronous="FULL" if sync == "full" else "NORMAL")
     except StorageError as exc:
         print(f"dynamo-core serve: error: {exc}", file=sys.stderr)
         return 1
+    return incarnation, storage
 
 
 def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up steps, in order

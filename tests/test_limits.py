@@ -55,6 +55,10 @@ class FlakyStorage(MemoryStorage):
         super().write_batch(puts, deletes)
 
 
+def degraded(node: Node) -> bool:
+    return node.degraded
+
+
 # -- the limits themselves ---------------------------------------------------------------------
 
 
@@ -269,13 +273,13 @@ def test_repairs_never_overwrite_a_quarantined_record() -> None:
 
 def test_storage_full_refuses_writes_serves_reads_and_resumes() -> None:
     storage = FlakyStorage()
-    node = single(storage)  # type: ignore[arg-type]
+    node = single(storage)
     assert isinstance(result(node.put("r0", "k", b"v0", None, 1.0)), PutReply)
     storage.full = True
     failed = result(node.put("r1", "k", b"v1", None, 2.0))
     assert isinstance(failed, RequestFailed)
     assert failed.code == "storage_full"
-    assert node.degraded
+    assert degraded(node)
     got = result(node.get("g", "k", 2.1))
     assert isinstance(got, GetReply)
     assert got.values == (b"v0",)
@@ -285,7 +289,7 @@ def test_storage_full_refuses_writes_serves_reads_and_resumes() -> None:
     storage.full = False
     pause = node.config.storage_full_pause
     node.on_timer(2.0 + pause)
-    assert not node.degraded
+    assert not degraded(node)
     assert isinstance(result(node.put("r3", "k", b"v3", None, 2.0 + pause)), PutReply)
     assert node.stats()["storage_full"] >= 1
 
@@ -294,11 +298,11 @@ def test_a_replica_on_a_full_disk_refuses_the_store_and_answers() -> None:
     storage = FlakyStorage()
     ring = HashRing(3, partitions=8)
     ring.add_nodes(["A", "B", "C"])
-    node = Node("A", ring, storage=storage)  # type: ignore[arg-type]
+    node = Node("A", ring, storage=storage)
     key = next(k for k in (f"k{i}" for i in range(100)) if "A" in ring.preference_list(k))
     storage.full = True
     out = node.receive(
-        "B", StoreRequest(7, key.encode(), DVVSet().update(b"v", "B#1"), None, 0), 1.0
+        "B", StoreRequest(7, key.encode(), DVVSet[bytes]().update(b"v", "B#1"), None, 0), 1.0
     )
     reply = next(e.message for e in out if isinstance(e, Send))
     assert (reply.op, reply.stored, reply.reason) == (7, False, "storage full")  # type: ignore[union-attr]

@@ -416,7 +416,12 @@ def test_finding_6_starting_on_a_full_disk_is_one_line_and_exit_2(
     monkeypatch.setattr(Path, "open", real_open)
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     assert _cluster_cli.next_incarnation(tmp_path) == 0
     assert len(synced) == 2  # the file, then its directory
     assert (tmp_path / "incarnation").read_text() == "0\n"
