@@ -22,6 +22,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, Final
 
 import attrs
@@ -186,6 +187,7 @@ class SimulatedCluster:
         self._cuts: set[tuple[str, str]] = set()
         self._link_last: dict[tuple[str, str], float] = {}
         self._pending: dict[str, Callable[[RequestResult], None]] = {}
+        self._paused: dict[str, list[Callable[[], None]]] = {}  # node -> held inputs, in order
         self._request_seq = itertools.count(1)
         self._observers: list[Callable[[float, str, Effect], None]] = []
         self._hash = hashlib.sha256()
@@ -200,6 +202,7 @@ class SimulatedCluster:
                 "reordered",
                 "partitioned",
                 "to_down_node",
+                "held",
             ),
             0,
         )
@@ -416,6 +419,7 @@ class SimulatedCluster:
         self.node(name)
         self._nodes[name] = None
         self._scheduled[name] = None
+        self._paused.pop(name, None)  # what a paused node held dies with it
         if wipe:
             self._storages[name] = MemoryStorage()
         self._trace(f"{self._now:.9f} crash {name}{' wipe' if wipe else ''}")
@@ -433,6 +437,40 @@ class SimulatedCluster:
             raise DynamoError(f"node {name} is running")
         self._trace(f"{self._now:.9f} restart {name}")
         self._boot(name, first_epoch=None)
+
+    def pause(self, name: str) -> None:
+        """Pause node `name` (SIGSTOP): it keeps its connections but processes nothing.
+
+        Messages and client requests sent to it are held, in order, and its timers do not
+        fire; [`resume`][dynamo_core.testing.SimulatedCluster.resume] delivers what it held.
+        Peers only notice that it stopped answering: a gray failure.
+
+        Raises:
+            KeyError: `name` is not a node of the cluster.
+            dynamo_core.errors.DynamoError: the node is down or already paused.
+        """
+        self.node(name)
+        if name in self._paused:
+            raise DynamoError(f"node {name} is already paused")
+        self._paused[name] = []
+        self._trace(f"{self._now:.9f} pause {name}")
+
+    def resume(self, name: str) -> None:
+        """Let a paused node go on: it handles what it held, then its timers run again.
+
+        Raises:
+            KeyError: `name` is not paused.
+        """
+        held = self._paused.pop(name)
+        self._trace(f"{self._now:.9f} resume {name} ({len(held)} held)")
+        for run in held:
+            run()
+        self._scheduled[name] = None
+        self._schedule(name)
+
+    def is_paused(self, name: str) -> bool:
+        """Whether node `name` is paused."""
+        return name in self._paused
 
     def storage(self, name: str) -> MemoryStorage:
         """The storage (the durable disk) of node `name`, kept across crashes unless wiped."""
@@ -545,7 +583,7 @@ class SimulatedCluster:
         elif kind == _TIMER:
             name, incarnation = payload
             node = self._nodes[name]
-            if node is None or incarnation != self._incarnations[name]:
+            if node is None or incarnation != self._incarnations[name] or name in self._paused:
                 return True
             if self._scheduled[name] != at:
                 return True  # superseded by a newer deadline
@@ -650,6 +688,11 @@ class SimulatedCluster:
             self._counts["to_down_node"] += 1
             self._trace(f"{self._now:.9f} lost {source}>{target} {_describe(message)}")
             return
+        held = self._paused.get(target)
+        if held is not None:
+            self._counts["held"] += 1
+            held.append(partial(self._deliver, source, target, message))
+            return
         self._counts["delivered"] += 1
         self._trace(f"{self._now:.9f} recv {source}>{target} {_describe(message)}")
         self._apply(target, node.receive(source, message, self._now))
@@ -702,17 +745,44 @@ class SimulatedCluster:
             down = RequestFailed(f"{via} is down")
             self.call_at(self._now, lambda: callback(down), f"refused {rid}")
             return rid
+        if kind == "put" and value is None:
+            raise ValueError("a put needs a value")
         self._pending[rid] = callback
         self._push(self._now + check_positive_float(timeout, "timeout"), _TIMEOUT, rid)
-        if kind == "put":
-            if value is None:
-                raise ValueError("a put needs a value")
-            effects = node.put(rid, key, value, context, self._now)
+        held = self._paused.get(via)
+        if held is not None:
+            held.append(partial(self._request, via, kind, rid, key, value, context))
         else:
-            effects = node.get(rid, key, self._now)
+            self._request(via, kind, rid, key, value, context)
+        return rid
+
+    def _request(  # noqa: PLR0917 - a held request, replayed as it was submitted
+        self,
+        via: str,
+        kind: str,
+        rid: str,
+        key: str | bytes,
+        value: bytes | None,
+        context: bytes | None,
+    ) -> None:
+        """Hand a client request to node `via`, as the driver does (a bad one is refused)."""
+        node = self._nodes[via]
+        if node is None:
+            return  # crashed while it held the request: the client times out
+        try:
+            if kind == "put":
+                assert value is not None
+                effects = node.put(rid, key, value, context, self._now)
+            else:
+                effects = node.get(rid, key, self._now)
+        except (TypeError, ValueError) as exc:  # the client's fault, as the driver answers it
+            callback = self._pending.pop(rid, None)
+            if callback is not None:
+                failed = RequestFailed(f"bad request: {exc}"[:1024], code="bad_request")
+                self.call_at(self._now, lambda: callback(failed), f"refused {rid}")
+            return
         self._apply(via, effects)
         self._schedule(via)
-        return rid
 
     def _sync(
         self, kind: str, key: str | bytes, via: str | None, timeout: float, **kw: Any

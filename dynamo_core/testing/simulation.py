@@ -13,9 +13,14 @@ A [`Simulation`][dynamo_core.testing.Simulation] runs one seed:
    ``delay``, ``drop``, ``duplicate`` and ``reorder`` throughout, and one at a time ``bisect``
    (a random bisection), ``isolate`` (one node cut off), ``majorities`` (each node sees a
    majority, no two the same one), ``swizzle`` (nodes cut off one by one, then healed in random
-   order), ``crash`` (volatile state lost, storage kept, restart later) and ``amnesia`` (a crash
+   order), ``crash`` (volatile state lost, storage kept, restart later), ``amnesia`` (a crash
    that also loses the storage; at most ``w - 1`` per run, so every acknowledged write keeps a
-   durable copy somewhere).
+   durable copy somewhere) and ``pause`` (a gray failure: the node stops processing but keeps
+   its connections; what was sent to it waits, as under SIGSTOP). The ``hostile`` workload
+   adds a client that sends what the node must refuse — values over the cap, contexts with
+   counters near overflow or a thousand made-up actors — and floods one key with blind writes
+   past the sibling limit: refusals must be typed, nothing admitted over a limit, every
+   acknowledged flood write kept and no refused one stored.
 3. **Heal and converge.** The faults stop, the network heals, crashed nodes restart, and the
    cluster runs anti-entropy rounds (every node offers its roots to each of its peers once per
    round) until every key's replicas hold identical states, every segment's replicas have
@@ -48,13 +53,15 @@ from dynamo_core import codec
 from dynamo_core._check import check_positive_int
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE
+from dynamo_core.limits import LIMIT_NAMES, Limits
 from dynamo_core.membership import RingVersion
-from dynamo_core.messages import GetReply, PutReply, RequestResult
-from dynamo_core.node import Effect, NodeConfig, RingChanged
+from dynamo_core.messages import GetReply, PutReply, RequestFailed, RequestResult
+from dynamo_core.node import Effect, NodeConfig, RingChanged, encode_context
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
 from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
 from dynamo_core.testing.history import SetHistory
+from dynamo_core.vclock import VectorClock
 
 __all__ = [
     "CHURN_EVENTS",
@@ -71,8 +78,9 @@ __all__ = [
 
 NETWORK_FAULTS: Final = ("delay", "drop", "duplicate", "reorder")
 PARTITION_FAULTS: Final = ("bisect", "isolate", "majorities", "swizzle")
-NODE_FAULTS: Final = ("crash", "amnesia")
-FAULTS: Final = (*NETWORK_FAULTS, *PARTITION_FAULTS, *NODE_FAULTS)
+NODE_FAULTS: Final = ("crash", "amnesia", "pause")
+WORKLOAD_FAULTS: Final = ("hostile",)
+FAULTS: Final = (*NETWORK_FAULTS, *PARTITION_FAULTS, *NODE_FAULTS, *WORKLOAD_FAULTS)
 """Every fault the nemesis knows, by name."""
 
 CHURN_EVENTS: Final = ("join", "double_join", "leave", "partitioned", "join_leave")
@@ -97,8 +105,15 @@ SIMULATION_NODE_CONFIG: Final = NodeConfig(
     gossip_interval=0.25,
     stream_batch_bytes=2048,
     stream_timeout=0.5,
+    limits=Limits(
+        max_siblings=16, siblings_warning=8, max_value_bytes=64 * 1024, max_record_bytes=1 << 20
+    ),
 )
-"""Node timings scaled to the simulation's millisecond network (about 1/3 of the defaults)."""
+"""Node timings scaled to the simulation's millisecond network (about 1/3 of the defaults), and
+admission limits small enough for the hostile workload's flood to reach them."""
+
+_FLOOD_KEY: Final = "flood"
+_FLOOD_WRITES: Final = 40  # blind writes per run: past max_siblings=16 even split over nodes
 
 _CLIENT_TIMEOUT: Final = 1.5
 _SETTLE: Final = 1.5
@@ -418,6 +433,10 @@ class Simulation:
             self._fault_counts.update(dict.fromkeys((f"churn_{k}" for k in CHURN_EVENTS), 0))
         self.cluster.observe(self._on_effect)
         self._carts: dict[bytes, Cart] = {}
+        self._paused: list[str] = []
+        self._hostile_sent = 0
+        self._flood_acked: set[bytes] = set()
+        self._flood_refused: set[bytes] = set()
 
     # -- network faults ----------------------------------------------------------------------
 
@@ -554,6 +573,11 @@ class Simulation:
             self._later(hold, self._heal_then_next, "nemesis heal")
         elif kind == "swizzle":
             self._swizzle(nodes)
+        elif kind == "pause":
+            victim = rng.choice([n for n in nodes if cluster.is_up(n)])
+            cluster.pause(victim)
+            self._paused.append(victim)
+            self._later(hold, lambda: self._resume_then_next(victim), f"nemesis resume {victim}")
         else:
             victim = rng.choice([n for n in nodes if cluster.is_up(n)])
             if kind == "amnesia":
@@ -577,6 +601,78 @@ class Simulation:
             self._down.remove(victim)
             self.cluster.restart(victim)
         self._next_fault()
+
+    def _resume_then_next(self, victim: str) -> None:
+        if victim in self._paused:
+            self._paused.remove(victim)
+            self.cluster.resume(victim)
+        self._next_fault()
+
+    # -- the hostile client ------------------------------------------------------------------
+
+    def _hostile(self) -> None:
+        """Send one request a node must refuse (or a flood write), then schedule the next."""
+        if not self._loading:
+            return
+        rng = self._rng
+        cluster = self.cluster
+        limits = self.config.node_config.limits
+        via = rng.choice(cluster.nodes)
+        self._hostile_sent += 1
+        self._fault_counts["hostile"] += 1
+        rid = f"h{self._hostile_sent}"
+        kind = rng.choice(("oversized", "overflow", "actors", *("flood",) * 5))
+        value, context = b"x", None
+        if kind == "oversized":
+            value = b"o" * (limits.max_value_bytes + 1)
+        elif kind == "overflow":  # counters at the limit, for the coordinator's next actors
+            context = encode_context(
+                VectorClock({f"{n}#{e}": 2**63 - 1 for n in cluster.nodes for e in range(1, 9)})
+            )
+        elif kind == "actors":
+            context = encode_context(VectorClock({f"x{i:04}": 1 for i in range(1000)}))
+        elif len(self._flood_acked) + len(self._flood_refused) < _FLOOD_WRITES:
+            value = f"flood:{rid}".encode()
+        else:
+            kind, value = "oversized", b"o" * (limits.max_value_bytes + 1)
+        key = _FLOOD_KEY if kind == "flood" else f"hostile-{kind}"
+
+        def outcome(result: RequestResult) -> None:
+            if kind == "flood":
+                if isinstance(result, PutReply):
+                    self._flood_acked.add(value)
+                elif isinstance(result, RequestFailed) and result.code in LIMIT_NAMES:
+                    self._flood_refused.add(value)  # refused at admission: stored nowhere
+            elif isinstance(result, PutReply):
+                self._violation(f"hostile {kind} write {rid} via {via} was admitted")
+
+        cluster.submit(
+            "put",
+            via,
+            key,
+            outcome,
+            value=value,
+            context=context,
+            timeout=_CLIENT_TIMEOUT,
+            request_id=rid,
+        )
+        self._later(rng.uniform(0.01, 0.04), self._hostile, "hostile")
+
+    def _check_flood(self) -> None:
+        """Every acknowledged flood write is in the key's final state; no refused one is."""
+        cluster = self.cluster
+        owner = cluster.replicas(_FLOOD_KEY)[0]
+        state = cluster.node(owner).state_of(_FLOOD_KEY)
+        values = set() if state is None else set(state.values)
+        lost = self._flood_acked - values
+        if lost:
+            self._violation(f"{len(lost)} acknowledged flood writes lost")
+        stored = self._flood_refused & values
+        if stored:
+            self._violation(f"{len(stored)} flood writes refused at admission were stored")
+        strangers = {v for v in values if not v.startswith(b"flood:")}
+        if strangers:
+            self._violation(f"{len(strangers)} values nobody wrote are in the flood key")
 
     def _majorities(self, nodes: list[str]) -> None:
         """Cut links so each node sees a majority (itself included), no two the same one."""
@@ -735,6 +831,8 @@ class Simulation:
                 start = self._rng.uniform(0.0, 0.05)
                 cluster.call_at(start, partial(self._client_next, client, 1), f"client c{client}")
             self._later(self._rng.uniform(0.2, 1.0), self._nemesis, "nemesis")
+            if "hostile" in self.config.faults:
+                self._later(self._rng.uniform(0.0, 0.5), self._hostile, "hostile")
             if self.config.churn:
                 self._later(self._rng.uniform(0.2, 1.0), self._churn, "churn")
             budget = 60.0 + 0.1 * self.config.ops
@@ -788,6 +886,9 @@ class Simulation:
         cluster = self.cluster
         self._loading = False
         cluster.heal()
+        for victim in list(self._paused):
+            cluster.resume(victim)
+        self._paused.clear()
         for victim in list(self._down):
             cluster.restart(victim)
         self._down.clear()
@@ -830,7 +931,8 @@ class Simulation:
         ]
         if problems:
             return problems
-        problems = [f"key {key.decode()} differs" for key in cluster.divergent_keys(self._keys)]
+        keys = [*self._keys, _FLOOD_KEY] if "hostile" in self.config.faults else self._keys
+        problems = [f"key {key.decode()} differs" for key in cluster.divergent_keys(keys)]
         problems += [f"segment {rng!r} roots differ" for rng in cluster.divergent_ranges()]
         for node in cluster.live_nodes():
             if len(node.hints):
@@ -851,6 +953,8 @@ class Simulation:
             values = [] if state is None else state.values
             carts = self._check_siblings(key, values, "final state")
             final[key] = _resolve(carts, self.config.resolver)
+        if "hostile" in self.config.faults:
+            self._check_flood()
         verdict = self.history.check(final)
         self._check = (
             verdict.attempted,
