@@ -14,12 +14,14 @@ import pytest
 from hypothesis import given, settings
 
 import dynamo_core.node as node_module
-from dynamo_core import ActorEpochs, DVVSet
+from dynamo_core import ActorEpochs, DVVSet, PutReply
+from dynamo_core.limits import Limits
 from dynamo_core.strategies import simulation_configs
 from dynamo_core.testing import (
     CHURN_EVENTS,
     FAULTS,
     Cart,
+    SimulatedCluster,
     Simulation,
     SimulationConfig,
     SimulationResult,
@@ -259,3 +261,37 @@ def test_the_checker_catches_a_ring_that_never_converges(patched: pytest.MonkeyP
 def test_churn_runs_are_deterministic() -> None:
     a, b = Simulation(3, CHURN).run(), Simulation(3, CHURN).run()
     assert a == b and a.joins + a.leaves > 0
+
+
+def test_the_hostile_workload_is_refused_and_its_flood_checked() -> None:
+    config = SimulationConfig(ops=100, faults="hostile")
+    for seed in range(3):
+        simulation = Simulation(seed, config)
+        result = simulation.run()
+        assert result.ok, _explain(result)
+        assert dict(result.faults)["hostile"] > 0
+        assert simulation._flood_refused  # the flood reached max_siblings
+        assert simulation._flood_acked
+
+
+def test_the_checker_sees_an_admitted_hostile_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mutant that forgets the value cap: the hostile client's oversized writes get in."""
+    monkeypatch.setattr(Limits, "check_value", lambda self, value: None)
+    result = Simulation(1, SimulationConfig(ops=100, faults="hostile")).run()
+    assert any("hostile oversized write" in v and "admitted" in v for v in result.violations)
+
+
+def test_a_paused_node_holds_its_input_and_catches_up() -> None:
+    cluster = SimulatedCluster(3, seed=1)
+    cluster.pause("n3")
+    assert cluster.is_paused("n3")
+    result = cluster.put("k", b"v", via="n1")
+    assert isinstance(result, PutReply)  # W=2 from the two running nodes
+    cluster.run(2.0)
+    assert cluster.counts()["held"] > 0
+    assert cluster.node("n3").state_of("k") is None  # it processed nothing
+    cluster.resume("n3")
+    cluster.run(1.0)
+    state = cluster.node("n3").state_of("k")
+    assert state is not None
+    assert state.values == [b"v"]

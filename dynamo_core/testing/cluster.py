@@ -278,7 +278,8 @@ class SimulatedCluster:
         """Message counters, by name.
 
         ``sent``, ``delivered``, ``dropped``, ``duplicated``, ``slowed``, ``reordered`` (overtook
-        an earlier message on its link), ``partitioned`` and ``to_down_node`` (lost on the way).
+        an earlier message on its link), ``partitioned`` and ``to_down_node`` (lost on the way),
+        ``held`` (delivered to a paused node, which handles it when it resumes).
         """
         return dict(self._counts)
 

@@ -114,6 +114,7 @@ admission limits small enough for the hostile workload's flood to reach them."""
 
 _FLOOD_KEY: Final = "flood"
 _FLOOD_WRITES: Final = 40  # blind writes per run: past max_siblings=16 even split over nodes
+_HOSTILE_REQUESTS: Final = 64  # the hostile client's requests per run (the load waits for them)
 
 _CLIENT_TIMEOUT: Final = 1.5
 _SETTLE: Final = 1.5
@@ -435,6 +436,8 @@ class Simulation:
         self._carts: dict[bytes, Cart] = {}
         self._paused: list[str] = []
         self._hostile_sent = 0
+        self._flood_sent = 0
+        self._hostile_left = _HOSTILE_REQUESTS if "hostile" in self.config.faults else 0
         self._flood_acked: set[bytes] = set()
         self._flood_refused: set[bytes] = set()
 
@@ -612,8 +615,9 @@ class Simulation:
 
     def _hostile(self) -> None:
         """Send one request a node must refuse (or a flood write), then schedule the next."""
-        if not self._loading:
+        if not self._loading or self._hostile_left <= 0:
             return
+        self._hostile_left -= 1
         rng = self._rng
         cluster = self.cluster
         limits = self.config.node_config.limits
@@ -631,7 +635,8 @@ class Simulation:
             )
         elif kind == "actors":
             context = encode_context(VectorClock({f"x{i:04}": 1 for i in range(1000)}))
-        elif len(self._flood_acked) + len(self._flood_refused) < _FLOOD_WRITES:
+        elif self._flood_sent < _FLOOD_WRITES:
+            self._flood_sent += 1
             value = f"flood:{rid}".encode()
         else:
             kind, value = "oversized", b"o" * (limits.max_value_bytes + 1)
@@ -837,7 +842,8 @@ class Simulation:
                 self._later(self._rng.uniform(0.2, 1.0), self._churn, "churn")
             budget = 60.0 + 0.1 * self.config.ops
             if not cluster.run_while(
-                lambda: self._started < self.config.ops or self._active > 0, limit=budget
+                lambda: self._started < self.config.ops or self._active > 0 or self._hostile_left,
+                limit=budget,
             ):
                 self._violation(f"the workload did not finish within {budget:.0f} virtual seconds")
             rounds, unconverged = self._heal_and_converge()
