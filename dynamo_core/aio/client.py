@@ -126,6 +126,9 @@ class Client:
         retries: Further attempts on other nodes after a failure (default: one per other node).
         seed: Seeds the choice of the first node (default: random).
         config: Frame cap and connect/handshake timeouts.
+        suspect_for: Seconds a node that timed out or could not be reached is tried last
+            (after every other node), so a paused or overloaded node costs one timeout, not one
+            per request (a gray failure). An answer from it clears the mark.
 
     Raises:
         TypeError, ValueError: an argument is invalid.
@@ -137,10 +140,12 @@ class Client:
         "_locks",
         "_rids",
         "_secret",
+        "_suspects",
         "addresses",
         "config",
         "retries",
         "ssl",
+        "suspect_for",
         "timeout",
     )
 
@@ -154,6 +159,7 @@ class Client:
         retries: int | None = None,
         seed: int | None = None,
         config: TransportConfig | None = None,
+        suspect_for: float = 10.0,
     ) -> None:
         if isinstance(addresses, str) or not isinstance(addresses, Sequence):
             raise TypeError("addresses must be a sequence of 'host:port' or (host, port)")
@@ -178,6 +184,8 @@ class Client:
         self._rids = itertools.count(1)
         self._conns: dict[Address, _Connection] = {}
         self._locks: dict[Address, asyncio.Lock] = {}
+        self.suspect_for = check_positive_float(suspect_for, "suspect_for")
+        self._suspects: dict[Address, float] = {}  # address -> tried last until then
 
     async def __aenter__(self) -> Self:
         return self
@@ -281,10 +289,9 @@ class Client:
         targets: Sequence[Address] | None = None,
     ) -> PutReply | GetReply | StatsReply:
         if targets is None:
-            first = next(self._cursor)
-            n = len(self.addresses)
-            targets = [self.addresses[(first + i) % n] for i in range(self.retries + 1)]
+            targets = self._targets()
         failures: list[tuple[str, str]] = []
+        loop = asyncio.get_running_loop()
         for address in targets:
             rid = next(self._rids) % _RID_LIMIT
             request = make(rid)
@@ -292,11 +299,14 @@ class Client:
                 async with asyncio.timeout(self.timeout):
                     response = await self._send(address, request)
             except TimeoutError:
+                self._suspects[address] = loop.time() + self.suspect_for
                 failures.append((f"{address[0]}:{address[1]}", "timed out"))
                 continue
             except (OSError, AuthError, DecodeError) as exc:
+                self._suspects[address] = loop.time() + self.suspect_for
                 failures.append((f"{address[0]}:{address[1]}", f"{type(exc).__name__}: {exc}"))
                 continue
+            self._suspects.pop(address, None)
             result = response.result if isinstance(response, ClientResponse) else response
             if isinstance(result, RequestFailed):
                 if result.code in LIMIT_NAMES:  # refused at admission: no other node admits it
@@ -312,6 +322,19 @@ class Client:
             return result
         shown = "; ".join(f"{a}: {r}" for a, r in failures)
         raise ClientError(f"{len(failures)} attempts failed: {shown}"[:2000], failures)
+
+    def _targets(self) -> list[Address]:
+        """The next nodes in turn, those that recently timed out or failed last."""
+        first = next(self._cursor)
+        n = len(self.addresses)
+        order = [self.addresses[(first + i) % n] for i in range(n)]
+        if self._suspects:
+            now = asyncio.get_running_loop().time()
+            for address, until in list(self._suspects.items()):
+                if until <= now:
+                    del self._suspects[address]
+            order.sort(key=lambda address: address in self._suspects)  # stable: turn kept
+        return [order[i % n] for i in range(self.retries + 1)]
 
     async def _send(self, address: Address, request: ClientRequest) -> RequestResponse:
         conn = self._conns.get(address)
