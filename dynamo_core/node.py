@@ -183,6 +183,7 @@ _DIRTY: Final = b"m/dirty/"  # + token (8) + key: written after serving began
 _DIRTY_END: Final = b"m/dirty0"
 _STREAM: Final = b"m/stream/"  # + epoch (8) + index (8): an incoming stream's cursor
 _STREAM_END: Final = b"m/stream0"
+_QUARANTINE: Final = b"q/"  # + the storage key: a copy of a corrupt node record
 _MAX_STREAM_BATCH: Final = 8 * 2**20
 _MAX_INCARNATION: Final = 2**31 - 1
 _RANDOM_EPOCHS: Final = (2**40, 2**52)
@@ -352,13 +353,15 @@ class AntiEntropyDone:
 class Quarantined:
     """Effect (informational): a stored record failed to decode and is quarantined.
 
-    The record is kept as it is (never deleted, never overwritten), counted in
+    A replica record is kept as it is (never deleted, never overwritten), counted in
     ``stats()["records_quarantined"]``, and reported once per life of the node. Reads answer
     as if this replica did not hold the key, writes to it are refused here, and the other
-    replicas keep serving it. See the node page for what an operator does.
+    replicas keep serving it. A node record (its epoch, membership, stream bookkeeping) is moved
+    under ``q/`` and the node starts without it, as after a lost disk. See the node page for
+    what an operator does.
 
     Attributes:
-        key: The record's key.
+        key: The replica record's key, or the node record's storage key (``b"m/epoch"``).
         reason: Why it failed to decode.
     """
 
@@ -735,7 +738,8 @@ class Node:
     Raises:
         TypeError: An argument has the wrong type.
         ValueError: ``ring.replicas != policy.n``, or an argument is out of range.
-        dynamo_core.errors.StorageError: `storage` holds corrupt node records.
+        dynamo_core.errors.StorageError: the storage failed (a corrupt record never makes
+            the node fail: it is quarantined, see [`Quarantined`][dynamo_core.node.Quarantined]).
 
     Cost: construction scans the stored keys once to rebuild the Merkle trees (O(keys)).
     """
@@ -822,6 +826,9 @@ class Node:
         self._seeds = tuple(seed_list)
         self._storage = storage
         self._incarnation = incarnation
+        self._stats = dict.fromkeys(_STAT_NAMES, 0)
+        self._quarantined: dict[bytes, str] = {}  # storage key -> why it failed to decode
+        self._notes: list[Effect] = []  # informational effects of the current input
         self._membership = self._load_membership(node_id, ring, policy)
         self._ring = self._membership.record.ring
         self._previous = self._membership.record.previous
@@ -831,9 +838,6 @@ class Node:
         self._incarnation = incarnation
         self._now = start
         self._next_id = incarnation << 32
-        self._stats = dict.fromkeys(_STAT_NAMES, 0)
-        self._quarantined: dict[bytes, str] = {}  # storage key -> why it failed to decode
-        self._notes: list[Effect] = []  # informational effects of the current input
         self._refused: set[RingVersion] = set()  # ring versions refused (reported once)
         self._full_until = 0.0  # client writes are refused until then (storage full)
         self._timers_held = 0.0  # a timer pass failed on a full disk: no timers until then
@@ -1588,16 +1592,23 @@ class Node:
                 loaded = Membership.from_dict(
                     codec.loads(raw), hash_key=hash_key, min_members=policy.n
                 )
-            except DecodeError as exc:
-                raise StorageError(f"corrupt membership record: {exc}") from None
-            if loaded.record.ring.replicas != policy.n:
-                raise StorageError("the stored ring's replicas differ from policy.n")
-            return loaded
+            except DecodeError as exc:  # start from the bootstrap ring; gossip brings the rest
+                self._set_aside(_MEMBERSHIP_KEY, raw, f"corrupt membership record: {exc}")
+            else:
+                if loaded.record.ring.replicas != policy.n:
+                    raise StorageError("the stored ring's replicas differ from policy.n")
+                return loaded
         record = VersionRecord(0, ring.copy())
         return Membership(node_id, record, outside=node_id not in ring, min_members=policy.n)
 
     def _persist_membership(self) -> None:
         self._storage.put(_MEMBERSHIP_KEY, codec.dumps(self._membership.to_dict()))
+
+    def _set_aside(self, key: bytes, raw: bytes, reason: str) -> None:
+        """Quarantine a corrupt node record: move it under ``q/``, note it, go on without it."""
+        self._storage.write_batch([(_QUARANTINE + key, raw)], [key])
+        self._stats["records_quarantined"] += 1
+        self._notes.append(Quarantined(key, reason[: codec.DEFAULT_MAX_STR]))
 
     def _load_life(self) -> int:
         raw = self._storage.get(_LIFE_KEY)
@@ -1610,11 +1621,12 @@ class Node:
 
     def _load_served(self) -> list[tuple[int, int, TokenRange]]:
         served = []
-        for skey, raw in self._storage.scan(_SERVED, _SERVED_END):
+        for skey, raw in list(self._storage.scan(_SERVED, _SERVED_END)):
             try:
                 rng = TokenRange.from_dict(codec.loads(raw))
-            except DecodeError as exc:
-                raise StorageError(f"corrupt served-stream record: {exc}") from None
+            except DecodeError as exc:  # forgotten: the range is handed over as hints instead
+                self._set_aside(skey, raw, f"corrupt served-stream record: {exc}")
+                continue
             body = skey[len(_SERVED) :]
             served.append((int.from_bytes(body[:8], "big"), int.from_bytes(body[8:16], "big"), rng))
         return served
@@ -1866,8 +1878,9 @@ class Node:
                 codec.as_str(obj["source"], "source"),
                 codec.as_int(obj["life"], "life"),
             )
-        except DecodeError as exc:
-            raise StorageError(f"corrupt stream cursor record: {exc}") from None
+        except DecodeError as exc:  # the stream starts over: merges are idempotent
+            self._set_aside(self._stream_key(epoch, index), raw, f"corrupt stream cursor: {exc}")
+            return None, None, None
 
     def _drive_stream(
         self, stream: _Stream, effects: list[Any], now: float, out: list[Effect]
@@ -2022,8 +2035,9 @@ class Node:
         try:
             obj = codec.open_envelope(codec.loads(raw), "node_epoch", required=("epoch",))
             return codec.as_int(obj["epoch"], "node_epoch.epoch")
-        except DecodeError as exc:
-            raise StorageError(f"corrupt node epoch record: {exc}") from None
+        except DecodeError as exc:  # as after a lost disk: a fresh random epoch is safe
+            self._set_aside(_EPOCH_KEY, raw, f"corrupt node epoch record: {exc}")
+            return None
 
     @staticmethod
     def _epoch_record(epoch: int) -> bytes:

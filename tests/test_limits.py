@@ -308,3 +308,24 @@ def test_a_replica_on_a_full_disk_refuses_the_store_and_answers() -> None:
     assert (reply.op, reply.stored, reply.reason) == (7, False, "storage full")  # type: ignore[union-attr]
     assert node.state_of(key) is None
     assert node.degraded
+
+
+def test_corrupt_node_records_are_set_aside_and_the_node_starts() -> None:
+    storage = MemoryStorage()
+    ring = HashRing(3, partitions=8)
+    ring.add_nodes(["A", "B", "C"])
+    Node("A", ring, storage=storage, first_epoch=0)
+    for key in (b"m/epoch", b"m/membership", b"m/served/" + bytes(16), b"m/stream/" + bytes(16)):
+        storage.put(key, b"{not json")
+    node = Node("A", ring, storage=storage, incarnation=1)
+    notes = node.on_timer(0.0)
+    moved = sorted(e.key for e in notes if isinstance(e, Quarantined))
+    assert moved == [b"m/epoch", b"m/membership", b"m/served/" + bytes(16)]
+    assert node.stats()["records_quarantined"] == 3
+    assert all(storage.get(b"q/" + key) == b"{not json" for key in moved)
+    assert node.epoch >= 2**40  # a fresh random epoch, as after a lost disk
+    assert node.ring.nodes == ("A", "B", "C")  # the bootstrap ring; gossip brings newer ones
+    node.put("p", "k", b"v", None, 1.0)
+    assert node.stats()["puts_coordinated"] == 1  # serving
+    again = Node("A", ring, storage=storage, incarnation=2)
+    assert again.stats()["records_quarantined"] == 0  # moved aside once
