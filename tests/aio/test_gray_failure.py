@@ -106,7 +106,7 @@ def test_a_paused_node_costs_at_most_half_the_write_rate(
             write_rates(addresses, lambda: victim.send_signal(signal.SIGSTOP))
         )
         victim.send_signal(signal.SIGCONT)
-        print(  # noqa: T201 - the figure the docs quote
+        print(
             f"\nN=3 W=2 writes/s: unpaused {before:.0f}; one node of 3 paused: "
             f"{first:.0f} in the first 2 s, {during:.0f} after ({during / before:.0%})"
         )
