@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "CorruptRecord",
     "DecodeError",
     "DynamoError",
     "EmptyRingError",
@@ -40,6 +41,14 @@ class DecodeError(DynamoError, ValueError):
 
 class StorageError(DynamoError):
     """A storage backend could not carry out an operation."""
+
+
+class CorruptRecord(StorageError):
+    """A stored record failed to decode; the store itself still works.
+
+    Never a reason for a node to stop: the node quarantines a corrupt replica or node record,
+    and the driver contains the error anywhere else (the input that met it fails).
+    """
 
 
 class StorageFull(StorageError):

@@ -55,7 +55,12 @@ from dynamo_core._check import (
     check_time,
 )
 from dynamo_core.dvv import DVVSet
-from dynamo_core.errors import DecodeError, LocalProtocolError, RemoteProtocolError, StorageError
+from dynamo_core.errors import (
+    CorruptRecord,
+    DecodeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
 from dynamo_core.interfaces import ReplicaState, Storage
 from dynamo_core.storage import MemoryStorage
 
@@ -300,7 +305,7 @@ def _decode_key(data: bytes) -> str | bytes:
         return data[1:].decode("utf-8")
     if data[:1] == b"b":
         return data[1:]
-    raise StorageError(f"corrupt hint store: bad key encoding {data[:16]!r}")
+    raise CorruptRecord(f"corrupt hint store: bad key encoding {data[:16]!r}")
 
 
 def _prefix_end(prefix: bytes) -> bytes | None:
@@ -314,14 +319,14 @@ def _prefix_end(prefix: bytes) -> bytes | None:
 def _split_target(rest: bytes) -> tuple[str, bytes]:
     """Split ``lp(target) + tail`` into the target and the tail."""
     if len(rest) < 2:
-        raise StorageError("corrupt hint store: truncated record key")
+        raise CorruptRecord("corrupt hint store: truncated record key")
     size = int.from_bytes(rest[:2], "big")
     if len(rest) < 2 + size:
-        raise StorageError("corrupt hint store: truncated target id")
+        raise CorruptRecord("corrupt hint store: truncated target id")
     try:
         target = rest[2 : 2 + size].decode("utf-8")
     except UnicodeDecodeError:
-        raise StorageError("corrupt hint store: target id is not UTF-8") from None
+        raise CorruptRecord("corrupt hint store: target id is not UTF-8") from None
     return target, rest[2 + size :]
 
 
@@ -650,14 +655,14 @@ class HintStore(Generic[S]):
         for record_key, value in self._storage.scan(ns, _prefix_end(ns)):
             tag, rest = record_key[len(ns) : len(ns) + 1], record_key[len(ns) + 1 :]
             if tag not in (_TAG_HINT, _TAG_INDEX, _TAG_META):
-                raise StorageError(
+                raise CorruptRecord(
                     f"not a hint store record under namespace {ns!r}: {record_key!r}"
                 )
             target, tail = _split_target(rest)
             entry = self._targets.setdefault(target, _Target())
             if tag == _TAG_HINT:
                 if len(value) <= _HEADER_LEN:
-                    raise StorageError(f"corrupt hint store: truncated hint for {target!r}")
+                    raise CorruptRecord(f"corrupt hint store: truncated hint for {target!r}")
                 _, seq = _HEADER.unpack_from(value)
                 entry.hints += 1
                 entry.bytes += len(value) - _HEADER_LEN
@@ -666,20 +671,20 @@ class HintStore(Generic[S]):
                 index_counts[target] = index_counts.get(target, 0) + 1
             else:
                 if tail:
-                    raise StorageError(f"corrupt hint store: bad counters key {record_key!r}")
+                    raise CorruptRecord(f"corrupt hint store: bad counters key {record_key!r}")
                 try:
                     entry.load_meta(value, f"counters of {target!r}")
                 except DecodeError as exc:
-                    raise StorageError(f"corrupt hint store: {exc}") from exc
+                    raise CorruptRecord(f"corrupt hint store: {exc}") from exc
         for target in sorted(self._targets):
             entry = self._targets[target]
             if index_counts.get(target, 0) != entry.hints:
-                raise StorageError(
+                raise CorruptRecord(
                     f"corrupt hint store: {entry.hints} hints but "
                     f"{index_counts.get(target, 0)} index entries for {target!r}"
                 )
             if entry.hints and entry.window_start is None:
-                raise StorageError(f"corrupt hint store: hints for {target!r} but no window")
+                raise CorruptRecord(f"corrupt hint store: hints for {target!r} but no window")
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -691,7 +696,7 @@ class HintStore(Generic[S]):
                 codec.loads(body, max_bytes=len(body)), state_type=self._state_type
             )
         except DecodeError as exc:
-            raise StorageError(f"corrupt hint store: {exc}") from exc
+            raise CorruptRecord(f"corrupt hint store: {exc}") from exc
         object.__setattr__(hint, "_wire", body)
         return hint
 
@@ -721,7 +726,7 @@ class HintStore(Generic[S]):
                 raise DecodeError("stored hint has no state")
             state: S = cast(Any, self._state_type).from_dict(obj["state"])
         except DecodeError as exc:
-            raise StorageError(f"corrupt hint store: {exc}") from exc
+            raise CorruptRecord(f"corrupt hint store: {exc}") from exc
         return state
 
     def _iter_index(self, target: str) -> Iterator[tuple[bytes, bytes]]:
@@ -738,7 +743,7 @@ class HintStore(Generic[S]):
         for _, encoded_key in self._iter_index(target):
             stored = self._storage.get(hint_prefix + encoded_key)
             if stored is None:
-                raise StorageError(f"corrupt hint store: index entry without hint for {target!r}")
+                raise CorruptRecord(f"corrupt hint store: index entry without hint for {target!r}")
             hint = self._read(target, _decode_key(encoded_key), stored)
             out.append((hint, len(stored) - _HEADER_LEN))
             if limit is not None and len(out) >= limit:
@@ -1051,7 +1056,7 @@ class HintStore(Generic[S]):
         for index_key, encoded_key in due:
             stored = self._storage.get(hint_prefix + encoded_key)
             if stored is None:
-                raise StorageError(f"corrupt hint store: index entry without hint for {target!r}")
+                raise CorruptRecord(f"corrupt hint store: index entry without hint for {target!r}")
             freed += len(stored) - _HEADER_LEN
             deletes += [index_key, hint_prefix + encoded_key]
         count = len(due)

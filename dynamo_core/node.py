@@ -73,6 +73,7 @@ from dynamo_core.dvv import DVVSet
 from dynamo_core.effects import SetTimer
 from dynamo_core.epochs import ActorEpochs
 from dynamo_core.errors import (
+    CorruptRecord,
     DecodeError,
     LimitExceeded,
     LocalProtocolError,
@@ -2052,7 +2053,7 @@ class Node:
         try:
             return DVVSet.from_dict(codec.loads(raw))
         except DecodeError as exc:
-            raise StorageError(f"corrupt replica record: {exc}") from None
+            raise CorruptRecord(f"corrupt replica record: {exc}") from None
 
     def _state(self, skey: bytes, raw: bytes) -> DVVSet[bytes] | None:
         """Decode a stored record, through the cache of recently used states.
@@ -2065,7 +2066,7 @@ class Node:
             return hit[1]
         try:
             state = self._decode(raw)
-        except StorageError as exc:
+        except CorruptRecord as exc:
             if skey not in self._quarantined:
                 reason = str(exc)[: codec.DEFAULT_MAX_STR]
                 self._quarantined[skey] = reason

@@ -41,7 +41,7 @@ from dynamo_core.aio.protocol import (
     RequestResponse,
     StatsReply,
 )
-from dynamo_core.errors import StorageError, StorageFull
+from dynamo_core.errors import CorruptRecord, StorageError, StorageFull
 from dynamo_core.hints import HintsDelivered, HintsExpired
 from dynamo_core.interfaces import Clock
 from dynamo_core.messages import RequestFailed, encode_message
@@ -63,8 +63,11 @@ _TIMER_RETRY: Final = 0.1  # seconds before a timer pass that raised is tried ag
 
 
 def _fatal(exc: BaseException) -> bool:
-    """Whether `exc` means the node cannot go on: its storage stopped working for good."""
-    return isinstance(exc, StorageError) and not isinstance(exc, StorageFull)
+    """Whether `exc` means the node cannot go on: its storage stopped working for good.
+
+    A full disk may pass and a corrupt record is one record: neither stops the node.
+    """
+    return isinstance(exc, StorageError) and not isinstance(exc, StorageFull | CorruptRecord)
 
 
 class DriverTransport(Protocol):

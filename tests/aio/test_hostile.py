@@ -24,7 +24,7 @@ from dynamo_core.aio.auth import Connector
 from dynamo_core.aio.framing import MAX_HANDSHAKE_FRAME, encode_frame
 from dynamo_core.aio.protocol import ClientGet
 from dynamo_core.cli import main as cli
-from dynamo_core.errors import LimitExceeded
+from dynamo_core.errors import CorruptRecord, LimitExceeded, StorageError
 from dynamo_core.messages import Message
 from dynamo_core.node import Effect, encode_context
 from dynamo_core.vclock import VectorClock
@@ -234,7 +234,7 @@ class BuggyNode(Node):
 
     def receive(self, sender: str, message: Message, now: float) -> list[Effect]:
         if type(message).__name__ == "FetchRequest" and self.node_id == "B":
-            raise RuntimeError("a bug in receive")
+            raise CorruptRecord("corrupt hint store: a record met while handling a message")
         return super().receive(sender, message, now)
 
     def on_timer(self, now: float) -> list[Effect]:
@@ -266,6 +266,38 @@ def test_the_driver_contains_exceptions_from_the_node_core(
                 await cluster.stop(node)
 
     run(main(), 120)
+
+
+class DyingStorageNode(Node):
+    """A node whose storage fails for good (an I/O error) in its first timer pass."""
+
+    __slots__ = ()
+
+    def on_timer(self, now: float) -> list[Effect]:
+        raise StorageError("SQLite store 'x': disk I/O error")
+
+
+def test_storage_that_fails_for_good_stops_the_node_with_one_line(
+    run: Any, tmp_path: Path, free_port: Callable[[], int], caplog: pytest.LogCaptureFixture
+) -> None:
+    ring = HashRing(1, partitions=8)
+    ring.add_node("A")
+    node = DyingStorageNode(
+        "A",
+        ring,
+        policy=QuorumPolicy(1, 1, 1),
+        config=CONFIG,
+        storage=SQLiteStorage(tmp_path / "a.db", synchronous="NORMAL"),
+        now=time.monotonic(),
+    )
+    transport = TcpTransport("A", ("127.0.0.1", free_port()), {}, config=FAST)
+    with caplog.at_level("ERROR", logger="dynamo_core.aio"), pytest.raises(StorageError):
+        run(serve(node, transport))
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "storage failed for good, stopping: SQLite store 'x': disk I/O error" in (
+        errors[0].getMessage()
+    )
 
 
 # -- finding 4: frames before authentication ---------------------------------------------------
