@@ -31,6 +31,14 @@ def single(storage: MemoryStorage | None = None, **limits: int) -> Node:
     )
 
 
+def replica_of_three(storage: MemoryStorage | None = None, **kw: Any) -> tuple[Node, bytes]:
+    """Node A of a three-node cluster, and a key it replicates."""
+    ring = HashRing(3, partitions=8)
+    ring.add_nodes(["A", "B", "C"])
+    node = Node("A", ring, storage=storage, **kw)
+    return node, next(k for k in (b"k%d" % i for i in range(100)) if "A" in node.replicas(k))
+
+
 def result(effects: list[Any]) -> Any:
     replies = [e.result for e in effects if isinstance(e, Reply)]
     assert len(replies) == 1, effects
@@ -190,27 +198,23 @@ def test_the_record_cap_counts_every_sibling() -> None:
 
 def test_replication_is_not_refused_by_admission_limits() -> None:
     """Riak's rule: limits refuse client writes only; a replica merges what was admitted."""
-    ring = HashRing(3, partitions=8)
-    ring.add_nodes(["A", "B", "C"])
-    node = Node("A", ring, config=NodeConfig(limits=Limits(max_siblings=2, siblings_warning=1)))
-    key = next(k for k in (f"k{i}" for i in range(100)) if "A" in ring.preference_list(k))
+    node, key = replica_of_three(
+        config=NodeConfig(limits=Limits(max_siblings=2, siblings_warning=1))
+    )
     state: DVVSet[bytes] = DVVSet()
     for i in range(5):
         state = state.update(b"v%d" % i, f"B#{i + 1}")
-    out = node.receive("B", StoreRequest(1, key.encode(), state, None, 0), 1.0)
+    out = node.receive("B", StoreRequest(1, key, state, None, 0), 1.0)
     assert any(isinstance(e, Send) and e.message.stored for e in out)  # type: ignore[union-attr]
     assert node.state_of(key) == state
 
 
 def test_a_merge_over_the_storage_limits_is_never_stored() -> None:
-    ring = HashRing(3, partitions=8)
-    ring.add_nodes(["A", "B", "C"])
-    node = Node("A", ring)
-    key = next(k for k in (f"k{i}" for i in range(100)) if "A" in ring.preference_list(k))
+    node, key = replica_of_three()
     state: DVVSet[bytes] = DVVSet()
     for i in range(STORED_MAX_SIBLINGS + 1):
         state = state.update(b"", f"B#{i + 1}")
-    out = node.receive("B", StoreRequest(1, key.encode(), state, None, 0), 1.0)
+    out = node.receive("B", StoreRequest(1, key, state, None, 0), 1.0)
     reply = next(e.message for e in out if isinstance(e, Send))
     assert not reply.stored  # type: ignore[union-attr]
     assert "siblings" in reply.reason  # type: ignore[union-attr]
@@ -253,19 +257,14 @@ def test_a_corrupt_record_is_quarantined_kept_and_reported_once() -> None:
 
 def test_repairs_never_overwrite_a_quarantined_record() -> None:
     storage = MemoryStorage()
-    ring = HashRing(3, partitions=8)
-    ring.add_nodes(["A", "B", "C"])
-    node = Node("A", ring, storage=storage)
-    key = next(k for k in (f"k{i}" for i in range(100)) if "A" in ring.preference_list(k))
-    plant(storage, node, key.encode(), b"\xff not json")
-    node = Node("A", ring, storage=storage)
+    node, key = replica_of_three(storage)
+    plant(storage, node, key, b"\xff not json")
+    node, _ = replica_of_three(storage)
     state = DVVSet[bytes]().update(b"v", "B#1")
-    out = node.receive("B", RepairPush(((key.encode(), state),)), 1.0)
-    assert [e.key for e in out if isinstance(e, Quarantined)] == [key.encode()]
+    out = node.receive("B", RepairPush(((key, state),)), 1.0)
+    assert [e.key for e in out if isinstance(e, Quarantined)] == [key]
     assert node.stats()["merges_refused"] == 1
-    assert storage.get(b"d/" + node.ring.token(key).to_bytes(8, "big") + key.encode()) == (
-        b"\xff not json"
-    )
+    assert storage.get(b"d/" + node.ring.token(key).to_bytes(8, "big") + key) == (b"\xff not json")
 
 
 # -- storage full ------------------------------------------------------------------------------
@@ -296,14 +295,9 @@ def test_storage_full_refuses_writes_serves_reads_and_resumes() -> None:
 
 def test_a_replica_on_a_full_disk_refuses_the_store_and_answers() -> None:
     storage = FlakyStorage()
-    ring = HashRing(3, partitions=8)
-    ring.add_nodes(["A", "B", "C"])
-    node = Node("A", ring, storage=storage)
-    key = next(k for k in (f"k{i}" for i in range(100)) if "A" in ring.preference_list(k))
+    node, key = replica_of_three(storage)
     storage.full = True
-    out = node.receive(
-        "B", StoreRequest(7, key.encode(), DVVSet[bytes]().update(b"v", "B#1"), None, 0), 1.0
-    )
+    out = node.receive("B", StoreRequest(7, key, DVVSet[bytes]().update(b"v", "B#1"), None, 0), 1.0)
     reply = next(e.message for e in out if isinstance(e, Send))
     assert (reply.op, reply.stored, reply.reason) == (7, False, "storage full")  # type: ignore[union-attr]
     assert node.state_of(key) is None

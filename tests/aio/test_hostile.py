@@ -78,6 +78,10 @@ class Cluster:
         self.stops[node].set()
         await self.tasks.pop(node)
 
+    async def stop_all(self) -> None:
+        for node in list(self.tasks):
+            await self.stop(node)
+
     async def restart_all(self, eventually: Eventually) -> None:
         for node in IDS:
             await self.stop(node)
@@ -108,6 +112,21 @@ async def cluster_of_three(
         cluster.start(node)
     await cluster.connected(eventually)
     return cluster
+
+
+def single(path: Path, node_class: type[Node] = Node) -> Node:
+    """A one-node cluster (N = 1) on SQLite."""
+    ring = HashRing(1, partitions=8)
+    ring.add_node("A")
+    storage = SQLiteStorage(path / "a.db", synchronous="NORMAL")
+    return node_class(
+        "A",
+        ring,
+        policy=QuorumPolicy(1, 1, 1),
+        config=CONFIG,
+        storage=storage,
+        now=time.monotonic(),
+    )
 
 
 def listening(transport: TcpTransport) -> bool:
@@ -143,8 +162,7 @@ def test_finding_1_a_hostile_context_is_refused_and_the_node_lives(
             async with Client(cluster.addresses(), timeout=10.0, seed=2) as client:
                 assert (await client.get("k"))[0] == (b"v0",)
         finally:
-            for node in list(cluster.tasks):
-                await cluster.stop(node)
+            await cluster.stop_all()
 
     run(main(), 120)
 
@@ -210,8 +228,7 @@ def test_finding_2_sibling_floods_actors_and_huge_values_are_refused_and_restart
             assert cluster.alive()
             assert all(cluster.nodes[n].stats()["records_quarantined"] == 0 for n in IDS)
         finally:
-            for node in list(cluster.tasks):
-                await cluster.stop(node)
+            await cluster.stop_all()
 
     run(main(), 240)
 
@@ -262,8 +279,7 @@ def test_the_driver_contains_exceptions_from_the_node_core(
             assert sum(stats[n]["timer_errors"] for n in IDS) == 1
             assert cluster.alive()
         finally:
-            for node in list(cluster.tasks):
-                await cluster.stop(node)
+            await cluster.stop_all()
 
     run(main(), 120)
 
@@ -280,16 +296,7 @@ class DyingStorageNode(Node):
 def test_storage_that_fails_for_good_stops_the_node_with_one_line(
     run: Any, tmp_path: Path, free_port: Callable[[], int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    ring = HashRing(1, partitions=8)
-    ring.add_node("A")
-    node = DyingStorageNode(
-        "A",
-        ring,
-        policy=QuorumPolicy(1, 1, 1),
-        config=CONFIG,
-        storage=SQLiteStorage(tmp_path / "a.db", synchronous="NORMAL"),
-        now=time.monotonic(),
-    )
+    node = single(tmp_path, DyingStorageNode)
     transport = TcpTransport("A", ("127.0.0.1", free_port()), {}, config=FAST)
     with caplog.at_level("ERROR", logger="dynamo_core.aio"), pytest.raises(StorageError):
         run(serve(node, transport))
@@ -336,16 +343,7 @@ def test_finding_7_a_client_that_does_not_read_is_cut_off_and_its_buffer_freed(
     run: Any, tmp_path: Path, free_port: Callable[[], int], eventually: Eventually
 ) -> None:
     async def main() -> None:
-        ring = HashRing(1, partitions=8)
-        ring.add_node("A")
-        node = Node(
-            "A",
-            ring,
-            policy=QuorumPolicy(1, 1, 1),
-            config=CONFIG,
-            storage=SQLiteStorage(tmp_path / "a.db", synchronous="NORMAL"),
-            now=time.monotonic(),
-        )
+        node = single(tmp_path)
         port = free_port()
         config = TransportConfig(max_client_buffer=1 << 20)
         transport = TcpTransport("A", ("127.0.0.1", port), {}, config=config)
@@ -421,8 +419,7 @@ def test_finding_6_a_full_disk_is_a_degraded_mode_not_a_crash(
                 for key in acked:
                     assert (await client.get(key))[0] == (b"y" * 2000,)
         finally:
-            for node in list(cluster.tasks):
-                await cluster.stop(node)
+            await cluster.stop_all()
 
     run(main(), 120)
 
