@@ -842,7 +842,9 @@ class Simulation:
                 self._later(self._rng.uniform(0.2, 1.0), self._churn, "churn")
             budget = 60.0 + 0.1 * self.config.ops
             if not cluster.run_while(
-                lambda: self._started < self.config.ops or self._active > 0 or self._hostile_left,
+                lambda: (
+                    self._started < self.config.ops or self._active > 0 or self._hostile_left > 0
+                ),
                 limit=budget,
             ):
                 self._violation(f"the workload did not finish within {budget:.0f} virtual seconds")
