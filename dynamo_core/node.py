@@ -2678,18 +2678,31 @@ class Node:
         """Ship the states the peer lacks and ask for the ones this node lacks."""
         push = sorted({*report.remote_missing, *report.different})
         pull = sorted({*report.missing, *report.different})
-        states = [(key, state) for key in push if (state := self._load(key)) is not None]
         step = MAX_REPAIR_KEYS
         peer = exchange.peer
-        out.extend(
-            Send(peer, RepairPush(tuple(states[i : i + step]))) for i in range(0, len(states), step)
-        )
+        batch: list[tuple[bytes, DVVSet[bytes]]] = []
+        size = 0
+        pushed = 0
+        for key in push:  # batches of at most MAX_REPAIR_KEYS states and _MAX_STREAM_BATCH bytes
+            skey = self._skey(key, self._ring.token(key))
+            raw = self._storage.get(skey)
+            state = None if raw is None else self._state(skey, raw)
+            if raw is None or state is None:
+                continue
+            if batch and (len(batch) >= step or size + len(raw) > _MAX_STREAM_BATCH):
+                out.append(Send(peer, RepairPush(tuple(batch))))
+                batch, size = [], 0
+            batch.append((key, state))
+            size += len(raw)
+            pushed += 1
+        if batch:
+            out.append(Send(peer, RepairPush(tuple(batch))))
         out.extend(
             Send(peer, RepairPull(tuple(pull[i : i + step]))) for i in range(0, len(pull), step)
         )
-        self._stats["keys_pushed"] += len(states)
+        self._stats["keys_pushed"] += pushed
         self._stats["keys_pulled"] += len(pull)
-        out.append(AntiEntropyDone(exchange.peer, exchange.range, report, len(states), len(pull)))
+        out.append(AntiEntropyDone(exchange.peer, exchange.range, report, pushed, len(pull)))
 
     # -- invariants --------------------------------------------------------------------------
 

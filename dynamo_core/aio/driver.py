@@ -16,9 +16,11 @@ node with the current time; and carries out the effects:
 only: a client request gets a `RequestFailed` reply (``code="bad_request"`` for a bad argument,
 ``"internal_error"`` for anything else), a peer message is dropped (counted in
 ``peer_errors`` and logged with the peer), a failed timer pass is counted in ``timer_errors``
-and retried after a short pause. The one thing that stops the node is storage that stopped
-working for good — a [`StorageError`][dynamo_core.errors.StorageError] other than
-[`StorageFull`][dynamo_core.errors.StorageFull] (which the node handles as a degraded mode) —
+and retried after a short pause, a message over the frame cap is not sent (``send_errors``).
+The one thing that stops the node is storage that stopped working for good — a
+[`StorageError`][dynamo_core.errors.StorageError] other than
+[`StorageFull`][dynamo_core.errors.StorageFull] (a degraded mode the node handles) and
+[`CorruptRecord`][dynamo_core.errors.CorruptRecord] (one record, quarantined or contained) —
 logged as one line.
 
 It is the only place in the library with an event loop and a clock.
@@ -168,16 +170,50 @@ async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
         "peer_errors": 0,
         "client_errors": 0,
         "timer_errors": 0,
+        "send_errors": 0,
     }
     pending: dict[str, tuple[Callable[[RequestResponse], None], int]] = {}
     inbox = transport.inbox
     sequence = 0
 
+    def send(target: str, message: Any) -> None:
+        try:
+            transport.send(target, encode_message(message))
+        except ValueError as exc:  # over the frame cap: drop it, keep serving
+            driver["send_errors"] += 1
+            log.warning("%s: message to %s not sent: %s", node.node_id, target, exc)
+
+    def inform(effect: Any) -> None:
+        """Count or log an informational effect and pass it to `on_effect`."""
+        match effect:
+            case HintsDelivered(removed=removed):
+                driver["hints_delivered"] += removed
+            case HintsExpired(count=count):
+                driver["hints_expired"] += count
+            case AntiEntropyDone():
+                driver["anti_entropy_done"] += 1
+            case VersionRefused(sender=sender, version=version, reason=reason):
+                log.warning(
+                    "%s: ring version %s from %s refused: %s", node.node_id, version, sender, reason
+                )
+            case Quarantined(key=key, reason=reason):
+                log.warning(
+                    "%s: record of key %r quarantined (kept, not served): %s",
+                    node.node_id,
+                    key[:64],
+                    reason,
+                )
+            case _:
+                driver["effects_other"] += 1
+                log.debug("%s: effect %r ignored", node.node_id, effect)
+        if on_effect is not None:
+            on_effect(effect)
+
     def dispatch(effects: list[Any]) -> None:
         for effect in effects:
             match effect:
                 case Send(target=target, message=message):
-                    transport.send(target, encode_message(message))
+                    send(target, message)
                 case Reply(request_id=request_id, result=result):
                     waiting = pending.pop(request_id, None)
                     if waiting is not None:
@@ -185,33 +221,7 @@ async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
                         driver["client_replies"] += 1
                         respond(ClientResponse(rid, result))
                 case _:
-                    match effect:
-                        case HintsDelivered(removed=removed):
-                            driver["hints_delivered"] += removed
-                        case HintsExpired(count=count):
-                            driver["hints_expired"] += count
-                        case AntiEntropyDone():
-                            driver["anti_entropy_done"] += 1
-                        case VersionRefused(sender=sender, version=version, reason=reason):
-                            log.warning(
-                                "%s: ring version %s from %s refused: %s",
-                                node.node_id,
-                                version,
-                                sender,
-                                reason,
-                            )
-                        case Quarantined(key=key, reason=reason):
-                            log.warning(
-                                "%s: record of key %r quarantined (kept, not served): %s",
-                                node.node_id,
-                                key[:64],
-                                reason,
-                            )
-                        case _:
-                            driver["effects_other"] += 1
-                            log.debug("%s: effect %r ignored", node.node_id, effect)
-                    if on_effect is not None:
-                        on_effect(effect)
+                    inform(effect)
 
     def client(call: ClientCall, t: float) -> None:
         nonlocal sequence

@@ -18,15 +18,24 @@ from typing import Any
 
 import pytest
 
-from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage, _cluster_cli, codec
+from dynamo_core import (
+    DVVSet,
+    HashRing,
+    Node,
+    NodeConfig,
+    QuorumPolicy,
+    SQLiteStorage,
+    _cluster_cli,
+    codec,
+)
 from dynamo_core.aio import Client, ClientError, TcpTransport, TransportConfig, serve
 from dynamo_core.aio.auth import Connector
 from dynamo_core.aio.framing import MAX_HANDSHAKE_FRAME, encode_frame
 from dynamo_core.aio.protocol import ClientGet
 from dynamo_core.cli import main as cli
 from dynamo_core.errors import CorruptRecord, LimitExceeded, StorageError
-from dynamo_core.messages import Message
-from dynamo_core.node import Effect, encode_context
+from dynamo_core.messages import Message, RepairPush
+from dynamo_core.node import Effect, Send, encode_context
 from dynamo_core.vclock import VectorClock
 
 Eventually = Callable[..., Coroutine[Any, Any, None]]
@@ -282,6 +291,43 @@ def test_the_driver_contains_exceptions_from_the_node_core(
             await cluster.stop_all()
 
     run(main(), 120)
+
+
+class OversizedSendNode(Node):
+    """A node that once asks to send a message over the frame cap."""
+
+    __slots__ = ()
+    sent = False
+
+    def on_timer(self, now: float) -> list[Effect]:
+        effects = super().on_timer(now)
+        if not OversizedSendNode.sent:
+            OversizedSendNode.sent = True
+            big = DVVSet[bytes]().update(b"x" * 20_000, "A#1")
+            effects.append(Send("B", RepairPush(((b"k", big),))))
+        return effects
+
+
+def test_a_message_over_the_frame_cap_is_dropped_not_fatal(
+    run: Any, tmp_path: Path, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        node = single(tmp_path, OversizedSendNode)
+        config = TransportConfig(max_frame=16_384)
+        transport = TcpTransport(
+            "A", ("127.0.0.1", free_port()), {"B": "127.0.0.1:9"}, config=config
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(node, transport, stop=stop))
+        await eventually(lambda: listening(transport))
+        async with Client([transport.address], timeout=10.0, config=config) as client:
+            await eventually(lambda: OversizedSendNode.sent, what="the oversized send")
+            await client.put("k", b"v")  # still serving
+            assert (await client.stats())[1]["send_errors"] == 1
+        stop.set()
+        await task
+
+    run(main())
 
 
 class DyingStorageNode(Node):
