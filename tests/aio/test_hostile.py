@@ -34,7 +34,8 @@ from dynamo_core.aio.framing import MAX_HANDSHAKE_FRAME, encode_frame
 from dynamo_core.aio.protocol import ClientGet
 from dynamo_core.cli import main as cli
 from dynamo_core.errors import CorruptRecord, LimitExceeded, StorageError
-from dynamo_core.messages import Message, RepairPush
+from dynamo_core.membership import GossipUpdate, VersionRecord
+from dynamo_core.messages import Message, RepairPush, encode_message
 from dynamo_core.node import Effect, Send, encode_context
 from dynamo_core.vclock import VectorClock
 
@@ -240,6 +241,61 @@ def test_finding_2_sibling_floods_actors_and_huge_values_are_refused_and_restart
             await cluster.stop_all()
 
     run(main(), 240)
+
+
+# -- finding 3: ring versions ------------------------------------------------------------------
+
+
+async def pose_as(port: int, node: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An authenticated node connection (the cluster runs without a secret, as in the finding)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connector = Connector("node", node, secret=None)
+    writer.write(encode_frame(connector.hello()))
+    header = await reader.readexactly(4)
+    proof, _ = connector.on_challenge(await reader.readexactly(int.from_bytes(header, "big")))
+    writer.write(encode_frame(proof))
+    await writer.drain()
+    return reader, writer
+
+
+def test_finding_3_forged_and_huge_ring_versions_are_refused(
+    run: Any, tmp_path: Path, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        cluster = await cluster_of_three(tmp_path, free_port, eventually)
+        try:
+            strangers = HashRing(3, partitions=16)
+            strangers.add_nodes(["X", "Y", "Z"])
+            forged = GossipUpdate(
+                VersionRecord(2**62, strangers), 2**62, strangers.fingerprint, (), ()
+            )
+            huge: Any = forged.to_dict()
+            vnodes = HashRing(3, vnodes=4096)
+            vnodes.add_nodes(IDS)
+            huge["record"]["ring"] = vnodes.to_dict()
+            huge["record"]["ring"]["nodes"] = [
+                {"id": f"n{i:03}", "weight": 1.0} for i in range(400)
+            ]
+            _, writer = await pose_as(cluster.ports["A"], "B")
+            writer.write(encode_frame(encode_message(forged)))
+            writer.write(encode_frame(codec.dumps(huge)))  # 12 KB that used to cost ~600 MB
+            await writer.drain()
+            a = cluster.nodes["A"]
+            await eventually(lambda: a.stats()["versions_refused"] >= 1, what="the refusal")
+            await eventually(
+                lambda: cluster.transports["A"].stats()["closed_malformed"] >= 1, what="the cut"
+            )
+            writer.close()
+            assert a.ring_version.epoch == 0
+            assert a.ring.nodes == IDS
+            async with Client(cluster.addresses(), timeout=10.0, seed=6) as client:
+                await client.put("k", b"v")
+                assert (await client.get("k"))[0] == (b"v",)
+            assert cluster.alive()
+        finally:
+            await cluster.stop_all()
+
+    run(main(), 120)
 
 
 # -- the driver contains failures of the node core ---------------------------------------------
