@@ -137,13 +137,30 @@ def render() -> str:
     for i in taken:
         counts[before.segments()[i][1][0]] += 1
     given = ", ".join(f"{n}: {c}" for n, c in counts.items())
+    # The joiner also replicates the partitions just before each one it took: those whose
+    # preference list now reaches it.
+    replicated = {
+        i
+        for i, ((_, old), (_, new)) in enumerate(
+            zip(before.segments(), after.segments(), strict=True)
+        )
+        if "e" in new and "e" not in old and i not in taken
+    }
+    only_e = all(transfer.target == "e" for transfer in before.transfers_to(after))
     parts += [
         (
             f'<text x="615" y="200" font-size="12" text-anchor="middle">e took {len(taken)} '
             "partitions</text>"
         ),
         f'<text x="615" y="218" font-size="12" text-anchor="middle">({given})</text>',
-        '<text x="615" y="236" font-size="12" text-anchor="middle">nothing else moved</text>',
+        (
+            f'<text x="615" y="236" font-size="12" text-anchor="middle">and became a replica of '
+            f"{len(replicated)} more</text>"
+        ),
+        (
+            '<text x="615" y="254" font-size="12" text-anchor="middle">'
+            f"{'only e received data' if only_e else 'others received data too'}</text>"
+        ),
         (
             '<text x="410" y="405" font-size="12" text-anchor="middle" fill="#555">'
             "Each sector is a partition, labelled with its owner; numbers mark the walk that picks "
