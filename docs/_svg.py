@@ -72,7 +72,9 @@ def rect(
     )
 
 
-def arrow(x1: float, y1: float, x2: float, y2: float, *, colour: str = INK, dash: bool = False) -> str:
+def arrow(
+    x1: float, y1: float, x2: float, y2: float, *, colour: str = INK, dash: bool = False
+) -> str:
     """A line with an arrowhead at its end."""
     dashes = ' stroke-dasharray="5,3"' if dash else ""
     return (

@@ -15,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _svg  # noqa: E402 - the sibling helper, importable once docs/ is on the path
+import _svg
 
-from dynamo_core import GetReply, HintsDelivered, PutReply  # noqa: E402
-from dynamo_core.node import Effect  # noqa: E402
-from dynamo_core.testing import SimulatedCluster  # noqa: E402
-from dynamo_core.testing.simulation import SIMULATION_NODE_CONFIG  # noqa: E402
+from dynamo_core import GetReply, HintsDelivered, PutReply
+from dynamo_core.node import Effect
+from dynamo_core.testing import SimulatedCluster
+from dynamo_core.testing.simulation import SIMULATION_NODE_CONFIG
 
 OUT = Path(__file__).parent / "concepts" / "hinted-handoff.svg"
 KEY = "cart:alice"
@@ -72,8 +72,15 @@ def story() -> Story:
     assert state is not None
     values = sorted(v.decode() for v in state.values)
     return Story(
-        (p1, p2, p3, f1), crashed, written, reply.acked, hints, restarted, delivered[0],
-        cluster.now, values,
+        (p1, p2, p3, f1),
+        crashed,
+        written,
+        reply.acked,
+        hints,
+        restarted,
+        delivered[0],
+        cluster.now,
+        values,
     )
 
 
@@ -93,9 +100,7 @@ def render() -> str:
 
     roles = {p1: "replica 1", p2: "replica 2", p3: "replica 3", f1: "fallback 1"}
     parts = [
-        _svg.text(
-            430, 24, f"Hinted handoff on 5 simulated nodes: {KEY!r}", size=15, bold=True
-        )
+        _svg.text(430, 24, f"Hinted handoff on 5 simulated nodes: {KEY!r}", size=15, bold=True)
     ]
     for node in lanes:
         parts += [

@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _svg  # noqa: E402 - the sibling helper, importable once docs/ is on the path
+import _svg
 
-from dynamo_core import GetResult, PutResult, QuorumPolicy  # noqa: E402
-from dynamo_core.testing import DotSet, QuorumHarness  # noqa: E402
+from dynamo_core import GetResult, PutResult, QuorumPolicy
+from dynamo_core.testing import DotSet, QuorumHarness
 
 OUT = Path(__file__).parent / "concepts" / "quorum-overlap.svg"
 NODES = ["a", "b", "c", "d", "e"]  # the key's walk: primaries a, b, c; fallbacks d, e
@@ -67,7 +67,9 @@ def panel_sloppy() -> tuple[str, PutResult, GetResult[DotSet]]:
     return "sloppy, W=2, R=2, a and b down", put, get
 
 
-def draw(x0: float, title: str, put: PutResult, get: GetResult[DotSet], nodes: list[str]) -> list[str]:
+def draw(
+    x0: float, title: str, put: PutResult, get: GetResult[DotSet], nodes: list[str]
+) -> list[str]:
     parts = [_svg.text(x0 + 130, 30, title, size=13, bold=True)]
     acked, answered = set(put.acked), set(get.answered)
     step = 260 / (len(nodes) + 1)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _svg  # noqa: E402 - the sibling helper, importable once docs/ is on the path
+import _svg
 
-from dynamo_core import Ordering, VectorClock, reconcile, Versioned  # noqa: E402
+from dynamo_core import Ordering, VectorClock, Versioned, reconcile
 
 OUT = Path(__file__).parent / "concepts" / "vector-clocks.svg"
 
@@ -46,8 +46,8 @@ def render() -> str:
     parts = [_svg.text(380, 24, "Versions of one key and their vector clocks", size=15, bold=True)]
     width = 150
     # An arrow for every pair the later version directly descends (no version in between).
-    for a, (ca, _, (xa, ya)) in found.items():
-        for b, (cb, _, (xb, yb)) in found.items():
+    for ca, _, (xa, ya) in found.values():
+        for cb, _, (xb, yb) in found.values():
             if ca.compare(cb) is not Ordering.BEFORE:
                 continue
             between = [
@@ -65,10 +65,14 @@ def render() -> str:
             _svg.text(x, y + 44, how, size=10, fill=_svg.GREY),
         ]
     d3, d4 = found["D3"][0], found["D4"][0]
-    siblings = reconcile([Versioned(b"D3", d3), Versioned(b"D4", d4), Versioned(b"D2", found["D2"][0])])
+    siblings = reconcile(
+        [Versioned(b"D3", d3), Versioned(b"D4", d4), Versioned(b"D2", found["D2"][0])]
+    )
     kept = ", ".join(v.value.decode() for v in siblings)
     parts += [
-        _svg.text(440, 138, f"D3 vs D4: {d3.compare(d4).value}", size=12, bold=True, fill=_svg.WRITE),
+        _svg.text(
+            440, 138, f"D3 vs D4: {d3.compare(d4).value}", size=12, bold=True, fill=_svg.WRITE
+        ),
         _svg.text(440, 290, f"reconcile keeps {kept}: siblings, returned to the reader", size=12),
         _svg.text(
             380,

@@ -42,7 +42,7 @@ def run(r: int, w: int, *, sloppy: bool = True) -> None:
     acked = isinstance(write, PutReply)
     if isinstance(write, PutReply):
         print(f"  v2 acknowledged by {', '.join(write.acked)}; hinted {write.hinted}")
-    else:
+    elif isinstance(write, RequestFailed):
         print(f"  v2 refused: {write.reason}")
     for via, note in [(p2, "not read-your-writes"), (p1, ""), (p3, "not monotonic")]:
         seen = read(cluster, via)

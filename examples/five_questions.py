@@ -51,7 +51,10 @@ def hashing() -> None:
         )
     # A node fails: who takes its keys? With one token per node, only its successor; with
     # many partitions (or virtual nodes) per node, every survivor takes a slice.
-    for label, ring in [("1 token per node", HashRing(3, vnodes=1)), ("4,096 partitions", HashRing(3))]:
+    for label, ring in [
+        ("1 token per node", HashRing(3, vnodes=1)),
+        ("4,096 partitions", HashRing(3)),
+    ]:
         ring.add_nodes([f"n{i}" for i in range(10)])
         owners = [ring.owner(k) for k in KEYS]
         ring.remove_node("n3")
