@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # for the sibling helper _svg
 
 import _svg
 
@@ -127,26 +127,13 @@ def render() -> str:
     when, giver, done = run.delivered
     parts += [
         _svg.arrow(x(when), y(giver) - 8, x(when), y(p3) + 10, colour=_svg.FALLBACK),
-        _svg.text(
-            x(when) - 8,
-            y(p3) - 34,
-            f"t={restarted:.1f} s: {p3} restarts",
-            anchor="end",
-            size=11,
-        ),
-        _svg.text(
-            x(when) - 8,
-            y(f1) - 14,
-            f"t={when:.1f} s: {giver} sees it up, sends the hint,",
-            anchor="end",
-            size=11,
-        ),
-        _svg.text(
-            x(when) - 8,
-            y(f1) + 2,
-            f"{done.target} acks; {giver} deletes {done.removed} hint",
-            anchor="end",
-            size=11,
+        *(
+            _svg.text(x(when) - 8, at, line, anchor="end", size=11)
+            for at, line in [
+                (y(p3) - 34, f"t={restarted:.1f} s: {p3} restarts"),
+                (y(f1) - 14, f"t={when:.1f} s: {giver} sees it up, sends the hint,"),
+                (y(f1) + 2, f"{done.target} acks; {giver} deletes {done.removed} hint"),
+            ]
         ),
         _svg.text(
             430,

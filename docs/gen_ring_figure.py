@@ -10,10 +10,13 @@ deterministic.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # for the sibling helper _svg
+
+import _svg
 
 from dynamo_core import HashRing
 
@@ -172,19 +175,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 if ring.svg is stale")
-    args = parser.parse_args(argv)
-    svg = render()
-    if args.check:
-        current = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
-        if current != svg:
-            print(f"{OUT} is out of date: run python docs/gen_ring_figure.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(svg, encoding="utf-8")
-    print(f"wrote {OUT}")
-    return 0
+    return _svg.write_or_check(OUT, render(), argv, "gen_ring_figure.py")
 
 
 if __name__ == "__main__":
