@@ -109,7 +109,7 @@ def run_command(command: str) -> str:
     words = shlex.split(selected["command"] if selected else command)
     examples = ROOT / "examples"
     script = (ROOT / words[1]).resolve() if len(words) > 1 else examples
-    if words[0] != "python" or script.parent != examples.resolve() or script.suffix != ".py":
+    if words[:1] != ["python"] or script.parent != examples.resolve() or script.suffix != ".py":
         raise DocsError(f"output commands run 'python examples/<file>.py', not {command!r}")
     with tempfile.TemporaryDirectory() as directory:
         result = subprocess.run(  # noqa: PLW1510 - checked below, with the output
@@ -123,8 +123,11 @@ def run_command(command: str) -> str:
         raise DocsError(f"{command!r} failed:\n{result.stdout}\n{result.stderr}")
     out = result.stdout
     if selected:
-        kept = out.splitlines()[int(selected["first"]) - 1 : int(selected["last"])]
-        out = "\n".join(kept) + "\n"
+        first, last = int(selected["first"]), int(selected["last"])
+        printed = out.splitlines()
+        if not 1 <= first <= last <= len(printed):
+            raise DocsError(f"{command!r}: the command printed {len(printed)} lines")
+        out = "\n".join(printed[first - 1 : last]) + "\n"
     return out
 
 

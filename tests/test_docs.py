@@ -92,7 +92,9 @@ def test_outputs_are_rewritten_from_the_run() -> None:
 
 def test_output_lines_select_and_commands_are_confined() -> None:
     assert GEN.run_command("python examples/exercises.py growth | lines 2-2").startswith("10 -> 15")
-    for bad in ("rm -rf /", "python /etc/passwd", "python", "python examples/../setup.py"):
+    with pytest.raises(GEN.DocsError, match="printed 2 lines"):
+        GEN.run_command("python examples/exercises.py growth | lines 2-9")
+    for bad in ("rm -rf /", "python /etc/passwd", "python", "python examples/../setup.py", " "):
         with pytest.raises(GEN.DocsError, match="output commands run"):
             GEN.run_command(bad)
     with pytest.raises(GEN.DocsError, match="no runnable block printed"):
