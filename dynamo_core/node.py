@@ -176,6 +176,7 @@ _DATA: Final = b"d/"
 _DATA_END: Final = b"d0"  # b"d/" + 1: the end of the data records
 _EPOCH_KEY: Final = b"m/epoch"
 _HINTS_NS: Final = b"h/"
+_HINTS_END: Final = b"h0"  # b"h/" + 1: the end of the hint store's records
 _MEMBERSHIP_KEY: Final = b"m/membership"
 _LIFE_KEY: Final = b"m/life"
 _SERVED: Final = b"m/served/"  # + epoch (8) + index (8): this node began serving that stream
@@ -358,11 +359,13 @@ class Quarantined:
     ``stats()["records_quarantined"]``, and reported once per life of the node. Reads answer
     as if this replica did not hold the key, writes to it are refused here, and the other
     replicas keep serving it. A node record (its epoch, membership, stream bookkeeping) is moved
-    under ``q/`` and the node starts without it, as after a lost disk. See the node page for
-    what an operator does.
+    under ``q/`` and the node starts without it, as after a lost disk; a hint store that does
+    not open is moved there whole (anti-entropy repairs what its hints held). See the node page
+    for what an operator does.
 
     Attributes:
-        key: The replica record's key, or the node record's storage key (``b"m/epoch"``).
+        key: The replica record's key, or the node record's storage key (``b"m/epoch"``,
+            ``b"h/"`` for the hint store).
         reason: Why it failed to decode.
     """
 
@@ -853,13 +856,7 @@ class Node:
             first_interval=config.heartbeat_interval,
             max_interval=2 * config.heartbeat_interval,
         )
-        self._hints: HintStore[DVVSet[bytes]] = HintStore(
-            storage,
-            max_hints_per_target=config.max_hints_per_target,
-            max_bytes_per_target=config.max_hint_bytes_per_target,
-            ttl=config.hint_ttl,
-            namespace=_HINTS_NS,
-        )
+        self._hints = self._open_hints(storage, config)
         self._handoff: Handoff[DVVSet[bytes]] = Handoff(
             self._hints,
             timeout=config.handoff_timeout,
@@ -1604,6 +1601,32 @@ class Node:
 
     def _persist_membership(self) -> None:
         self._storage.put(_MEMBERSHIP_KEY, codec.dumps(self._membership.to_dict()))
+
+    def _open_hints(self, storage: Storage, config: NodeConfig) -> HintStore[DVVSet[bytes]]:
+        """Open the hint store; a corrupt one is moved under ``q/`` whole and started afresh.
+
+        Its hints are kept for the operator, not delivered: anti-entropy repairs what they held.
+        """
+
+        def open_store() -> HintStore[DVVSet[bytes]]:
+            return HintStore(
+                storage,
+                max_hints_per_target=config.max_hints_per_target,
+                max_bytes_per_target=config.max_hint_bytes_per_target,
+                ttl=config.hint_ttl,
+                namespace=_HINTS_NS,
+            )
+
+        try:
+            return open_store()
+        except CorruptRecord as exc:
+            records = list(storage.scan(_HINTS_NS, _HINTS_END))
+            for i in range(0, len(records), 1000):
+                chunk = records[i : i + 1000]
+                storage.write_batch([(_QUARANTINE + k, v) for k, v in chunk], [k for k, _ in chunk])
+            self._stats["records_quarantined"] += 1
+            self._notes.append(Quarantined(_HINTS_NS, str(exc)[: codec.DEFAULT_MAX_STR]))
+            return open_store()
 
     def _set_aside(self, key: bytes, raw: bytes, reason: str) -> None:
         """Quarantine a corrupt node record: move it under ``q/``, note it, go on without it."""

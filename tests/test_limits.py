@@ -323,3 +323,16 @@ def test_corrupt_node_records_are_set_aside_and_the_node_starts() -> None:
     assert node.stats()["puts_coordinated"] == 1  # serving
     again = Node("A", ring, storage=storage, incarnation=2)
     assert again.stats()["records_quarantined"] == 0  # moved aside once
+
+
+def test_a_corrupt_hint_store_is_moved_aside_and_the_node_starts() -> None:
+    storage = MemoryStorage()
+    node, key = replica_of_three(storage)
+    node.hints.add("B", key, DVVSet[bytes]().update(b"v", "A#1"), 0.0)
+    storage.put(b"h/zz-not-a-hint-record", b"garbage")
+    again, _ = replica_of_three(storage)  # used to fail: "not a hint store record"
+    notes = again.on_timer(0.0)
+    assert [e.key for e in notes if isinstance(e, Quarantined)] == [b"h/"]
+    assert len(again.hints) == 0
+    assert storage.get(b"q/h/zz-not-a-hint-record") == b"garbage"
+    assert any(k.startswith(b"q/h/") and k != b"q/h/zz-not-a-hint-record" for k, _ in storage.scan())
