@@ -335,4 +335,6 @@ def test_a_corrupt_hint_store_is_moved_aside_and_the_node_starts() -> None:
     assert [e.key for e in notes if isinstance(e, Quarantined)] == [b"h/"]
     assert len(again.hints) == 0
     assert storage.get(b"q/h/zz-not-a-hint-record") == b"garbage"
-    assert any(k.startswith(b"q/h/") and k != b"q/h/zz-not-a-hint-record" for k, _ in storage.scan())
+    assert any(
+        k.startswith(b"q/h/") and k != b"q/h/zz-not-a-hint-record" for k, _ in storage.scan()
+    )

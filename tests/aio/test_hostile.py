@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -564,3 +565,46 @@ def test_a_frame_cap_too_small_for_the_limits_is_refused_at_start(
     argv = ["serve", "--id", "A", "--listen", "127.0.0.1:1", "--data", str(tmp_path / "a")]
     assert cli([*argv, "--n", "1", "--r", "1", "--w", "1", "--max-frame", "1048576"]) == 2
     assert "cannot carry the records these limits admit" in capsys.readouterr().err
+
+
+# -- quarantine on SQLite ----------------------------------------------------------------------
+
+
+def test_corrupt_records_planted_in_sqlite_are_quarantined_and_the_node_restarts(
+    run: Any,
+    tmp_path: Path,
+    free_port: Callable[[], int],
+    eventually: Eventually,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        cluster = await cluster_of_three(tmp_path, free_port, eventually)
+        try:
+            async with Client(cluster.addresses(), timeout=10.0, seed=8) as client:
+                await client.put("good", b"g")
+                await client.put("bad", b"b")
+            await cluster.stop("A")
+            token = cluster.ring.token(b"bad").to_bytes(8, "big")
+            with sqlite3.connect(tmp_path / "A.db") as db:  # a bit flip, a bug, a bad disk
+                db.execute("UPDATE kv SET v = ? WHERE k = ?", (b"{broken", b"d/" + token + b"bad"))
+                db.execute("UPDATE kv SET v = ? WHERE k = ?", (b"{broken", b"m/epoch"))
+            cluster.start("A")  # used to crash-loop
+            await cluster.connected(eventually)
+            a = ("127.0.0.1", cluster.ports["A"])
+            async with Client([a], timeout=10.0) as only_a:
+                assert (await only_a.get("bad"))[0] == (b"b",)  # served by the other replicas
+                assert (await only_a.get("good"))[0] == (b"g",)
+                await only_a.put("new", b"n")
+                stats = (await only_a.stats())[1]
+            assert stats["records_quarantined"] == 2
+            assert cluster.alive()
+            with sqlite3.connect(tmp_path / "A.db") as db:  # kept, never overwritten
+                (raw,) = db.execute("SELECT v FROM kv WHERE k = ?", (b"d/" + token + b"bad",))
+                assert raw[0] == b"{broken"
+        finally:
+            await cluster.stop_all()
+
+    with caplog.at_level("WARNING", logger="dynamo_core.aio"):
+        run(main(), 120)
+    logged = [r.getMessage() for r in caplog.records if "quarantined" in r.getMessage()]
+    assert len([m for m in logged if "b'bad'" in m]) == 1  # logged once, with its key
