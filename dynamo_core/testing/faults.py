@@ -78,7 +78,7 @@ def _check_faults(_: FaultPlan, __: attrs.Attribute[tuple[Fault, ...]], faults: 
 
 @attrs.frozen
 class FaultPlan:
-    """Faults in time order, to schedule on a [`SimulatedCluster`][dynamo_core.testing.SimulatedCluster].
+    """Faults in time order, to apply to a `SimulatedCluster`.
 
     Raises:
         TypeError, ValueError: `faults` is not a tuple of `Fault` in order of `at`.
