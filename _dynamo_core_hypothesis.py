@@ -108,8 +108,31 @@ class _Finder(importlib.abc.MetaPathFinder):
         return None
 
 
+# An installed dynamo_core's lines: never the explanation of a user's failing test.
+UNHELPFUL = ("/site-packages/dynamo_core/**", "/dist-packages/dynamo_core/**")
+
+
+def _quiet_explanations() -> None:
+    """Keep hypothesis's explain phase from blaming an installed dynamo_core's lines.
+
+    The explain phase reports the lines that only failing examples ran. In a library those are
+    symptoms, not causes: the ``return False`` of an ``__eq__`` the test's assertion called, the
+    ``__repr__`` its message called, the ``raise`` of a conformance check. Hypothesis has no
+    public setting for this, so its list of unhelpful locations is extended when it has one; a
+    working copy of dynamo_core (outside site-packages) is still explained.
+    """
+    try:
+        from hypothesis.internal import scrutineer  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - a hypothesis without the explain phase
+        return
+    current = getattr(scrutineer, "UNHELPFUL_LOCATIONS", None)
+    if isinstance(current, tuple) and not set(UNHELPFUL) <= set(current):
+        scrutineer.UNHELPFUL_LOCATIONS = current + UNHELPFUL
+
+
 def _hypothesis_setup_hook() -> None:
     """Register dynamo_core's types now if they are imported, else when they are."""
+    _quiet_explanations()
     with _lock:
         if not any(isinstance(finder, _Finder) for finder in sys.meta_path):
             sys.meta_path.insert(0, _Finder())
