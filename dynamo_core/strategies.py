@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -732,8 +733,12 @@ def _type_table() -> dict[type[Any], Callable[[Any], st.SearchStrategy[Any]]]:
         FaultPlan: lambda _: fault_plans(),
     }
     for kind, strategy in (_message_strategies() | _result_strategies()).items():
-        table[kind] = lambda _, strategy=strategy: strategy
+        table[kind] = functools.partial(_fixed, strategy)
     return table
+
+
+def _fixed(strategy: st.SearchStrategy[Any], _: Any) -> st.SearchStrategy[Any]:
+    return strategy
 
 
 _TYPES: dict[type[Any], Callable[[Any], st.SearchStrategy[Any]]] = {}

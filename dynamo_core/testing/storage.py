@@ -239,7 +239,7 @@ class StorageConformance:
     # -- helpers -------------------------------------------------------------------------------
 
     def _open(self, directory: Path) -> Storage:
-        store = self.make_storage(directory)
+        store: object = self.make_storage(directory)
         if not isinstance(store, Storage):
             missing = [
                 name
