@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import _dynamo_core_hypothesis
 from dynamo_core import DVVSet, HashRing
+from dynamo_core.errors import DecodeError
 from dynamo_core.strategies import (
     _type_table,
     concurrent_dvv_pairs,
@@ -340,3 +341,28 @@ def test_the_explain_phase_never_blames_an_installed_dynamo_core() -> None:
     assert unhelpful.search("/usr/lib/python3/dist-packages/dynamo_core/testing/storage.py")
     assert not unhelpful.search("/home/me/cart/tests/test_cart.py")
     assert not unhelpful.search("/home/me/dynamo_core/dynamo_core/vclock.py")  # a working copy
+
+
+def _literal_args(text: str, constructor: str) -> Any:
+    call = ast.parse(text, mode="eval").body
+    assert isinstance(call, ast.Call) and ast.unparse(call.func) == constructor
+    return ast.literal_eval(call.args[0])
+
+
+@given(dvv_sets() | dvv_sets(min_siblings=2))
+def test_a_printed_dvvset_rebuilds_it(state: DVVSet[bytes]) -> None:
+    assert DVVSet.from_entries(_literal_args(repr(state), "DVVSet.from_entries")) == state
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([("a", 1, [(2, b"x")])], r"dots\[0\]\.dot must be in 1\.\.1, got 2"),
+        ([("b", 1, []), ("a", 1, [])], "must sort after the previous one"),
+        ([("a",)], r"must be \(node, counter, \[\(dot, value\), \.\.\.\]\) triples"),
+        ([("a", 1, [(1, b"x", b"y")])], "triples"),
+    ],
+)
+def test_from_entries_checks_what_from_dict_checks(entries: Any, message: str) -> None:
+    with pytest.raises(DecodeError, match=message):
+        DVVSet.from_entries(entries)
