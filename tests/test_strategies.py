@@ -15,13 +15,14 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 import _dynamo_core_hypothesis
-from dynamo_core import DVVSet, HashRing
+from dynamo_core import DVVSet, HashRing, MerkleTree
 from dynamo_core.errors import DecodeError
 from dynamo_core.strategies import (
     _type_table,
     concurrent_dvv_pairs,
     dvv_sets,
     fault_plans,
+    merkle_trees,
     rings,
     strategy_for_type,
 )
@@ -366,3 +367,31 @@ def test_a_printed_dvvset_rebuilds_it(state: DVVSet[bytes]) -> None:
 def test_from_entries_checks_what_from_dict_checks(entries: Any, message: str) -> None:
     with pytest.raises(DecodeError, match=message):
         DVVSet.from_entries(entries)
+
+
+@given(merkle_trees(max_depth=4))
+def test_a_printed_merkle_tree_rebuilds_it(tree: MerkleTree) -> None:
+    assert MerkleTree.from_dict(_literal_args(repr(tree), "MerkleTree.from_dict")) == tree
+
+
+def _public_names() -> dict[str, Any]:
+    """What a test that pastes a printed example imports."""
+    import dynamo_core
+    from dynamo_core import membership, merkle, messages, streaming, testing
+
+    names: dict[str, Any] = {}
+    for module in (dynamo_core, membership, merkle, messages, streaming, testing):
+        names.update({name: getattr(module, name) for name in module.__all__})
+    return names
+
+
+@pytest.mark.parametrize("kind", list(_type_table()), ids=lambda kind: kind.__name__)
+def test_every_drawn_value_prints_as_the_call_that_rebuilds_it(kind: type) -> None:
+    names = _public_names()
+
+    @settings(max_examples=10, database=None, suppress_health_check=list(HealthCheck))
+    @given(strategy_for_type(kind))
+    def check(value: Any) -> None:
+        assert eval(repr(value), {"__builtins__": {"frozenset": frozenset}}, names) == value
+
+    check()
