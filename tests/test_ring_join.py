@@ -23,9 +23,7 @@ ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 def test_what_a_join_moves_and_to_whom(ring: HashRing, weight: float, zone: str | None) -> None:
     before = ring.copy()
     ring.add_node("joiner", weight=weight, zone=zone)
-    plain = all(
-        r.weight(n) == 1.0 and r.zone(n) is None for r in (before, ring) for n in r.nodes
-    )
+    plain = all(r.weight(n) == 1.0 and r.zone(n) is None for r in (before, ring) for n in r.nodes)
     for key in KEYS:
         old, new = before.preference_list(key), ring.preference_list(key)
         # Ownership moves only to the joiner: no other node gains a partition.
