@@ -77,7 +77,7 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
-def expect_equal(operation: str, actual: object, expected: object, why: str = "") -> None:
+def _expect_equal(operation: str, actual: object, expected: object, why: str = "") -> None:
     """Fail naming `operation` and both results unless ``actual == expected``."""
     if actual != expected:
         note = f" ({why})" if why else ""
@@ -86,7 +86,7 @@ def expect_equal(operation: str, actual: object, expected: object, why: str = ""
         )
 
 
-def expect_raises(
+def _expect_raises(
     kind: type[BaseException],
     operation: str,
     call: Callable[[], object],
@@ -164,7 +164,7 @@ def storage_state_machine(
             self, puts: list[tuple[bytes, bytes]], key: bytes
         ) -> None:
             clash = puts[0][0]
-            expect_raises(
+            _expect_raises(
                 ValueError,
                 _call("write_batch", puts, [key, clash]),
                 lambda: self.store.write_batch(puts, [key, clash]),
@@ -179,7 +179,7 @@ def storage_state_machine(
                 for k, v in self.model.items()
                 if (start is None or k >= start) and (end is None or k < end)
             )
-            expect_equal(
+            _expect_equal(
                 f"list({_call('scan', start, end)})",
                 list(self.store.scan(start, end)),
                 expected,
@@ -195,8 +195,8 @@ def storage_state_machine(
         @invariant()
         def agrees_with_model(self) -> None:
             for key in _SAMPLE_KEYS:
-                expect_equal(_call("get", key), self.store.get(key), self.model.get(key))
-            expect_equal(
+                _expect_equal(_call("get", key), self.store.get(key), self.model.get(key))
+            _expect_equal(
                 "dict(store.scan())",
                 dict(self.store.scan()),
                 self.model,
@@ -256,34 +256,34 @@ class StorageConformance:
 
     def test_get_missing_is_none(self, tmp_path: Path) -> None:
         with self._open(tmp_path) as store:
-            expect_equal(_call("get", b"missing"), store.get(b"missing"), None)
+            _expect_equal(_call("get", b"missing"), store.get(b"missing"), None)
 
     def test_put_get_overwrite(self, tmp_path: Path) -> None:
         with self._open(tmp_path) as store:
             store.put(b"k", b"v1")
-            expect_equal(_call("get", b"k"), store.get(b"k"), b"v1", "after put(b'k', b'v1')")
+            _expect_equal(_call("get", b"k"), store.get(b"k"), b"v1", "after put(b'k', b'v1')")
             store.put(b"k", b"v2")
-            expect_equal(_call("get", b"k"), store.get(b"k"), b"v2", "after put(b'k', b'v2')")
+            _expect_equal(_call("get", b"k"), store.get(b"k"), b"v2", "after put(b'k', b'v2')")
 
     def test_empty_key_and_value_are_distinct_from_missing(self, tmp_path: Path) -> None:
         with self._open(tmp_path) as store:
             store.put(b"", b"")
-            expect_equal(_call("get", b""), store.get(b""), b"", "after put(b'', b'')")
-            expect_equal("list(store.scan())", list(store.scan()), [(b"", b"")])
+            _expect_equal(_call("get", b""), store.get(b""), b"", "after put(b'', b'')")
+            _expect_equal("list(store.scan())", list(store.scan()), [(b"", b"")])
 
     def test_delete(self, tmp_path: Path) -> None:
         with self._open(tmp_path) as store:
             store.put(b"k", b"v")
             store.delete(b"k")
-            expect_equal(_call("get", b"k"), store.get(b"k"), None, "after delete(b'k')")
+            _expect_equal(_call("get", b"k"), store.get(b"k"), None, "after delete(b'k')")
             store.delete(b"k")  # deleting a missing key is not an error
-            expect_equal("list(store.scan())", list(store.scan()), [], "after delete(b'k')")
+            _expect_equal("list(store.scan())", list(store.scan()), [], "after delete(b'k')")
 
     def test_binary_values_round_trip(self, tmp_path: Path) -> None:
         value = bytes(range(256)) * 4096  # 1 MiB with every byte value, NUL included
         with self._open(tmp_path) as store:
             store.put(b"\x00\xff", value)
-            expect_equal(
+            _expect_equal(
                 _call("get", b"\x00\xff"),
                 store.get(b"\x00\xff"),
                 value,
@@ -297,7 +297,7 @@ class StorageConformance:
         with self._open(tmp_path) as store:
             for i, key in enumerate(keys):
                 store.put(key, str(i).encode())
-            expect_equal(
+            _expect_equal(
                 "[key for key, _ in store.scan()]",
                 [k for k, _ in store.scan()],
                 sorted(keys),
@@ -315,7 +315,7 @@ class StorageConformance:
                 (b"\x07", b"\x03", []),
             ]
             for start, end, expected in cases:
-                expect_equal(
+                _expect_equal(
                     f"keys of {_call('scan', start, end)}",
                     [k for k, _ in store.scan(start, end)],
                     expected,
@@ -332,7 +332,7 @@ class StorageConformance:
                 if n % 10 == 0:
                     store.put(b"%05d" % (n + 1), b"new")  # ahead of the cursor
                     store.delete(b"%05d" % (n + 4))
-            expect_equal(
+            _expect_equal(
                 "the keys of store.scan() with puts and deletes during the scan",
                 seen,
                 sorted(set(seen)),
@@ -357,7 +357,7 @@ class StorageConformance:
             store.write_batch([(b"a", b"1"), (b"b", b"2"), (b"c", b"3")])
             puts = [(b"d", b"4"), (b"a", b"first"), (b"a", b"last")]
             store.write_batch(puts, [b"b", b"zz"])
-            expect_equal(
+            _expect_equal(
                 f"dict(store.scan()) after {_call('write_batch', puts, [b'b', b'zz'])}",
                 dict(store.scan()),
                 {b"a": b"last", b"c": b"3", b"d": b"4"},
@@ -369,14 +369,14 @@ class StorageConformance:
             store.put(b"a", b"1")
             puts, deletes = [(b"b", b"2"), (b"a", b"x")], [b"a"]
             operation = _call("write_batch", puts, deletes)
-            expect_raises(
+            _expect_raises(
                 ValueError,
                 operation,
                 lambda: store.write_batch(puts, deletes),
                 naming="both put and deleted",
                 contract=_ATOMIC,
             )
-            expect_equal(
+            _expect_equal(
                 f"dict(store.scan()) after the refused {operation}",
                 dict(store.scan()),
                 {b"a": b"1"},
@@ -397,7 +397,7 @@ class StorageConformance:
     def test_bad_batch_item_changes_nothing(self, tmp_path: Path, puts: list[Any]) -> None:
         with self._open(tmp_path) as store:
             store.put(b"a", b"1")
-            expect_raises(
+            _expect_raises(
                 TypeError,
                 f"{_call('write_batch', iter(puts), [b'a'])} (puts as an iterator of {puts!r})",
                 lambda: store.write_batch(iter(puts), [b"a"]),
@@ -405,14 +405,14 @@ class StorageConformance:
                 contract=_ATOMIC,
             )
             bad_deletes: list[Any] = [b"a", "not-bytes"]
-            expect_raises(
+            _expect_raises(
                 TypeError,
                 _call("write_batch", [(b"z", b"1")], bad_deletes),
                 lambda: store.write_batch([(b"z", b"1")], bad_deletes),
                 naming="deletes[1]",
                 contract=_ATOMIC,
             )
-            expect_equal(
+            _expect_equal(
                 "dict(store.scan()) after the refused batches",
                 dict(store.scan()),
                 {b"a": b"1"},
@@ -434,8 +434,8 @@ class StorageConformance:
                 (_call("scan", None, bad), lambda: store.scan(None, bad), "end", _EAGER_SCAN),
             ]
             for operation, call, naming, contract in checks:
-                expect_raises(TypeError, operation, call, naming=naming, contract=contract)
-            expect_equal("list(store.scan()) after the refused calls", list(store.scan()), [])
+                _expect_raises(TypeError, operation, call, naming=naming, contract=contract)
+            _expect_equal("list(store.scan()) after the refused calls", list(store.scan()), [])
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -455,7 +455,7 @@ class StorageConformance:
             ("store.__enter__() (a with block)", store.__enter__),
         ]
         for operation, call in operations:
-            expect_raises(
+            _expect_raises(
                 StorageClosedError,
                 f"after close(), {operation}",
                 call,
@@ -465,7 +465,7 @@ class StorageConformance:
     def test_context_manager_closes(self, tmp_path: Path) -> None:
         with self._open(tmp_path) as store:
             store.put(b"k", b"v")
-        expect_raises(
+        _expect_raises(
             StorageClosedError,
             f"after leaving the with block, {_call('get', b'k')}",
             lambda: store.get(b"k"),
@@ -478,7 +478,7 @@ class StorageConformance:
                 store.put(b"k", b"v")
             with self._open(tmp_path) as store:
                 store.put(b"k2", b"v2")
-                expect_equal(
+                _expect_equal(
                     _call("get", b"k2"),
                     store.get(b"k2"),
                     b"v2",
@@ -490,7 +490,7 @@ class StorageConformance:
             store.put(b"c", b"3")
             store.delete(b"a")
         with self._open(tmp_path) as store:
-            expect_equal(
+            _expect_equal(
                 "dict(store.scan()) after close() and reopening",
                 dict(store.scan()),
                 {b"b": b"2", b"c": b"3"},
