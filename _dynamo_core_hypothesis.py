@@ -6,6 +6,8 @@ importing it imports no ``dynamo_core`` module, and it registers each type only 
 that defines it is imported (at once for those already imported). What it registers is a
 function that loads the strategy from `dynamo_core.strategies` when ``st.from_type`` first
 resolves the type.
+
+PYTEST_DONT_REWRITE: hypothesis imports it before pytest could rewrite it (it asserts nothing).
 """
 
 from __future__ import annotations
