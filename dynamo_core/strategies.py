@@ -1,7 +1,13 @@
 """Hypothesis strategies for dynamo_core's types, for your own property-based tests.
 
-Needs the ``hypothesis`` extra. The strategies are also registered with hypothesis through its
-``hypothesis`` entry point, so ``st.from_type(TokenRange)`` works once dynamo_core is installed.
+Needs the ``hypothesis`` extra. ``st.from_type(HashRing)`` and the like work once dynamo_core
+is installed: hypothesis's entry point registers each type, lazily, when its module is imported
+(``import hypothesis`` itself loads no dynamo_core module). Importing this module registers
+them all as well, so `from_type` works with hypothesis's plugins off too.
+
+Every value these strategies draw prints as the call that rebuilds it
+(``HashRing.from_dict({...})``, ``DVVSet.from_entries([...])``, ...), so a shrunk example can
+be pasted into a test.
 
 Example:
     >>> from hypothesis import given
@@ -763,10 +769,9 @@ def strategy_for_type(thing: Any) -> st.SearchStrategy[Any]:
 def register_type_strategies() -> None:
     """Register every strategy of this module for ``st.from_type``.
 
-    Importing this module calls it, and so does hypothesis's entry point (lazily, as each
-    dynamo_core module is imported); call it yourself only if you need it again, for example
-    after registering strategies of your own for the same types. With the entry point off
-    (``HYPOTHESIS_NO_PLUGINS=1``), importing `dynamo_core.strategies` is enough.
+    Importing this module calls it, so with hypothesis's plugins off
+    (``HYPOTHESIS_NO_PLUGINS=1``) ``import dynamo_core.strategies`` is all `from_type` needs.
+    Call it again to restore these strategies after registering others for the same types.
     """
     if not _TYPES:
         _TYPES.update(_type_table())

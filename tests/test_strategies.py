@@ -395,3 +395,17 @@ def test_every_drawn_value_prints_as_the_call_that_rebuilds_it(kind: type) -> No
         assert eval(repr(value), {"__builtins__": {"frozenset": frozenset}}, names) == value
 
     check()
+
+
+def test_dynamo_core_testing_imports_neither_pytest_nor_hypothesis() -> None:
+    out = _run(
+        """
+        import sys
+        import dynamo_core.testing
+        from dynamo_core.testing import FaultPlan, SimulatedCluster
+        print("pytest" in sys.modules, "hypothesis" in sys.modules)
+        from dynamo_core.testing import StorageConformance  # loads the suite, and pytest
+        print("pytest" in sys.modules, StorageConformance.__module__)
+        """
+    )
+    assert out.split() == ["False", "False", "True", "dynamo_core.testing.storage"]
