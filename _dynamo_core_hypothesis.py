@@ -70,7 +70,11 @@ def _register(module: ModuleType) -> None:
     from hypothesis import strategies as st  # noqa: PLC0415  # hypothesis is loaded by now
 
     for name in TYPES[module.__name__]:
-        st.register_type_strategy(getattr(module, name), _resolve)
+        kind = getattr(
+            module, name, None
+        )  # never break the user's import (a test keeps TYPES whole)
+        if isinstance(kind, type):
+            st.register_type_strategy(kind, _resolve)
 
 
 class _RegisteringLoader(importlib.abc.Loader):

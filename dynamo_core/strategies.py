@@ -251,7 +251,7 @@ def dvv_sets(
 ) -> st.SearchStrategy[DVVSet[Any]]:
     """Reachable `DVVSet` states: one replica's state after a random history of three replicas.
 
-    Random histories rarely leave siblings (about a quarter of the states have two or more),
+    Random histories rarely leave siblings (about a third of the states have two or more),
     yet concurrent siblings are what merge laws are about. With `min_siblings` the state is
     built to have them: a short shared history, then ``min_siblings .. max_siblings``
     concurrent writes, each by its own coordinator from the same context, synced together.
