@@ -266,12 +266,22 @@ def test_fault_plans_apply_to_a_cluster_without_a_skip(plan: FaultPlan) -> None:
     cluster = SimulatedCluster(5, seed=3, record_trace=True)
     plan.apply(cluster)
     down: set[str] = set()
+    isolated: set[str] = set()
+    parted = 0
     for fault in plan.faults:
         if fault.action in ("crash", "wipe"):
             down.update(fault.nodes)
         elif fault.action == "restart":
             down.difference_update(fault.nodes)
-        assert len(down) <= 2  # a minority of five
+        elif fault.action == "isolate":
+            isolated.update(fault.nodes)
+        elif fault.action == "rejoin":
+            isolated.difference_update(fault.nodes)
+        elif fault.action == "partition":
+            parted = len(fault.nodes)
+        else:
+            isolated, parted = set(), 0
+        assert len(down) + len(isolated) + parted <= 2  # a majority of five stays up and joined
     cluster.run(plan.end + 1.0)
     assert cluster.trace_lines is not None
     assert not [line for line in cluster.trace_lines if "skipped" in line]
