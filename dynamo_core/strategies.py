@@ -693,7 +693,10 @@ def fault_plans(
                 options.append("restart")
             if isolated:
                 options.append("rejoin")
-            options.append("heal")
+            if isolated or parted:
+                options.append("heal")
+            if not options:  # max_down is 0 and nothing is down: no fault fits here
+                continue
             action = draw(st.sampled_from(options))
             if action in ("crash", "wipe", "isolate"):
                 node = draw(st.sampled_from(running))
