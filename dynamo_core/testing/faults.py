@@ -118,23 +118,22 @@ class FaultPlan:
 
 
 def _runner(cluster: SimulatedCluster, fault: Fault) -> Callable[[], None]:
+    action = fault.action
+
     def run() -> None:
-        for node in fault.nodes if fault.action != "partition" else ():
-            up = cluster.is_up(node)
-            if (fault.action == "restart") == up and fault.action in ("crash", "wipe", "restart"):
-                cluster.record(f"skipped {fault.action} {node}: it is {'up' if up else 'down'}")
-                continue
-            if fault.action in ("crash", "wipe"):
-                cluster.crash(node, wipe=fault.action == "wipe")
-            elif fault.action == "restart":
-                cluster.restart(node)
-            elif fault.action == "isolate":
-                cluster.isolate(node)
-            else:
-                cluster.rejoin(node)
-        if fault.action == "partition":
+        if action == "partition":
             cluster.partition(fault.nodes)
-        elif fault.action == "heal":
+        elif action == "heal":
             cluster.heal()
+        for node in fault.nodes if action in ("crash", "wipe", "restart") else ():
+            up = cluster.is_up(node)
+            if up == (action == "restart"):
+                cluster.record(f"skipped {action} {node}: it is {'up' if up else 'down'}")
+            elif action == "restart":
+                cluster.restart(node)
+            else:
+                cluster.crash(node, wipe=action == "wipe")
+        for node in fault.nodes if action in ("isolate", "rejoin") else ():
+            (cluster.isolate if action == "isolate" else cluster.rejoin)(node)
 
     return run
