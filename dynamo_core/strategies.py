@@ -625,6 +625,22 @@ def simulation_configs(*, max_ops: int = 60, faults: bool = True) -> st.SearchSt
     return build()
 
 
+def _check_fault_plan_args(
+    names: tuple[str, ...], max_faults: int, duration: float, max_down: int | None
+) -> int:
+    """Check `fault_plans`'s arguments; return the most nodes out at once."""
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"nodes must be distinct names, at least one; got {names!r}")
+    if not 0 <= max_faults <= 1000:
+        raise ValueError(f"max_faults must be in 0 .. 1000, got {max_faults}")
+    if not 0.0 < duration <= 1e6:
+        raise ValueError(f"duration must be in (0, 1e6] seconds, got {duration}")
+    down_cap = (len(names) - 1) // 2 if max_down is None else max_down
+    if not 0 <= down_cap <= len(names):
+        raise ValueError(f"max_down must be in 0 .. {len(names)}, got {max_down}")
+    return down_cap
+
+
 def fault_plans(
     nodes: Sequence[str] = ("n1", "n2", "n3", "n4", "n5"),
     *,
@@ -662,15 +678,7 @@ def fault_plans(
         ValueError: `nodes` is empty or repeats a name, or another argument is out of range.
     """
     names = tuple(nodes)
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"nodes must be distinct names, at least one; got {names!r}")
-    if not 0 <= max_faults <= 1000:
-        raise ValueError(f"max_faults must be in 0 .. 1000, got {max_faults}")
-    if not 0.0 < duration <= 1e6:
-        raise ValueError(f"duration must be in (0, 1e6] seconds, got {duration}")
-    down_cap = (len(names) - 1) // 2 if max_down is None else max_down
-    if not 0 <= down_cap <= len(names):
-        raise ValueError(f"max_down must be in 0 .. {len(names)}, got {max_down}")
+    down_cap = _check_fault_plan_args(names, max_faults, duration, max_down)
     ticks = max(1, int(duration * 10))
     crash: FaultAction = "crash"
 
