@@ -342,6 +342,10 @@ def test_fault_plans_refuses_bad_arguments() -> None:
         fault_plans(("a", "a"))
     with pytest.raises(ValueError, match="max_down must be in 0 .. 2"):
         fault_plans(("a", "b"), max_down=3)
+    with pytest.raises(ValueError, match="max_faults must be in 0 .. 1000, got -1"):
+        fault_plans(max_faults=-1)
+    with pytest.raises(ValueError, match=r"duration must be in \(0, 1e6\] seconds, got 0"):
+        fault_plans(duration=0)
 
 
 def test_the_explain_phase_never_blames_an_installed_dynamo_core() -> None:

@@ -122,8 +122,17 @@ def test_failures_name_the_operation_its_arguments_and_both_results(tmp_path: Pa
     assert "FAILED test_backends.py::test_the_suite_is_rewritten" not in out, out
 
 
+FAST = """
+from hypothesis import Phase, settings
+
+# The explain phase traces every line: slow before Python 3.12, and not what is tested here.
+settings.register_profile("fast", phases=[Phase.generate, Phase.shrink], database=None)
+settings.load_profile("fast")
+"""
+
+
 def test_the_stateful_check_names_the_operation_and_both_results(tmp_path: Path) -> None:
-    out = _pytest(_project(tmp_path), "-k", "TestInclusiveEnd and stateful")
+    out = _pytest(_project(tmp_path, FAST), "-k", "TestInclusiveEnd and stateful")
     assert "returned [" in out and "; expected [" in out, out
     assert "list(store.scan(" in out or "dict(store.scan())" in out, out
 
@@ -138,3 +147,12 @@ def test_without_the_plugin_the_suite_is_not_rewritten(tmp_path: Path) -> None:
     """The control: what the plugin changes (so the test above could fail)."""
     out = _pytest(_project(tmp_path), "-k", "rewritten", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     assert "1 failed" in out, out
+
+
+def test_pytest_starts_without_importing_dynamo_core(tmp_path: Path) -> None:
+    (tmp_path / "test_start.py").write_text(
+        "import sys\n\n\ndef test_nothing_loaded():\n"
+        "    assert '_dynamo_core_pytest' in sys.modules  # the plugin is on\n"
+        "    assert not [m for m in sys.modules if m.startswith('dynamo_core')]\n"
+    )
+    assert "1 passed" in _pytest(tmp_path)
