@@ -106,7 +106,7 @@ def storage_failure() -> str:
 
 # --8<-- [end:storage]
 
-QUIET = settings(database=None, derandomize=True, max_examples=200, print_blob=False)
+QUIET = settings(database=None, derandomize=True, max_examples=200, print_blob=False, deadline=None)
 # The explain phase traces every line (slow before Python 3.12) and would only point at the
 # suite's own check: skip it for the state machine, and keep its runs short.
 STORAGE = settings(QUIET, stateful_step_count=10, phases=[Phase.generate, Phase.shrink])
