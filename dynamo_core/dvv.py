@@ -121,9 +121,47 @@ class DVVSet(Generic[V]):
         return sum(len(dots) for _, _, dots in self._entries)
 
     def __repr__(self) -> str:
-        siblings = ", ".join(f"{node}:{dot}={value!r}" for (node, dot), value in self.items())
-        context = ", ".join(f"{node}:{counter}" for node, counter, _ in self._entries)
-        return f"DVVSet([{siblings}], context={{{context}}})"
+        """``DVVSet.from_entries([...])``: the call that rebuilds the state.
+
+        It does if the values' reprs rebuild them (`bytes` do), so a shrunk hypothesis example
+        can be pasted into a test.
+        """
+        entries = ", ".join(
+            f"({node!r}, {counter}, [{', '.join(f'({dot}, {value!r})' for dot, value in dots)}])"
+            for node, counter, dots in self._entries
+        )
+        return f"DVVSet.from_entries([{entries}])"
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[tuple[str, int, Iterable[tuple[int, V]]]]) -> DVVSet[V]:
+        """Build the state that `repr` shows: ``[(node, counter, [(dot, value), ...]), ...]``.
+
+        These are the entries of [`to_dict`][dynamo_core.dvv.DVVSet.to_dict] with the values
+        themselves in place of their encoding, checked as
+        [`from_dict`][dynamo_core.dvv.DVVSet.from_dict] checks them (nodes ascending, dots
+        descending within ``1 .. counter``, the same caps). Cost: O(siblings).
+
+        Raises:
+            dynamo_core.errors.DecodeError: the entries are malformed, inconsistent or over a cap.
+        """
+        values: list[V] = []
+
+        def slot(value: V) -> str:  # from_dict checks the shape; the values ride by index
+            values.append(value)
+            return codec.encode_bytes(str(len(values) - 1).encode())
+
+        try:
+            data: list[codec.JSONValue] = [
+                [node, counter, [[dot, slot(value)] for dot, value in dots]]
+                for node, counter, dots in entries
+            ]
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(
+                f"entries must be (node, counter, [(dot, value), ...]) triples: {exc}"
+            ) from None
+        return cls.from_dict(
+            codec.envelope("dvvset", {"entries": data}), lambda raw: values[int(raw)]
+        )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """Pretty-print as `repr` (IPython and hypothesis use this)."""

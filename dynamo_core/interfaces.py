@@ -27,6 +27,21 @@ class Storage(Protocol):
       `close()`, which itself may be called more than once;
     * work as a context manager that closes on exit.
 
+    When each method checks and raises (the conformance suite quotes these rules when a backend
+    breaks one):
+
+    * `get`, `put` and `delete` check their arguments and that the store is open before doing
+      anything, and raise from the call.
+    * `scan` checks `start`, `end` and that the store is open **when called**, not on the first
+      ``next()``: a generator function that validates in its body breaks the contract (validate,
+      then return an inner generator). An iterator still open at `close()` raises
+      `StorageClosedError` on its next ``next()``.
+    * `write_batch` checks every item of `puts` and `deletes` (``TypeError`` naming
+      ``puts[i]`` or ``deletes[i]``) and that no key is both put and deleted (``ValueError``)
+      before it writes any, so a refused batch changes nothing. It accepts any iterables,
+      iterators included, and reads each once.
+    * `__enter__` raises `StorageClosedError` on a closed store; `close` never raises.
+
     A backend that claims durability must also keep every acknowledged write across a crash of
     the process. The reference backends are
     [`MemoryStorage`][dynamo_core.storage.MemoryStorage] and
@@ -51,7 +66,14 @@ class Storage(Protocol):
         """Yield ``(key, value)`` pairs with ``start <= key < end`` in ascending key order.
 
         `None` leaves that side unbounded. Writes made while the iterator is open may or may not
-        be seen, but every key is yielded at most once and in order.
+        be seen, but every key is yielded at most once and in order; a key present from start
+        to end is yielded.
+
+        Raises:
+            TypeError: `start` or `end` is neither `bytes` nor `None` — raised by the call
+                itself, not by the first ``next()``.
+            StorageClosedError: the store is closed (by the call, or by ``next()`` once the
+                store is closed while the iterator is open).
         """
         ...
 

@@ -872,10 +872,13 @@ class MerkleTree:
         return self._shape == other._shape and self._levels[0] == other._levels[0]
 
     def __repr__(self) -> str:
-        return (
-            f"MerkleTree(depth={self._depth}, start={self._start:#x}, end={self._end:#x}, "
-            f"root={self.root.hex()})"
-        )
+        """``MerkleTree.from_dict({...})``: the call that rebuilds the tree (shape and leaves).
+
+        A tree with its own `token_fn` ends with ``token_fn=...``: pass the function to
+        `from_dict`. Cost: O(2**depth).
+        """
+        custom = "" if self._token_fn is token else ", token_fn=..."
+        return f"MerkleTree.from_dict({self.to_dict()!r}{custom})"
 
     # -- encoding ----------------------------------------------------------------------------
 

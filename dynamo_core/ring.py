@@ -336,11 +336,17 @@ class HashRing:
         return node in self._weights
 
     def __repr__(self) -> str:
-        strategy = (
-            f"partitions={self._partitions}" if self._partitions else f"vnodes={self._vnodes}"
-        )
-        keyed = ", keyed" if self.keyed else ""
-        return f"<HashRing replicas={self._replicas} {strategy}{keyed} nodes={len(self)}>"
+        """``HashRing.from_dict({...})``: the call that rebuilds the ring, with its encoding.
+
+        The dict is [`to_dict`][dynamo_core.ring.HashRing.to_dict]'s, a Python literal: paste
+        the repr into a test, or rebuild the ring from the text without `eval`:
+        ``HashRing.from_dict(ast.literal_eval(ast.parse(text, mode="eval").body.args[0]))``.
+        It shows the members with their weights and zones, the shape (replicas, partitions or
+        vnodes) and each partition's owner. A keyed ring ends with ``hash_key=...``: the secret
+        is never shown; pass it to `from_dict`. Cost: O(S).
+        """
+        keyed = ", hash_key=..." if self.keyed else ""
+        return f"HashRing.from_dict({self.to_dict()!r}{keyed})"
 
     def _member(self, node: str) -> str:
         check_node_id(node)

@@ -1,7 +1,13 @@
 """Hypothesis strategies for dynamo_core's types, for your own property-based tests.
 
-Needs the ``hypothesis`` extra. The strategies are also registered with hypothesis through its
-``hypothesis`` entry point, so ``st.from_type(TokenRange)`` works once dynamo_core is installed.
+Needs the ``hypothesis`` extra. ``st.from_type(HashRing)`` and the like work once dynamo_core
+is installed: hypothesis's entry point registers each type, lazily, when its module is imported
+(``import hypothesis`` itself loads no dynamo_core module). Importing this module registers
+them all as well, so `from_type` works with hypothesis's plugins off too.
+
+Every value these strategies draw prints as the call that rebuilds it
+(``HashRing.from_dict({...})``, ``DVVSet.from_entries([...])``, ...), so a shrunk example can
+be pasted into a test.
 
 Example:
     >>> from hypothesis import given
@@ -13,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from hypothesis import strategies as st
@@ -48,12 +56,15 @@ from dynamo_core.messages import (
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
 from dynamo_core.streaming import StreamBatch, StreamPull
+from dynamo_core.testing.faults import Fault, FaultAction, FaultPlan
 from dynamo_core.vclock import VectorClock, Versioned
 
 __all__ = [
     "changes",
+    "concurrent_dvv_pairs",
     "dvv_replicas",
     "dvv_sets",
+    "fault_plans",
     "hints",
     "item_digests",
     "keys",
@@ -61,9 +72,11 @@ __all__ = [
     "node_ids",
     "node_messages",
     "quorum_policies",
+    "register_type_strategies",
     "request_results",
     "rings",
     "simulation_configs",
+    "strategy_for_type",
     "token_ranges",
     "tokens",
     "vector_clocks",
@@ -230,18 +243,89 @@ def dvv_replicas(
 
 
 def dvv_sets(
-    values: st.SearchStrategy[Any] | None = None, *, max_steps: int = 12
+    values: st.SearchStrategy[Any] | None = None,
+    *,
+    max_steps: int = 12,
+    min_siblings: int = 0,
+    max_siblings: int | None = None,
 ) -> st.SearchStrategy[DVVSet[Any]]:
     """Reachable `DVVSet` states: one replica's state after a random history of three replicas.
+
+    Random histories rarely leave siblings (about a third of the states have two or more),
+    yet concurrent siblings are what merge laws are about. With `min_siblings` the state is
+    built to have them: a short shared history, then ``min_siblings .. max_siblings``
+    concurrent writes, each by its own coordinator from the same context, synced together.
+    Such states shrink to the fewest siblings with the shortest values, quickly.
 
     Args:
         values: The values written (default: short `bytes`).
         max_steps: The longest history.
+        min_siblings: The fewest siblings every drawn state has (0 .. 16).
+        max_siblings: The most concurrent writes added (default: ``min_siblings + 2``); the
+            shared history may leave siblings of its own beside them.
+
+    Raises:
+        ValueError: `min_siblings` or `max_siblings` is out of range.
     """
     vals = values if values is not None else st.binary(max_size=4)
-    return st.builds(
-        lambda states, i: states[i], _dvv_history(vals, 3, max_steps), st.integers(0, 2)
-    )
+    if not 0 <= min_siblings <= _MAX_DRAWN_SIBLINGS:
+        raise ValueError(f"min_siblings must be in 0 .. {_MAX_DRAWN_SIBLINGS}, got {min_siblings}")
+    top = min_siblings + 2 if max_siblings is None else max_siblings
+    if not min_siblings <= top <= _MAX_DRAWN_SIBLINGS:
+        raise ValueError(
+            f"max_siblings must be in min_siblings .. {_MAX_DRAWN_SIBLINGS} "
+            f"({min_siblings} .. {_MAX_DRAWN_SIBLINGS}), got {max_siblings}"
+        )
+    if min_siblings == 0:
+        return st.builds(
+            lambda states, i: states[i], _dvv_history(vals, 3, max_steps), st.integers(0, 2)
+        )
+    return _concurrent_writes(vals, max_steps, min_siblings, top).map(_sync_all)
+
+
+_MAX_DRAWN_SIBLINGS = 16
+
+
+def _sync_all(states: tuple[DVVSet[Any], ...]) -> DVVSet[Any]:
+    merged = states[0]
+    for state in states[1:]:
+        merged = merged.sync(state)
+    return merged
+
+
+@st.composite
+def _concurrent_writes(
+    draw: st.DrawFn, values: st.SearchStrategy[Any], max_steps: int, least: int, most: int
+) -> tuple[DVVSet[Any], ...]:
+    """States after `least .. most` concurrent writes from one shared base state.
+
+    Writer ``i`` coordinates as actor ``"w{i}"``, which the base history (actors ``"r0"`` ..
+    ``"r2"``) never uses, so every dot is issued once. The writes share the base's context, so
+    none replaces another: each state holds one new sibling the others lack.
+    """
+    history = draw(_dvv_history(values, 3, max_steps))
+    base = _sync_all(tuple(history))
+    count = draw(st.integers(least, most))
+    blind = draw(st.booleans())  # a write without a context keeps the base's siblings too
+    context = None if blind else base.context
+    return tuple(base.update(draw(values), f"w{i}", context) for i in range(count))
+
+
+def concurrent_dvv_pairs(
+    values: st.SearchStrategy[Any] | None = None, *, max_steps: int = 8
+) -> st.SearchStrategy[tuple[DVVSet[Any], DVVSet[Any]]]:
+    """Two replicas' states of one key after concurrent writes: neither descends the other.
+
+    Both come from one shared history followed by one write each, by different coordinators,
+    from the same context; so ``a.sync(b)`` holds both writes as siblings. Use it for merge laws
+    that need a real conflict; it shrinks to two one-byte writes on an empty history.
+
+    Args:
+        values: The values written (default: short `bytes`).
+        max_steps: The longest shared history.
+    """
+    vals = values if values is not None else st.binary(max_size=4)
+    return _concurrent_writes(vals, max_steps, 2, 2).map(lambda states: (states[0], states[1]))
 
 
 def hints(
@@ -304,13 +388,17 @@ def rings(
     zones: bool | None = None,
     weights: bool | None = None,
     max_replicas: int = 4,
+    join_headroom: int = 2,
 ) -> st.SearchStrategy[HashRing]:
     """Hash rings after a random history of joins and leaves.
 
-    Partition counts are small (the smallest power of two from 8 that gives every node at
-    least one partition, up to 256) so rings are cheap to build; node ids come from
-    `node_ids()`, zones (when drawn) from a pool of three, weights (when drawn) from
-    ``0.5 .. 3``.
+    Partition counts are small (the smallest powers of two from 8 that leave room for the
+    joins below, up to 256) so rings are cheap to build; node ids come from `node_ids()`,
+    zones (when drawn) from a pool of three, weights (when drawn) from ``0.5 .. 3``.
+
+    A strategy-3 ring always has room for `join_headroom` more nodes of weight ``0.5 .. 3``
+    (``add_node`` never fails with "share would be under one partition"), so a test can grow
+    the ring it draws.
 
     Args:
         min_nodes: The fewest nodes the ring ends with.
@@ -320,9 +408,15 @@ def rings(
         zones: ``True``: every node has a zone; ``False``: none has; `None`: any mix.
         weights: ``True``: weights vary; ``False``: all 1.0; `None`: either.
         max_replicas: The largest replication factor drawn.
+        join_headroom: How many nodes a test may add to a drawn ring (``0 .. 64``).
+
+    Raises:
+        ValueError: the node counts or `join_headroom` are out of range.
     """
     if not 0 <= min_nodes <= max_nodes:
         raise ValueError(f"need 0 <= min_nodes <= max_nodes, got {min_nodes}, {max_nodes}")
+    if not 0 <= join_headroom <= 64:
+        raise ValueError(f"join_headroom must be in 0 .. 64, got {join_headroom}")
     zone_pool = st.sampled_from(("us-east-1a", "us-east-1b", "us-east-1c"))
     zone_of: st.SearchStrategy[str | None] = (
         st.none() | zone_pool if zones is None else (zone_pool if zones else st.none())
@@ -331,8 +425,10 @@ def rings(
     weight_of: st.SearchStrategy[float] = (
         (st.just(1.0) | varied) if weights is None else (varied if weights else st.just(1.0))
     )
-    # Weights within 0.5 .. 3 give every node a share of at least Q / (6 * max_nodes).
-    least = max(8, 6 * max_nodes if weights is not False else max_nodes)
+    # Weights within 0.5 .. 3 give every node of `most` a share of at least Q / (6 * most); all
+    # members at 1.0 and joiners at 0.5 .. 3, at least Q / (2 * most + 4).
+    most = max_nodes + join_headroom
+    least = max(8, 6 * most if weights is not False else 2 * most + 4 if join_headroom else most)
     counts = [q for q in (8, 16, 32, 64, 128, 256) if q >= least] or [1 << (least - 1).bit_length()]
 
     @st.composite
@@ -529,6 +625,108 @@ def simulation_configs(*, max_ops: int = 60, faults: bool = True) -> st.SearchSt
     return build()
 
 
+def _check_fault_plan_args(
+    names: tuple[str, ...], max_faults: int, duration: float, max_down: int | None
+) -> int:
+    """Check `fault_plans`'s arguments; return the most nodes out at once."""
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"nodes must be distinct names, at least one; got {names!r}")
+    if not 0 <= max_faults <= 1000:
+        raise ValueError(f"max_faults must be in 0 .. 1000, got {max_faults}")
+    if not 0.0 < duration <= 1e6:
+        raise ValueError(f"duration must be in (0, 1e6] seconds, got {duration}")
+    down_cap = (len(names) - 1) // 2 if max_down is None else max_down
+    if not 0 <= down_cap <= len(names):
+        raise ValueError(f"max_down must be in 0 .. {len(names)}, got {max_down}")
+    return down_cap
+
+
+def fault_plans(
+    nodes: Sequence[str] = ("n1", "n2", "n3", "n4", "n5"),
+    *,
+    max_faults: int = 6,
+    duration: float = 10.0,
+    max_down: int | None = None,
+    wipes: bool = False,
+) -> st.SearchStrategy[FaultPlan]:
+    """Fault plans for a [`SimulatedCluster`][dynamo_core.testing.SimulatedCluster] of `nodes`.
+
+    Draws up to `max_faults` crashes, restarts, isolations, rejoins, partitions and heals at
+    times in ``0 .. duration`` (in tenths of a second, so they shrink to round numbers), each
+    one valid where it falls: a restart follows a crash of the same node, at most `max_down`
+    nodes are down or isolated at once. Shrinks towards fewer, earlier faults. The default
+    names are those of ``SimulatedCluster(5)``.
+
+    Example:
+        >>> from hypothesis import given
+        >>> from dynamo_core.testing import SimulatedCluster
+        >>> @given(fault_plans())
+        ... def test_no_acknowledged_write_is_lost(plan):
+        ...     cluster = SimulatedCluster(5, seed=1)
+        ...     plan.apply(cluster)
+        ...     ...  # your workload, then cluster.heal(), restarts and checks
+
+    Args:
+        nodes: The cluster's node names.
+        max_faults: The most faults in a plan.
+        duration: The latest time of a fault, in seconds after ``plan.apply``.
+        max_down: The most nodes down or isolated at once (default: a minority,
+            ``(len(nodes) - 1) // 2``, so a majority quorum stays possible).
+        wipes: Whether crashes may also erase the node's storage (amnesia).
+
+    Raises:
+        ValueError: `nodes` is empty or repeats a name, or another argument is out of range.
+    """
+    names = tuple(nodes)
+    down_cap = _check_fault_plan_args(names, max_faults, duration, max_down)
+    ticks = max(1, int(duration * 10))
+    crash: FaultAction = "crash"
+
+    @st.composite
+    def build(draw: st.DrawFn) -> FaultPlan:
+        times = sorted(draw(st.lists(st.integers(0, ticks), max_size=max_faults)))
+        down: list[str] = []
+        isolated: list[str] = []
+        faults: list[Fault] = []
+        parted = 0  # the size of the side the current partition cuts off
+        for tick in times:
+            out = len(down) + len(isolated) + parted
+            running = [n for n in names if n not in down and n not in isolated]
+            options: list[FaultAction] = []
+            if out < down_cap and running:
+                options += [crash, "isolate"] + (["wipe"] if wipes else [])
+                if len(running) > 1:
+                    options.append("partition")
+            if down:
+                options.append("restart")
+            if isolated:
+                options.append("rejoin")
+            if isolated or parted:
+                options.append("heal")
+            if not options:  # max_down is 0 and nothing is down: no fault fits here
+                continue
+            action = draw(st.sampled_from(options))
+            if action in ("crash", "wipe", "isolate"):
+                node = draw(st.sampled_from(running))
+                (isolated if action == "isolate" else down).append(node)
+                chosen: tuple[str, ...] = (node,)
+            elif action == "restart":
+                chosen = (down.pop(draw(st.integers(0, len(down) - 1))),)
+            elif action == "rejoin":
+                chosen = (isolated.pop(draw(st.integers(0, len(isolated) - 1))),)
+            elif action == "partition":  # replaces the current partition
+                parted = draw(st.integers(1, min(down_cap - out + parted, len(running) - 1)))
+                chosen = tuple(sorted(draw(st.permutations(running))[:parted]))
+            else:
+                isolated.clear()
+                parted = 0
+                chosen = ()
+            faults.append(Fault(tick / 10, action, chosen))
+        return FaultPlan(tuple(faults))
+
+    return build()
+
+
 def _value_strategy(thing: Any) -> st.SearchStrategy[Any]:
     args = getattr(thing, "__args__", None)
     if args and not isinstance(args[0], TypeVar):
@@ -536,17 +734,60 @@ def _value_strategy(thing: Any) -> st.SearchStrategy[Any]:
     return st.binary(max_size=4)
 
 
-def _hypothesis_setup_hook() -> None:
-    """Register the strategies for `st.from_type`; called by hypothesis's entry point."""
-    st.register_type_strategy(TokenRange, token_ranges())
-    st.register_type_strategy(MerkleTree, merkle_trees())
-    st.register_type_strategy(VectorClock, vector_clocks())
-    st.register_type_strategy(Versioned, lambda thing: versioned(_value_strategy(thing)))
-    st.register_type_strategy(DVVSet, lambda thing: dvv_sets(_value_strategy(thing)))
-    st.register_type_strategy(Hint, hints())
-    st.register_type_strategy(QuorumPolicy, quorum_policies())
-    st.register_type_strategy(HashRing, rings())
-    st.register_type_strategy(Change, changes())
-    st.register_type_strategy(VersionRecord, version_records())
+def _type_table() -> dict[type[Any], Callable[[Any], st.SearchStrategy[Any]]]:
+    """The strategy of every registered type, as a function of the (maybe parametrized) type."""
+    table: dict[type[Any], Callable[[Any], st.SearchStrategy[Any]]] = {
+        TokenRange: lambda _: token_ranges(),
+        MerkleTree: lambda _: merkle_trees(),
+        VectorClock: lambda _: vector_clocks(),
+        Versioned: lambda thing: versioned(_value_strategy(thing)),
+        DVVSet: lambda thing: dvv_sets(_value_strategy(thing)),
+        Hint: lambda _: hints(),
+        QuorumPolicy: lambda _: quorum_policies(),
+        HashRing: lambda _: rings(),
+        Change: lambda _: changes(),
+        VersionRecord: lambda _: version_records(),
+        FaultPlan: lambda _: fault_plans(),
+    }
     for kind, strategy in (_message_strategies() | _result_strategies()).items():
-        st.register_type_strategy(kind, strategy)
+        table[kind] = functools.partial(_fixed, strategy)
+    return table
+
+
+def _fixed(strategy: st.SearchStrategy[Any], _: Any) -> st.SearchStrategy[Any]:
+    return strategy
+
+
+_TYPES: dict[type[Any], Callable[[Any], st.SearchStrategy[Any]]] = {}
+
+
+def strategy_for_type(thing: Any) -> st.SearchStrategy[Any]:
+    """Return the strategy ``st.from_type(thing)`` uses for a dynamo_core type.
+
+    `thing` may be parametrized (``DVVSet[int]`` draws states of `int` values).
+
+    Raises:
+        TypeError: `thing` is not a type this module has a strategy for.
+    """
+    if not _TYPES:
+        _TYPES.update(_type_table())
+    factory = _TYPES.get(getattr(thing, "__origin__", None) or thing)
+    if factory is None:
+        raise TypeError(f"dynamo_core.strategies has no strategy for {thing!r}")
+    return factory(thing)
+
+
+def register_type_strategies() -> None:
+    """Register every strategy of this module for ``st.from_type``.
+
+    Importing this module calls it, so with hypothesis's plugins off
+    (``HYPOTHESIS_NO_PLUGINS=1``) ``import dynamo_core.strategies`` is all `from_type` needs.
+    Call it again to restore these strategies after registering others for the same types.
+    """
+    if not _TYPES:
+        _TYPES.update(_type_table())
+    for kind in _TYPES:
+        st.register_type_strategy(kind, strategy_for_type)
+
+
+register_type_strategies()

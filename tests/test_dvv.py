@@ -33,7 +33,7 @@ def create(value: str, node: str, context: VectorClock | None = None) -> DVVSet[
 def test_empty_state() -> None:
     empty: DVVSet[bytes] = DVVSet()
     assert empty.values == [] and len(empty) == 0 and empty.context == VectorClock()
-    assert repr(empty) == "DVVSet([], context={})"
+    assert repr(empty) == "DVVSet.from_entries([])"
     assert isinstance(empty, ReplicaState)
 
 

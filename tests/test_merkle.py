@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import itertools
@@ -174,8 +175,12 @@ def test_trees_are_unhashable_and_have_a_repr() -> None:
     tree = MerkleTree(2)
     with pytest.raises(TypeError):
         hash(tree)
-    assert "depth=2" in repr(tree)
-    assert tree.root.hex() in repr(tree)
+    tree.insert(b"k", b"1" * 16)
+    text = repr(tree)
+    assert text.startswith("MerkleTree.from_dict({'type': 'merkle_tree', 'v': 1, 'depth': 2,")
+    call = ast.parse(text, mode="eval").body
+    assert isinstance(call, ast.Call)
+    assert MerkleTree.from_dict(ast.literal_eval(call.args[0])) == tree
 
 
 # -- segments ----------------------------------------------------------------------------------

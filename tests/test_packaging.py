@@ -33,6 +33,7 @@ def test_wheel_installs_into_a_fresh_venv_and_imports(tmp_path: Path) -> None:
     (wheel,) = dist.glob("dynamo_core-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "dynamo_core/py.typed" in names
+    assert {"_dynamo_core_hypothesis.py", "_dynamo_core_pytest.py"} <= set(names)  # entry points
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "docs/"))]
 
     env_dir = tmp_path / "venv"

@@ -76,7 +76,10 @@ def test_defaults_are_strategy_3_with_4096_partitions() -> None:
     assert (ring.replicas, ring.partitions, ring.vnodes, ring.keyed) == (3, 4096, None, False)
     assert ring.nodes == ()
     assert len(ring) == 0
-    assert repr(ring) == "<HashRing replicas=3 partitions=4096 nodes=0>"
+    assert repr(ring) == (
+        "HashRing.from_dict({'type': 'hash_ring', 'v': 1, 'replicas': 3, 'nodes': [], "
+        "'hash': 'murmur3', 'partitions': 4096, 'owners': []})"
+    )
     ring._check_invariants()
 
 
