@@ -1,6 +1,8 @@
 """Test support for dynamo_core and for applications built on it.
 
-Needs the ``hypothesis`` extra (``pip install dynamo-core[hypothesis]``).
+Needs no extra: the names load on first use, and only the storage conformance suite
+(`StorageConformance`, `storage_state_machine`) needs pytest and hypothesis
+(``pip install dynamo-core[hypothesis]`` plus pytest).
 
 * [`StorageConformance`][dynamo_core.testing.StorageConformance] — the conformance suite every
   [`Storage`][dynamo_core.interfaces.Storage] backend must pass; subclass it in your own tests.
@@ -27,23 +29,69 @@ Needs the ``hypothesis`` extra (``pip install dynamo-core[hypothesis]``).
   its work and collect what it acknowledged: the core of a durability (crash) test.
 """
 
-from dynamo_core.testing.clock import FakeClock
-from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
-from dynamo_core.testing.crash import kill_during
-from dynamo_core.testing.history import SetCheck, SetHistory
-from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
-from dynamo_core.testing.simulation import (
-    CHURN_EVENTS,
-    FAULTS,
-    RESOLVERS,
-    Cart,
-    Simulation,
-    SimulationConfig,
-    SimulationResult,
-    SimulationSummary,
-    run_simulations,
-)
-from dynamo_core.testing.storage import StorageConformance, storage_state_machine
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dynamo_core.testing.clock import FakeClock
+    from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
+    from dynamo_core.testing.crash import kill_during
+    from dynamo_core.testing.history import SetCheck, SetHistory
+    from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
+    from dynamo_core.testing.simulation import (
+        CHURN_EVENTS,
+        FAULTS,
+        RESOLVERS,
+        Cart,
+        Simulation,
+        SimulationConfig,
+        SimulationResult,
+        SimulationSummary,
+        run_simulations,
+    )
+    from dynamo_core.testing.storage import StorageConformance, storage_state_machine
+
+# Each public name and the submodule that defines it. Names resolve on first use, so
+# ``from dynamo_core.testing import Simulation`` needs neither pytest nor hypothesis: only the
+# conformance suite (`dynamo_core.testing.storage`) imports them.
+_SOURCES = {
+    "FakeClock": "clock",
+    "NetworkConfig": "cluster",
+    "SimulatedCluster": "cluster",
+    "kill_during": "crash",
+    "SetCheck": "history",
+    "SetHistory": "history",
+    "Behaviour": "quorum",
+    "DotSet": "quorum",
+    "QuorumHarness": "quorum",
+    "CHURN_EVENTS": "simulation",
+    "FAULTS": "simulation",
+    "RESOLVERS": "simulation",
+    "Cart": "simulation",
+    "Simulation": "simulation",
+    "SimulationConfig": "simulation",
+    "SimulationResult": "simulation",
+    "SimulationSummary": "simulation",
+    "run_simulations": "simulation",
+    "StorageConformance": "storage",
+    "storage_state_machine": "storage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "CHURN_EVENTS",
