@@ -26,7 +26,7 @@ from dynamo_core import (
     RequestFailed,
     codec,
 )
-from dynamo_core.errors import DecodeError, LocalProtocolError
+from dynamo_core.errors import DecodeError, DotCollision, LocalProtocolError
 from dynamo_core.hints import HintsDelivered
 from dynamo_core.merkle import Nodes
 from dynamo_core.messages import (
@@ -439,9 +439,10 @@ def _kv679(first_epoch: int | None) -> list[bytes]:
 
 def test_kv679_a_replica_that_lost_its_disk_must_not_reuse_its_epochs() -> None:
     # Negative control: restarting at epoch 0 reissues the dot a#1:1 with a new value. Replicas
-    # now disagree about what a#1:1 is, each merge keeps one of them, and an acknowledged write
-    # silently disappears.
-    assert len(_kv679(first_epoch=0)) == 1
+    # now disagree about what a#1:1 is; merging would keep one of them and lose an acknowledged
+    # write silently, so the merge refuses, naming the dot.
+    with pytest.raises(DotCollision, match="dot"):
+        _kv679(first_epoch=0)
     # The default draws a fresh random epoch: both writes survive as siblings.
     assert _kv679(first_epoch=None) == [b"new", b"old"]
 
