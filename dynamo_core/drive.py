@@ -25,9 +25,11 @@ that may be coroutines.
 Errors: an exception raised by an *input* (the core refusing it) propagates unchanged. An
 exception raised by the *handler* stops the run with
 [`EffectFailed`][dynamo_core.errors.EffectFailed], which names the effect and chains the
-handler's exception; the core keeps the state it had, so the run can be resumed after fixing
-the cause. Pass ``on_error`` to keep running instead: the failed effect then counts as lost (a
-dropped message), which every core tolerates through its timeouts.
+handler's exception, once the other effects of the same input have been carried out. The failed
+effect is lost — as a dropped message would be — and the core keeps its state, so calling `run`
+again resumes: its timeouts deal with the loss. Pass ``on_error`` to be told and keep running
+instead. Either way a handler that wants other semantics (retry, fail the request) catches its
+own errors: drivers never retry.
 """
 
 from __future__ import annotations
@@ -133,13 +135,20 @@ class _Loop(Generic[E]):
         self._on_error(effect, exc)
 
     def _dispatch(self, effects: Iterable[E]) -> None:
+        """Hand every effect to the handler; after a failure, the rest of the batch still runs."""
+        stopped: EffectFailed | None = None
         for effect in effects:
             if isinstance(effect, SetTimer):
                 continue  # the loop polls deadline()
             try:
                 self._handle(effect)
             except Exception as exc:
-                self._failed(effect, exc)
+                try:
+                    self._failed(effect, exc)
+                except EffectFailed as failed:
+                    stopped = stopped or failed
+        if stopped is not None:
+            raise stopped
 
     def _step(self) -> None:
         """Run every queued input, then the timer if it is due."""
