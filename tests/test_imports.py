@@ -87,9 +87,9 @@ def test_unknown_names_raise_attribute_error() -> None:
     import dynamo_core.testing
 
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        _ = dynamo_core.Nope  # type: ignore[attr-defined]
+        _ = dynamo_core.Nope
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        _ = dynamo_core.testing.Nope  # type: ignore[attr-defined]
+        _ = dynamo_core.testing.Nope
     assert not hasattr(dynamo_core, "Nope")
     assert set(dynamo_core.testing.__all__) <= set(dir(dynamo_core.testing))
     for name in dynamo_core.testing.__all__:

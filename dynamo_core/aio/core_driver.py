@@ -85,7 +85,7 @@ class Driver(_Loop[E]):
             task.add_done_callback(lambda done: self._finished(effect, done))
 
     def _finished(self, effect: E, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)  # type: ignore[arg-type]
+        self._tasks.discard(task)
         if self._wake is not None:
             self._wake.set()
         if task.cancelled():
