@@ -12,6 +12,7 @@ import binascii
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,81 @@ def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | No
         raise _UsageError(f"cannot load the TLS files: {exc}") from None
 
 
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _listen_address(text: str) -> Address:
+    from dynamo_core.aio import parse_address  # noqa: PLC0415 - loads asyncio
+
+    try:
+        return parse_address(text, "--listen")
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _check_can_listen(address: Address) -> None:
+    """Bind the address once before anything is created, so a taken port changes nothing."""
+    import socket  # noqa: PLC0415
+
+    try:
+        infos = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+        family, kind, proto, _, sockaddr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(sockaddr)
+    except OSError as exc:
+        raise _CannotListen(f"cannot listen on {address[0]}:{address[1]}: {exc}") from None
+
+
+class _CannotListen(Exception):
+    pass
+
+
+def _data_directory(text: str) -> Path:
+    """Check --data without creating it: a directory, or a path one can be created at."""
+    data = Path(text)
+    if data.exists():
+        if not data.is_dir():
+            raise _UsageError(f"--data must be a directory, and {text!r} is not one")
+        if not os.access(data, os.R_OK | os.W_OK | os.X_OK):
+            raise _UsageError(f"--data {text!r} is not writable by this user")
+        return data
+    parent = data.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise _UsageError(f"--data {text!r} cannot be created: {str(parent)!r} is not writable")
+    return data
+
+
+class _WallClock:
+    """`time.time`: a durable node keeps hints whose times must survive a reboot."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+def _begin(address: Address, data: Path, text: str) -> int:
+    """Create the data directory and count this start (returned), once the port is free.
+
+    Called after every argument is checked, so a failed start creates nothing.
+    """
+    _check_can_listen(address)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        return next_incarnation(data)
+    except (OSError, ValueError) as exc:
+        raise _UsageError(f"cannot use --data {text!r}: {exc}") from None
+
+
 def next_incarnation(data: Path) -> int:
     """Bump and return the boot counter kept in `data` (written atomically, fsynced).
 
@@ -98,7 +174,6 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - the cluster commands load asyncio on use
     import logging  # noqa: PLC0415
     import signal  # noqa: PLC0415
-    import time  # noqa: PLC0415
 
     from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage  # noqa: PLC0415
     from dynamo_core.aio import TcpTransport, TransportConfig, serve  # noqa: PLC0415
@@ -112,8 +187,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise _UsageError(f"--peers must not name this node ({args.id!r})")
     secret = _secret(args.secret_file)
     tls = _tls(args)
-    data = Path(args.data)
-    data.mkdir(parents=True, exist_ok=True)
+    address = _listen_address(args.listen)
+    data = _data_directory(args.data)
     if args.n > len(peers) + 1:
         raise _UsageError(f"--n {args.n} is more than the {len(peers) + 1} nodes of the cluster")
     try:
@@ -127,9 +202,15 @@ def _serve(args: argparse.Namespace) -> int:
             handoff_backoff=min(1.0, args.heartbeat),
             handoff_timeout=max(2 * args.request_timeout, 1.0),
         )
+        transport_config = TransportConfig(max_frame=args.max_frame)
     except (TypeError, ValueError) as exc:
         raise _UsageError(str(exc)) from None
-    incarnation = next_incarnation(data)
+    try:
+        incarnation = _begin(address, data, args.data)
+    except _CannotListen as exc:
+        print(f"dynamo-core serve: error: {exc}", file=sys.stderr)
+        return 1
+    clock = _WallClock()  # the node's hints live in SQLite: wall time (see the clock guide)
     storage = SQLiteStorage(data / _STORE_FILE, synchronous=args.sync.upper())
     try:
         node = Node(
@@ -138,17 +219,17 @@ def _serve(args: argparse.Namespace) -> int:
             policy=policy,
             config=config,
             storage=storage,
-            now=time.monotonic(),
+            now=clock.now(),
             incarnation=incarnation,
         )
         transport = TcpTransport(
             args.id,
-            args.listen,
+            address,
             peers,
             secret=secret,
             server_ssl=None if tls is None else tls[0],
             client_ssl=None if tls is None else tls[1],
-            config=TransportConfig(max_frame=args.max_frame),
+            config=transport_config,
         )
     except BaseException:
         storage.close()
@@ -169,7 +250,7 @@ def _serve(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-        await serve(node, transport, stop=stop, started=started)
+        await serve(node, transport, clock=clock, stop=stop, started=started)
 
     try:
         asyncio.run(main())
@@ -242,8 +323,14 @@ def _client_command(args: argparse.Namespace) -> int:
     except ClientError as exc:
         print(f"dynamo-core {args.command}: {exc}", file=sys.stderr)
         return 1
-    if args.json or args.command == "stats":
+    if args.json:
         print(json.dumps(out, sort_keys=True))
+    elif args.command == "stats":
+        print(f"node {out['node']}")
+        counters: dict[str, int] = out["stats"]
+        width = max((len(name) for name in counters), default=0)
+        for name in sorted(counters):
+            print(f"  {name:<{width}}  {counters[name]:>12,}")
     elif args.command == "put":
         hinted = ", ".join(f"{f} for {p}" for f, p in out["hinted"])
         print(f"stored on {', '.join(out['acked'])}" + (f" (hints: {hinted})" if hinted else ""))
@@ -314,7 +401,7 @@ def add_commands(sub: Any) -> None:
     for name, text in (
         ("put", "write a value (UTF-8 text) to a running cluster"),
         ("get", "read a key from a running cluster: siblings and context"),
-        ("stats", "print one node's counters as JSON"),
+        ("stats", "print one node's counters (a table; JSON with --json)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         if name in ("put", "get"):
@@ -323,7 +410,9 @@ def add_commands(sub: Any) -> None:
             cmd.add_argument("value", help="the value")
             cmd.add_argument("--context", help="the base64 context a get printed")
         cmd.add_argument("--nodes", required=True, help="HOST:PORT,HOST:PORT of some nodes")
-        cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt")
+        cmd.add_argument(
+            "--timeout", type=_positive_seconds, default=5.0, help="seconds per attempt (> 0)"
+        )
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
         _security(cmd)
         cmd.set_defaults(func=_run(_client_command))

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from dynamo_core import __version__, codec
 from dynamo_core._cluster_cli import add_commands as _add_cluster_commands
@@ -353,8 +353,15 @@ def _simulate(args: argparse.Namespace) -> int:
 # -- the parser --------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), pointing at --help instead of repeating the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dynamo-core",
         description="The Amazon Dynamo primitives, composed and checked in simulation.",
     )

@@ -649,6 +649,16 @@ def _check_primaries(
     return primaries
 
 
+def _shown(key: Key) -> str:
+    """A key for people: UTF-8 text in quotes (not ``b'...'``), else hex."""
+    if isinstance(key, bytes):
+        try:
+            key = key.decode("utf-8")
+        except UnicodeDecodeError:
+            return "0x" + key[:64].hex() + ("..." if len(key) > 64 else "")
+    return repr(key[:200]) if len(key) <= 200 else repr(key[:200]) + "..."
+
+
 class _Coordinator(Generic[S]):
     """What both coordinators share: input checks, the clock, timers, the transition table."""
 
@@ -865,7 +875,7 @@ class _Coordinator(Generic[S]):
         verb = "acknowledgements" if self._KIND == "put" else "answers"
         shown = ", ".join(sorted(answered)) or "none"
         return Unavailable(
-            f"{self._KIND} of {self._key!r} needed {required} {verb} from distinct replicas "
+            f"{self._KIND} of {_shown(self._key)} needed {required} {verb} from distinct replicas "
             f"and got {have} (from: {shown})",
             required=required,
             answered=answered,

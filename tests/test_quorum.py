@@ -341,6 +341,18 @@ def test_put_with_too_few_candidates_is_unavailable_at_once(count: int) -> None:
         completes(effects)[0].unwrap()
 
 
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [("cart:bob", "'cart:bob'"), (b"cart:bob", "'cart:bob'"), (b"\xff\x00", "0xff00")],
+    ids=["str", "utf8-bytes", "binary"],
+)
+def test_unavailable_names_the_key_for_people(key: str | bytes, shown: str) -> None:
+    c = PutCoordinator(QuorumPolicy(3, 2, 2), key, [], STATE)
+    error = completes(c.start(0.0))[0].result
+    assert isinstance(error, Unavailable)
+    assert str(error).startswith(f"put of {shown} needed 2 acknowledgements")
+
+
 def test_put_fails_early_when_w_becomes_impossible() -> None:
     c = put(["a", "b", "c"], QuorumPolicy(3, 2, 3))
     c.start(0.0)

@@ -300,7 +300,8 @@ class Client:
                 continue
             return result
         shown = "; ".join(f"{a}: {r}" for a, r in failures)
-        raise ClientError(f"{len(failures)} attempts failed: {shown}"[:2000], failures)
+        tried = "1 attempt" if len(failures) == 1 else f"{len(failures)} attempts"
+        raise ClientError(f"{tried} failed: {shown}"[:2000], failures)
 
     async def _send(self, address: Address, request: ClientRequest) -> RequestResponse:
         conn = self._conns.get(address)
