@@ -394,3 +394,38 @@ def test_refused_replies_flow_through_the_driver() -> None:
     driver.run(put.start)
     assert isinstance(put.result, PutResult) and "a" in put.refused
     assert isinstance(Complete(put.result).result, PutResult)
+
+
+def test_the_async_driver_with_until_waits_for_inputs_from_outside() -> None:
+    """A core fed by the network has no deadline while it waits: `until` keeps the run alive."""
+
+    async def main() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        initiator = MerkleExchange(MerkleTree.from_items([("k", item_digest("k", b"v"))], 4))
+        responder = MerkleExchange(MerkleTree(4), ExchangeRole.RESPONDER)
+
+        def deliver(data: bytes) -> None:  # the peer answers 20 ms later, from outside the run
+            answer(responder.receive(decode_message(data)))
+
+        def answer(effects: list[Any]) -> None:
+            for effect in effects:
+                if isinstance(effect, Send):
+                    data = encode_message(effect.message)
+                    driver.submit(lambda now, d=data: initiator.receive(decode_message(d), now))
+                elif isinstance(effect, LoadItems):
+                    answer(responder.items_loaded([]))
+
+        def handle(effect: Any) -> None:
+            if isinstance(effect, Send):
+                loop.call_later(0.02, deliver, encode_message(effect.message))
+            elif isinstance(effect, LoadItems):
+                items = [("k", item_digest("k", b"v"))]
+                driver.submit(lambda now: initiator.items_loaded(items, now))
+
+        driver: Driver[Any] = Driver(initiator, handle)
+        started = loop.time()
+        await asyncio.wait_for(driver.run(initiator.start, until=lambda: initiator.finished), 5)
+        return initiator.finished, loop.time() - started
+
+    finished, took = asyncio.run(main())
+    assert finished and took >= 0.04  # at least two round trips of 20 ms were waited for

@@ -108,12 +108,15 @@ class Driver(_Loop[E]):
         until: Callable[[], bool] | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
-        """Run the core until `until()` holds, `stop` is set, or the core is idle.
+        """Run the core until `until()` holds or `stop` is set; without either, until idle.
 
         Idle means no input queued, no handler task running and no deadline: a closed
-        coordinator, a finished exchange. A [`Node`][dynamo_core.node.Node] always has a
-        deadline: give it `until` or `stop`. Handler tasks still running when the run returns
-        are cancelled (a reply nobody waits for any more).
+        coordinator, a finished exchange. With `until` or `stop` an idle core waits for the
+        next [`submit`][dynamo_core.drive.SyncDriver.submit] — from a socket reader, say — as
+        a core fed by the network must (wrap the run in `asyncio.timeout` to bound it). A
+        [`Node`][dynamo_core.node.Node] always has a deadline: give it `until` or `stop`.
+        Handler tasks still running when the run returns are cancelled (a reply nobody waits
+        for any more).
 
         Args:
             start: The first input, e.g. ``coordinator.start``.
@@ -137,7 +140,7 @@ class Driver(_Loop[E]):
                 if self._inputs:
                     continue
                 wait = _due(self._core.deadline()) - self.now()
-                if wait == math.inf and not self._tasks:
+                if wait == math.inf and not self._tasks and until is None and stop is None:
                     return
                 if wait > 0:
                     await self._sleep(wait, stop)
