@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import pytest
@@ -404,14 +405,16 @@ def test_the_async_driver_with_until_waits_for_inputs_from_outside() -> None:
         initiator = MerkleExchange(MerkleTree.from_items([("k", item_digest("k", b"v"))], 4))
         responder = MerkleExchange(MerkleTree(4), ExchangeRole.RESPONDER)
 
+        def reply(data: bytes, now: float) -> list[Any]:
+            return initiator.receive(decode_message(data), now)
+
         def deliver(data: bytes) -> None:  # the peer answers 20 ms later, from outside the run
             answer(responder.receive(decode_message(data)))
 
         def answer(effects: list[Any]) -> None:
             for effect in effects:
                 if isinstance(effect, Send):
-                    data = encode_message(effect.message)
-                    driver.submit(lambda now, d=data: initiator.receive(decode_message(d), now))
+                    driver.submit(partial(reply, encode_message(effect.message)))
                 elif isinstance(effect, LoadItems):
                     answer(responder.items_loaded([]))
 
