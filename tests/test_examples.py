@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+
+def check_sqlite_sync(summary: dict[str, Any]) -> None:
+    assert summary["in_sync"] is True and summary["identical"] is True
+    assert summary["depths"] == [11, 12] and summary["compared_at_depth"] == 11
+    # 205 keys only b has, 10 edited on a, 6 deleted on b, 1 deleted on b then re-created on a
+    assert summary["differing"] == summary["repaired"] == 222
+    assert summary["tombstones"] == 6
+    assert 0 < summary["bytes_sent"] < summary["full_copy_bytes"] / 2
+
+
+# Examples that end with a JSON summary line, and what it must say.
+SUMMARIES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "sqlite_sync": check_sqlite_sync,
+}
 
 
 def test_there_are_examples() -> None:
@@ -27,3 +45,10 @@ def test_example_runs(path: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, f"{path.name} failed:\n{result.stdout}\n{result.stderr}"
     assert result.stdout.strip(), f"{path.name} printed nothing"
+    check = SUMMARIES.get(path.stem)
+    if check is not None:
+        check(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_every_summary_check_has_its_example() -> None:
+    assert set(SUMMARIES) <= {p.stem for p in EXAMPLES}
