@@ -23,8 +23,9 @@ import dynamo_core
 
 ROOT = Path(__file__).parent.parent
 CORE_DEPENDENCIES = ("attrs", "sortedcontainers", "mmh3")
-# An example that needs an optional dependency says so in a line of its own: ``# extra: NAME``.
-EXTRA = re.compile(r"^# extra: (\S+)$", re.MULTILINE)
+# An example that needs more than the core dependencies says so in a line of its own:
+# ``# requires: WHAT``.
+EXTRA = re.compile(r"^# requires: (.+)$", re.MULTILINE)
 PLAIN_EXAMPLES = sorted(
     p for p in (ROOT / "examples").glob("*.py") if not EXTRA.search(p.read_text("utf-8"))
 )
