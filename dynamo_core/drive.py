@@ -176,7 +176,7 @@ class SyncDriver(_Loop[E]):
         on_error: Called with ``(effect, exception)`` when the handler raises; the run goes on.
             Without it the run stops with `EffectFailed`.
 
-    Example:
+    Examples:
         ```python
         from dynamo_core import DVVSet, PutCoordinator, QuorumPolicy, SendStore, Stored
         from dynamo_core.drive import SyncDriver

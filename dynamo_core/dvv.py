@@ -82,7 +82,7 @@ class DVVSet(Generic[V]):
     with that context through a coordinator, which calls ``state.update(value, node, context)``;
     replicas exchange states with ``sync``.
 
-    Example:
+    Examples:
         >>> s = DVVSet().update(b"v1", "a")
         >>> ctx = s.context                    # client 1 reads
         >>> s = s.update(b"v2", "a")           # client 2 writes without reading

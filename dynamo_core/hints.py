@@ -523,7 +523,7 @@ class HintStore(Generic[S]):
         dynamo_core.errors.StorageError: `storage` holds records under `namespace` that are not a
             consistent hint store.
 
-    Example:
+    Examples:
         >>> from dynamo_core import DVVSet, HintStore
         >>> store = HintStore()
         >>> store.add("node-b", "cart:alice", DVVSet().update(b"1 book", "node-a"), now=10.0)

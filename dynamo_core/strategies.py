@@ -3,7 +3,7 @@
 Needs the ``hypothesis`` extra. The strategies are also registered with hypothesis through its
 ``hypothesis`` entry point, so ``st.from_type(TokenRange)`` works once dynamo_core is installed.
 
-Example:
+Examples:
     >>> from hypothesis import given
     >>> from dynamo_core.strategies import token_ranges
     >>> @given(token_ranges())

@@ -42,7 +42,7 @@ class Driver(_Loop[E]):
         clock: Where ``now`` comes from (default `time.monotonic`, the event loop's clock).
         on_error: Called with ``(effect, exception)`` when the handler fails; the run goes on.
 
-    Example:
+    Examples:
         ```python
         driver = Driver(put, handle)   # async def handle(effect): ... driver.submit(reply)
         await driver.run(put.start)    # returns once every reply is in or timed out
