@@ -57,21 +57,33 @@ def _label(x: float, y: float, text: str, width: int, *, above: bool = False) ->
 def svg(name: str, rows: Sequence[Transition]) -> str:
     """The state diagram of one coordinator as a standalone SVG."""
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" role="img" font-family="sans-serif">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+            f'width="{WIDTH}" height="{HEIGHT}" role="img" font-family="sans-serif">'
+        ),
         f"<title>{name.capitalize()}Coordinator states and transitions</title>",
-        "<style>.label{font-size:12px;fill:#333}.state{font-size:13px;font-weight:bold}"
-        ".edge{fill:none;stroke:#555;stroke-width:1.5}</style>",
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" '
-        'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-        'fill="#555"/></marker></defs>',
+        (
+            "<style>.label{font-size:12px;fill:#333}.state{font-size:13px;font-weight:bold}"
+            ".edge{fill:none;stroke:#555;stroke-width:1.5}</style>"
+        ),
+        (
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" '
+            'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+            'fill="#555"/></marker></defs>'
+        ),
         f'<circle cx="40" cy="{Y}" r="8" fill="#333"/>',
-        f'<path class="edge" d="M48,{Y} L{X["IDLE"] - BOX_W / 2:.0f},{Y}" '
-        'marker-end="url(#arrow)"/>',
-        f'<circle cx="{WIDTH - 30}" cy="{Y}" r="9" fill="none" stroke="#333" stroke-width="2"/>'
-        f'<circle cx="{WIDTH - 30}" cy="{Y}" r="5" fill="#333"/>',
-        f'<path class="edge" d="M{X["CLOSED"] + BOX_W / 2:.0f},{Y} L{WIDTH - 41},{Y}" '
-        'marker-end="url(#arrow)"/>',
+        (
+            f'<path class="edge" d="M48,{Y} L{X["IDLE"] - BOX_W / 2:.0f},{Y}" '
+            'marker-end="url(#arrow)"/>'
+        ),
+        (
+            f'<circle cx="{WIDTH - 30}" cy="{Y}" r="9" fill="none" stroke="#333" stroke-width="2"/>'
+            f'<circle cx="{WIDTH - 30}" cy="{Y}" r="5" fill="#333"/>'
+        ),
+        (
+            f'<path class="edge" d="M{X["CLOSED"] + BOX_W / 2:.0f},{Y} L{WIDTH - 41},{Y}" '
+            'marker-end="url(#arrow)"/>'
+        ),
     ]
     for (source, target), events in edges(rows).items():
         text = ", ".join(events)
