@@ -122,6 +122,15 @@ def test_the_command_works_after_a_plain_install(
     for sub in ("demo", "simulate", "serve", "put", "get", "stats"):
         assert sub in help_.stdout
 
+    for sub in ("serve", "put", "get", "stats"):  # each loads its own modules on use
+        sub_help = run(command, sub, "--help", cwd=tmp_path, env=env)
+        assert sub_help.returncode == 0, sub_help.stderr
+        assert f"usage: dynamo-core {sub}" in sub_help.stdout
+    refused = run(command, "serve", "--id", "a", "--listen", "localhost", "--data", "d",
+                  cwd=tmp_path, env=env)  # fmt: skip
+    assert refused.returncode == 2 and "--listen must be 'host:port'" in refused.stderr
+    assert not (tmp_path / "d").exists()
+
     version = run(command, "--version", cwd=tmp_path, env=env)
     assert version.returncode == 0, version.stderr
     assert dynamo_core.__version__ in version.stdout
