@@ -2140,10 +2140,9 @@ class MerkleExchange:
             shape = (message.start, message.end, message.fingerprint)
             if shape != (tree.start, tree.end, tree.fingerprint):
                 reason = (
-                    "tree ranges or token functions differ: peer has depth={} range=[{:#x}, {:#x}) "
-                    "fingerprint={:#x}, we have {}".format(
-                        message.depth, *shape, tree._describe_shape()
-                    )
+                    "tree ranges or token functions differ: peer has "
+                    f"depth={message.depth} range=[{message.start:#x}, {message.end:#x}) "
+                    f"fingerprint={message.fingerprint:#x}, we have {tree._describe_shape()}"
                 )
                 effects: list[Effect] = [self._send(Abort(reason)), Failed(reason, by_peer=False)]
                 self._end(ExchangeState.FAILED)

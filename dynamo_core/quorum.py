@@ -651,12 +651,13 @@ def _check_primaries(
 
 def _shown(key: Key) -> str:
     """A key for people: UTF-8 text in quotes (not ``b'...'``), else hex."""
+    text = key
     if isinstance(key, bytes):
         try:
-            key = key.decode("utf-8")
+            text = key.decode("utf-8")
         except UnicodeDecodeError:
             return "0x" + key[:64].hex() + ("..." if len(key) > 64 else "")
-    return repr(key[:200]) if len(key) <= 200 else repr(key[:200]) + "..."
+    return repr(text[:200]) + ("..." if len(text) > 200 else "")
 
 
 class _Coordinator(Generic[S]):
