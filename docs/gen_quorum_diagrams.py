@@ -18,8 +18,11 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
-from html import escape
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # for the sibling helper _svg
+
+import _svg
 
 from dynamo_core.quorum import GetCoordinator, PutCoordinator, Transition
 
@@ -43,83 +46,56 @@ def edges(rows: Sequence[Transition]) -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def _label(x: float, y: float, text: str, width: int, *, above: bool = False) -> str:
+def _label(x: float, y: float, label: str, width: int, *, above: bool = False) -> list[str]:
     """Wrapped text centred on `x`: its first line at `y`, or its last line there if `above`."""
-    lines = textwrap.wrap(text, width)
+    lines = textwrap.wrap(label, width)
     top = y - 14 * (len(lines) - 1) if above else y
-    spans = "".join(
-        f'<tspan x="{x:.0f}" y="{top + 14 * i:.0f}">{escape(line)}</tspan>'
-        for i, line in enumerate(lines)
-    )
-    return f'<text class="label" text-anchor="middle">{spans}</text>'
+    return [_svg.text(x, top + 14 * i, line) for i, line in enumerate(lines)]
 
 
 def svg(name: str, rows: Sequence[Transition]) -> str:
     """The state diagram of one coordinator as a standalone SVG."""
-    out = [
-        (
-            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-            f'width="{WIDTH}" height="{HEIGHT}" role="img" font-family="sans-serif">'
-        ),
+    y, half_w, half_h = Y, BOX_W / 2, BOX_H / 2
+    parts = [
         f"<title>{name.capitalize()}Coordinator states and transitions</title>",
-        (
-            "<style>.label{font-size:12px;fill:#333}.state{font-size:13px;font-weight:bold}"
-            ".edge{fill:none;stroke:#555;stroke-width:1.5}</style>"
-        ),
-        (
-            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" '
-            'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-            'fill="#555"/></marker></defs>'
-        ),
-        f'<circle cx="40" cy="{Y}" r="8" fill="#333"/>',
-        (
-            f'<path class="edge" d="M48,{Y} L{X["IDLE"] - BOX_W / 2:.0f},{Y}" '
-            'marker-end="url(#arrow)"/>'
-        ),
-        (
-            f'<circle cx="{WIDTH - 30}" cy="{Y}" r="9" fill="none" stroke="#333" stroke-width="2"/>'
-            f'<circle cx="{WIDTH - 30}" cy="{Y}" r="5" fill="#333"/>'
-        ),
-        (
-            f'<path class="edge" d="M{X["CLOSED"] + BOX_W / 2:.0f},{Y} L{WIDTH - 41},{Y}" '
-            'marker-end="url(#arrow)"/>'
-        ),
+        _svg.circle(40, y, 8, fill=_svg.INK),
+        _svg.arrow(48, y, X["IDLE"] - half_w, y),
+        _svg.circle(WIDTH - 30, y, 9, fill="none", width=2),
+        _svg.circle(WIDTH - 30, y, 5, fill=_svg.INK),
+        _svg.arrow(X["CLOSED"] + half_w, y, WIDTH - 41, y),
     ]
     for (source, target), events in edges(rows).items():
-        text = ", ".join(events)
+        label = ", ".join(events)
         xs, xt = X[source], X[target]
-        out.append(f'<g data-from="{source}" data-to="{target}">')
+        parts.append(f'<g data-from="{source}" data-to="{target}">')
         if source == target:  # a loop above the state
-            top = Y - BOX_H / 2
-            out.append(
-                f'<path class="edge" d="M{xs - 22},{top} C{xs - 40},{top - 55} '
-                f'{xs + 40},{top - 55} {xs + 22},{top}" marker-end="url(#arrow)"/>'
+            top = y - half_h
+            parts.append(
+                _path(
+                    f"M{xs - 22},{top} C{xs - 40},{top - 55} {xs + 40},{top - 55} {xs + 22},{top}"
+                )
             )
-            out.append(_label(xs, top - 50, text, 24, above=True))
+            parts += _label(xs, top - 50, label, 24, above=True)
         elif STATES.index(target) - STATES.index(source) == 1:  # to the next state: straight
-            out.append(
-                f'<path class="edge" d="M{xs + BOX_W / 2},{Y} L{xt - BOX_W / 2},{Y}" '
-                'marker-end="url(#arrow)"/>'
-            )
-            out.append(_label((xs + xt) / 2, Y + 22, text, 16))
+            parts.append(_svg.arrow(xs + half_w, y, xt - half_w, y))
+            parts += _label((xs + xt) / 2, y + 22, label, 16)
         else:  # a jump: an arc below
-            bottom = Y + BOX_H / 2
-            mid = (xs + xt) / 2
-            out.append(
-                f'<path class="edge" d="M{xs + 20},{bottom} Q{mid},{bottom + 130} '
-                f'{xt - 20},{bottom}" marker-end="url(#arrow)"/>'
-            )
-            out.append(_label(mid, bottom + 80, text, 30))
-        out.append("</g>")
+            bottom, mid = y + half_h, (xs + xt) / 2
+            parts.append(_path(f"M{xs + 20},{bottom} Q{mid},{bottom + 130} {xt - 20},{bottom}"))
+            parts += _label(mid, bottom + 80, label, 30)
+        parts.append("</g>")
     for state in STATES:
-        x = X[state]
-        out.append(
-            f'<rect x="{x - BOX_W / 2}" y="{Y - BOX_H / 2}" width="{BOX_W}" height="{BOX_H}" '
-            'rx="10" fill="#e8eef7" stroke="#4e79a7" stroke-width="1.5"/>'
-        )
-        out.append(f'<text class="state" x="{x}" y="{Y + 5}" text-anchor="middle">{state}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+        parts.append(_svg.rect(X[state] - half_w, y - half_h, BOX_W, BOX_H, fill="#e8eef7"))
+        parts.append(_svg.text(X[state], y + 5, state, size=13, bold=True))
+    return _svg.document(WIDTH, HEIGHT, parts)
+
+
+def _path(d: str) -> str:
+    """A curved arrow (the shared helpers draw straight ones)."""
+    return (
+        f'<path d="{d}" fill="none" stroke="{_svg.INK}" stroke-width="1.5" '
+        'marker-end="url(#arrow)"/>'
+    )
 
 
 def table(rows: Sequence[Transition]) -> str:

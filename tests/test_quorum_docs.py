@@ -44,7 +44,7 @@ def test_every_transition_is_drawn(coordinator: type[PutCoordinator[object]]) ->
         drawn = figure.split(edge, 1)[1].split("</g>", 1)[0]
         assert row.event.value.split()[-1] in drawn  # the label names the event
     for state in CoordinatorState:
-        assert f">{state.value}</text>" in figure
+        assert f'font-weight="bold">{state.value}</text>' in figure
     states = {row.source for row in coordinator.TRANSITIONS} | {
         row.target for row in coordinator.TRANSITIONS
     }
