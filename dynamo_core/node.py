@@ -74,6 +74,7 @@ from dynamo_core.effects import SetTimer
 from dynamo_core.epochs import ActorEpochs
 from dynamo_core.errors import (
     DecodeError,
+    DotCollision,
     LocalProtocolError,
     RemoteProtocolError,
     StorageError,
@@ -559,6 +560,7 @@ _STAT_NAMES: Final = (
     "stream_keys_served",
     "keys_dropped",
     "keys_rehinted",
+    "dot_collisions",
 )
 
 
@@ -1221,7 +1223,7 @@ class Node:
             case RepairPush():
                 for key, state in message.states:
                     if self._range_of(self._ring.token(key)) is not None:
-                        self._merge(key, state)
+                        self._absorb(key, state)
                     else:
                         self._stats["messages_ignored"] += 1
             case RepairPull():
@@ -1627,7 +1629,7 @@ class Node:
         for target in self._ring.preference_list(key):
             if target == self._id:
                 if self._range_of(self._ring.token(key)) is not None:
-                    self._merge(key, state)
+                    self._absorb(key, state)
             elif self._hints.add(target, key, state, now):
                 self._handoff_due = True
             else:
@@ -1930,6 +1932,17 @@ class Node:
         self._stats["replica_writes"] += 1
         return True
 
+    def _absorb(self, key: bytes, state: DVVSet[bytes]) -> None:
+        """Merge a peer's state (a repair, a hint); a dot collision keeps ours and is counted.
+
+        Both versions then stay where they are, visibly divergent (anti-entropy keeps finding
+        the key) rather than one of them silently lost.
+        """
+        try:
+            self._merge(key, state)
+        except DotCollision:
+            self._stats["dot_collisions"] += 1
+
     def _apply_store(
         self, key: bytes, state: DVVSet[bytes], hint: str | None, now: float
     ) -> tuple[bool, str]:
@@ -1938,7 +1951,11 @@ class Node:
             if self._range_of(self._ring.token(key)) is None:
                 self._stats["messages_ignored"] += 1
                 return False, "not a replica of this key"
-            self._merge(key, state)
+            try:
+                self._merge(key, state)
+            except DotCollision as exc:  # a writer identity reused: refuse, keep ours
+                self._stats["dot_collisions"] += 1
+                return False, str(exc)
             return True, ""
         if hint not in self._ring and (self._previous is None or hint not in self._previous):
             self._stats["messages_ignored"] += 1
@@ -2258,7 +2275,7 @@ class Node:
             if hint.target != self._id:
                 self._stats["messages_ignored"] += 1
             elif self._range_of(self._ring.token(key)) is not None:
-                self._merge(key, hint.state)
+                self._absorb(key, hint.state)
                 self._stats["hints_received"] += 1
             elif self._ring.nodes:
                 # No longer a replica of the key (the ring changed): hand it on, never drop it.

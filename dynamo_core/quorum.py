@@ -50,7 +50,13 @@ from dynamo_core._check import (
     check_time,
 )
 from dynamo_core.effects import SetTimer
-from dynamo_core.errors import DecodeError, LocalProtocolError, RemoteProtocolError, Unavailable
+from dynamo_core.errors import (
+    DecodeError,
+    DotCollision,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Unavailable,
+)
 from dynamo_core.interfaces import ReplicaState
 
 __all__ = [
@@ -1393,12 +1399,17 @@ class GetCoordinator(_Coordinator[S]):
         effects: list[object] = []
         self._fire_timers(t, effects)
         if self._state is not _CLOSED:  # a read's replicas time out only at the deadline
+            merged = self._merged
+            if isinstance(reply, Fetched) and reply.state is not None and merged is not None:
+                try:
+                    merged = merged.sync(reply.state)
+                except DotCollision:  # a reused writer identity: this answer cannot count
+                    reply = Refused("its state holds a dot another replica holds with a new value")
             if isinstance(reply, Fetched):
                 self._settle(slot, _ANSWERED)
                 slot.state = found = reply.state
                 if found is not None:
-                    merged = self._merged
-                    self._merged = found if merged is None else merged.sync(found)
+                    self._merged = found if merged is None else merged
                 if self._counts_answer(slot):
                     self._have += 1
                 self._move(CoordinatorEvent.REPLY)

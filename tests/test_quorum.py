@@ -1282,3 +1282,17 @@ def test_read_repair_targets_exactly_the_stale_replicas(
     assert [e.target for e in repairs] == stale
     assert all(e.state == merged for e in repairs)
     assert c.repaired == tuple(stale)
+
+
+def test_a_read_answer_whose_dot_collides_counts_as_refused() -> None:
+    base = DVVSet[bytes]().update(b"x", "svc")
+    w1 = base.update(b"one", "svc", base.context)  # two writers minted ('svc', 2)
+    w2 = base.update(b"two", "svc", base.context)
+    get: GetCoordinator[DVVSet[bytes]] = GetCoordinator(QuorumPolicy(3, 2, 2), "k", ["a", "b", "c"])
+    get.start(0.0)
+    get.receive("a", Fetched(w1), 0.0)
+    assert get.receive("b", Fetched(w2), 0.0) == []  # not merged, not counted
+    assert get.refused == ("b",) and get.result is None
+    effects = get.receive("c", Fetched(w1), 0.0)
+    result = completes(effects)[0].unwrap()
+    assert result.state == w1 and set(get.answered) == {"a", "c"}
