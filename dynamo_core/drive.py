@@ -117,6 +117,10 @@ class _Loop(Generic[E]):
     def submit(self, call: Input[E]) -> None:
         """Queue an input for the core; it runs in order, with the driver's ``now``.
 
+        Call it from the driver's own thread (the event loop's, for the asyncio driver; from
+        another thread use ``loop.call_soon_threadsafe(driver.submit, call)``). Bind the input's
+        arguments now: ``partial(core.receive, message)``, not a `lambda` over a loop variable.
+
         Raises:
             TypeError: `call` is not callable.
         """
@@ -226,7 +230,9 @@ class SyncDriver(_Loop[E]):
         """Run the core until `until()` holds, or until it is idle.
 
         Idle means no input is queued and the core has no deadline: a coordinator that has
-        closed, a finished exchange, a handoff with nothing pending. A
+        closed, a finished exchange, a handoff with nothing pending. An idle run returns even if
+        `until()` is still false — in one thread nothing else could change that — so check your
+        condition afterwards, or feed replies from `idle`. A
         [`Node`][dynamo_core.node.Node] always has a deadline, so give it `until`.
 
         Args:
