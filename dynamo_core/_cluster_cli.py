@@ -71,6 +71,11 @@ def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | No
         raise _UsageError(f"cannot load the TLS files: {exc}") from None
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 seed``, ``2 seeds``: counts printed for people."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _positive_seconds(text: str) -> float:
     """An argparse type: a finite number of seconds above zero."""
     try:
@@ -245,7 +250,7 @@ def _serve(args: argparse.Namespace) -> int:
             host, port = transport.address
             print(
                 f"dynamo-core: node {args.id} listening on {host}:{port} "
-                f"(incarnation {incarnation}, {len(peers)} peers, N={args.n} R={args.r} "
+                f"(incarnation {incarnation}, {counted(len(peers), 'peer')}, N={args.n} R={args.r} "
                 f"W={args.w})",
                 flush=True,
             )

@@ -22,7 +22,7 @@ from typing import IO, Any, NoReturn
 
 from dynamo_core import __version__, codec
 from dynamo_core._cluster_cli import add_commands as _add_cluster_commands
-from dynamo_core._cluster_cli import add_placement_arguments
+from dynamo_core._cluster_cli import add_placement_arguments, counted
 from dynamo_core.demo import Progress, run_demo
 from dynamo_core.testing.simulation import (
     CHURN_EVENTS,
@@ -160,7 +160,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
     outcome = run_demo(ui, seed=args.seed)
     if not outcome.ok:
-        ui.say(f"\nThe demo did not go as told ({len(outcome.problems)} problems):")
+        ui.say(f"\nThe demo did not go as told ({counted(len(outcome.problems), 'problem')}):")
         for problem in outcome.problems:
             ui.say(f"  - {problem}")
         return 1
@@ -282,7 +282,8 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     ui = _Ui(plain=args.plain)
     ui.title(
-        f"dynamo-core simulate: {len(seeds)} seeds x {config.ops} ops, {config.nodes} nodes, "
+        f"dynamo-core simulate: {counted(len(seeds), 'seed')} x {counted(config.ops, 'op')}, "
+        f"{counted(config.nodes, 'node')}, "
         f"N={config.n} R={config.r} W={config.w} "
         f"{'sloppy' if config.sloppy else 'strict'} quorum, resolver {config.resolver}"
     )
@@ -341,7 +342,8 @@ def _simulate(args: argparse.Namespace) -> int:
         for violation in result.violations[:5]:
             ui.say(f"  - {violation}")
     if failures:
-        ui.say(f"{len(failures)} seeds found violations; rerun one with --seed-start S --seeds 1")
+        found = f"{counted(len(failures), 'seed')} found violations"
+        ui.say(f"{found}; rerun one with --seed-start S --seeds 1")
     else:
         ui.say("No violation: every acknowledged add survived and every replica converged.")
     if args.json:

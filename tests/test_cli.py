@@ -122,6 +122,21 @@ def test_main_in_process_plain(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     assert "No violation" in out
     assert "crash" in out
+    assert out.startswith("dynamo-core simulate: 2 seeds x 40 ops, 5 nodes,")
+    assert main(["simulate", "--seeds", "1", "--ops", "1", "--plain", "--faults", "none"]) == 0
+    assert capsys.readouterr().out.startswith("dynamo-core simulate: 1 seed x 1 op, 5 nodes,")
+
+
+def test_usage_errors_are_one_line_naming_the_argument() -> None:
+    for argv, named in [
+        (("simulate", "--seeds", "0"), "--seeds must be at least 1"),
+        (("simulate", "--ops", "many"), "argument --ops: invalid int value: 'many'"),
+        (("nonsense",), "invalid choice: 'nonsense'"),
+    ]:
+        result = run(*argv)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and named in result.stderr, result.stderr
+        assert result.stderr.startswith("dynamo-core") and "--help" in result.stderr
 
 
 class Recorder:
