@@ -30,6 +30,9 @@ IMPORT_SETS = {
     | {"dynamo_core.hashing", "dynamo_core.effects", "dynamo_core.merkle"},
     "dynamo_core.quorum": CHECKED
     | {"dynamo_core.interfaces", "dynamo_core.effects", "dynamo_core.quorum"},
+    # the synchronous driver: no asyncio
+    "dynamo_core.drive": BASE
+    | {"dynamo_core.errors", "dynamo_core.interfaces", "dynamo_core.effects", "dynamo_core.drive"},
 }
 
 
