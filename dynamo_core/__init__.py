@@ -12,9 +12,9 @@ asyncio). `dynamo_core.testing`, `dynamo_core.strategies` and the asyncio runtim
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from dynamo_core import _lazy
 from dynamo_core._version import __version__
 
 if TYPE_CHECKING:
@@ -152,16 +152,11 @@ _SOURCES: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _SOURCES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+    return _lazy.load(__name__, _SOURCES, name)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return _lazy.names(__name__, __all__)
 
 
 __all__ = [

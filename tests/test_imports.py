@@ -19,7 +19,7 @@ HEAVY = ("sqlite3", "asyncio", "hypothesis", "pytest", "rich", "ssl")
 
 # What each import loads from the library, exactly. The shared base: the package (its
 # `__init__` resolves names lazily), the version, validation, errors and the codec.
-BASE = {"dynamo_core", "dynamo_core._version"}
+BASE = {"dynamo_core", "dynamo_core._version", "dynamo_core._lazy"}
 CHECKED = BASE | {"dynamo_core._check", "dynamo_core.codec", "dynamo_core.errors"}
 IMPORT_SETS = {
     "dynamo_core": BASE,
@@ -95,5 +95,6 @@ def test_unknown_names_raise_attribute_error() -> None:
         _ = dynamo_core.testing.Nope
     assert not hasattr(dynamo_core, "Nope")
     assert set(dynamo_core.testing.__all__) <= set(dir(dynamo_core.testing))
+    assert set(dynamo_core.testing._SOURCES) == set(dynamo_core.testing.__all__)
     for name in dynamo_core.testing.__all__:
         assert getattr(dynamo_core.testing, name) is not None, name

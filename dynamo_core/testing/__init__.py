@@ -31,8 +31,9 @@ Needs no extra: the names load on first use, and only the storage conformance su
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from dynamo_core import _lazy
 
 if TYPE_CHECKING:
     from dynamo_core.testing.clock import FakeClock
@@ -57,40 +58,38 @@ if TYPE_CHECKING:
 # ``from dynamo_core.testing import Simulation`` needs neither pytest nor hypothesis: only the
 # conformance suite (`dynamo_core.testing.storage`) imports them.
 _SOURCES = {
-    "FakeClock": "clock",
-    "NetworkConfig": "cluster",
-    "SimulatedCluster": "cluster",
-    "kill_during": "crash",
-    "SetCheck": "history",
-    "SetHistory": "history",
-    "Behaviour": "quorum",
-    "DotSet": "quorum",
-    "QuorumHarness": "quorum",
-    "CHURN_EVENTS": "simulation",
-    "FAULTS": "simulation",
-    "RESOLVERS": "simulation",
-    "Cart": "simulation",
-    "Simulation": "simulation",
-    "SimulationConfig": "simulation",
-    "SimulationResult": "simulation",
-    "SimulationSummary": "simulation",
-    "run_simulations": "simulation",
-    "StorageConformance": "storage",
-    "storage_state_machine": "storage",
+    name: f"dynamo_core.testing.{module}"
+    for name, module in {
+        "FakeClock": "clock",
+        "NetworkConfig": "cluster",
+        "SimulatedCluster": "cluster",
+        "kill_during": "crash",
+        "SetCheck": "history",
+        "SetHistory": "history",
+        "Behaviour": "quorum",
+        "DotSet": "quorum",
+        "QuorumHarness": "quorum",
+        "CHURN_EVENTS": "simulation",
+        "FAULTS": "simulation",
+        "RESOLVERS": "simulation",
+        "Cart": "simulation",
+        "Simulation": "simulation",
+        "SimulationConfig": "simulation",
+        "SimulationResult": "simulation",
+        "SimulationSummary": "simulation",
+        "run_simulations": "simulation",
+        "StorageConformance": "storage",
+        "storage_state_machine": "storage",
+    }.items()
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _SOURCES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+    return _lazy.load(__name__, _SOURCES, name)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return _lazy.names(__name__, __all__)
 
 
 __all__ = [
