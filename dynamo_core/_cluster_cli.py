@@ -132,10 +132,18 @@ def _data_directory(text: str) -> Path:
 
 
 class _WallClock:
-    """`time.time`: a durable node keeps hints whose times must survive a reboot."""
+    """Wall time read once at start, then advanced by the monotonic clock.
+
+    A durable node keeps hints whose times must survive a reboot (a wall-time base), and runs
+    timers that must not jump when NTP steps the wall clock (monotonic progress): this gives it
+    both, one ``now`` for the node.
+    """
+
+    def __init__(self) -> None:
+        self._offset = time.time() - time.monotonic()
 
     def now(self) -> float:
-        return time.time()
+        return self._offset + time.monotonic()
 
 
 def _begin(address: Address, data: Path, text: str) -> int:
@@ -215,7 +223,7 @@ def _serve(args: argparse.Namespace) -> int:
     except _CannotListen as exc:
         print(f"dynamo-core serve: error: {exc}", file=sys.stderr)
         return 1
-    clock = _WallClock()  # the node's hints live in SQLite: wall time (see the clock guide)
+    clock = _WallClock()  # hints live in SQLite: a wall-time base (see the clock guide)
     storage = SQLiteStorage(data / _STORE_FILE, synchronous=args.sync.upper())
     try:
         node = Node(

@@ -195,3 +195,19 @@ def test_simulate_churn_reports_membership_fields() -> None:
     assert "joins / leaves requested" in result.stdout
     config = data["config"]
     assert isinstance(config, dict) and config["churn"] is True
+
+
+def test_the_serve_clock_has_a_wall_base_and_monotonic_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from dynamo_core._cluster_cli import _WallClock
+
+    clock = _WallClock()
+    assert abs(clock.now() - time.time()) < 1.0  # wall time: valid after a reboot
+    first = clock.now()
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600.0)  # NTP steps the clock back
+    assert clock.now() >= first  # timers do not jump
+    assert abs(clock.now() - real()) < 1.0
