@@ -88,11 +88,18 @@ DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class WallClock:
-    """Wall time: hints are persisted, so their times must survive a reboot."""
+    """Wall time read once, advanced by the monotonic clock (see the clock guide).
+
+    Hints are persisted, so their times need a wall-time base that survives a reboot; the
+    coordinators' timers need progress that never jumps when the wall clock is stepped.
+    """
+
+    def __init__(self) -> None:
+        self.offset = time.time() - time.monotonic()
 
     def now(self) -> float:
-        """Seconds since the epoch."""
-        return time.time()
+        """Seconds since the epoch, advancing monotonically."""
+        return self.offset + time.monotonic()
 
 
 def encode(state: State) -> bytes:
