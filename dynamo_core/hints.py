@@ -889,6 +889,8 @@ class HintStore(Generic[S]):
         Raises:
             TypeError: an argument has the wrong type (`state` must be of the store's state type).
             ValueError: `target`, `key` or `now` is invalid. Nothing was stored or counted.
+            dynamo_core.errors.DotCollision: `state` and the stored hint hold one dot with two
+                values (two writers share an actor); nothing was stored or counted.
             dynamo_core.errors.StorageError: the backend failed; nothing was stored or counted.
         """
         check_node_id(target, "target")

@@ -1610,7 +1610,7 @@ class Node:
             if not (any(tok in r for r in served) and self._storage.get(dirty) is None):
                 state = self._state(skey, raw)
                 targets = [n for n in self._ring.preference_list(key) if n != self._id]
-                stored = [self._hints.add(target, key, state, now) for target in targets]
+                stored = [self._hint(target, key, state, now) for target in targets]
                 if not targets or not all(stored):  # every replica gets its hint, or retry
                     kept = True
                     continue
@@ -1630,7 +1630,7 @@ class Node:
             if target == self._id:
                 if self._range_of(self._ring.token(key)) is not None:
                     self._absorb(key, state)
-            elif self._hints.add(target, key, state, now):
+            elif self._hint(target, key, state, now):
                 self._handoff_due = True
             else:
                 ok = False
@@ -1932,6 +1932,14 @@ class Node:
         self._stats["replica_writes"] += 1
         return True
 
+    def _hint(self, target: str, key: bytes, state: DVVSet[bytes], now: float) -> bool:
+        """Keep a hint (merging into one held for the key); a dot collision is refused."""
+        try:
+            return self._hints.add(target, key, state, now)
+        except DotCollision:
+            self._stats["dot_collisions"] += 1
+            return False
+
     def _absorb(self, key: bytes, state: DVVSet[bytes]) -> None:
         """Merge a peer's state (a repair, a hint); a dot collision keeps ours and is counted.
 
@@ -1961,7 +1969,7 @@ class Node:
             self._stats["messages_ignored"] += 1
             return False, f"{hint} is not a member of the ring"
         self._handoff_due = True
-        if self._hints.add(hint, key, state, now):
+        if self._hint(hint, key, state, now):
             self._stats["hints_stored"] += 1
             return True, ""
         self._stats["hints_dropped"] += 1
