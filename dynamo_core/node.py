@@ -221,8 +221,9 @@ def _optional_time(_: object, attribute: attrs.Attribute[float | None], value: o
 class NodeConfig:
     """Timings and limits of a [`Node`][dynamo_core.node.Node].
 
-    Every node of a cluster should use the same `merkle_depth`: trees of different shapes never
-    compare equal.
+    Every node of a cluster should use the same `merkle_depth`. An exchange between trees of
+    different depths works (the deeper side folds), but the roots a node offers each round are
+    compared as they are, so ranges of different depths are offered again every round.
 
     Attributes:
         heartbeat_interval: Seconds between heartbeats to every other node; also the failure
