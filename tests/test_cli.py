@@ -211,3 +211,19 @@ def test_the_serve_clock_has_a_wall_base_and_monotonic_progress(
     monkeypatch.setattr(time, "time", lambda: real() - 3600.0)  # NTP steps the clock back
     assert clock.now() >= first  # timers do not jump
     assert abs(clock.now() - real()) < 1.0
+
+
+def test_a_reader_that_goes_away_is_not_an_error() -> None:
+    # `dynamo-core demo | head -1`: the pipe closes while the command still prints.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dynamo_core", "demo", "--plain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith("dynamo-core")
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in proc.stderr.read()
+    proc.stderr.close()
