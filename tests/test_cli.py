@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -214,16 +216,19 @@ def test_the_serve_clock_has_a_wall_base_and_monotonic_progress(
 
 
 def test_a_reader_that_goes_away_is_not_an_error() -> None:
-    # `dynamo-core demo | head -1`: the pipe closes while the command still prints.
+    # `dynamo-core demo | head -1`: the pipe closes while the command still prints. A 4 KiB pipe
+    # (smaller than the demo's output) makes the command meet the closed pipe for sure.
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dynamo_core", "demo", "--plain"],
-        stdout=subprocess.PIPE,
+        stdout=write_end,
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline().startswith("dynamo-core")
-    proc.stdout.close()
-    assert proc.wait(timeout=60) == 0
-    assert "Traceback" not in proc.stderr.read()
-    proc.stderr.close()
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:
+        assert reader.readline().startswith("dynamo-core")
+    _, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 0, errors
+    assert "Traceback" not in errors
