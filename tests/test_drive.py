@@ -332,6 +332,25 @@ def test_the_async_driver_runs_a_coordinator_with_coroutine_handlers() -> None:
 def test_the_async_driver_stops_with_a_typed_error_when_a_handler_task_raises() -> None:
     with pytest.raises(EffectFailed, match="SendStore: ConnectionError: b is unreachable"):
         asyncio.run(async_put(Replicas(broken=("b",))))
+
+    async def resumed() -> PutCoordinator[Cart]:  # the failed store was lost; a run resumes
+        replicas = Replicas(broken=("b",))
+        put = put_coordinator()
+
+        async def handle(effect: Any) -> None:
+            reply = replicas.answer(effect)
+            if reply is not None:
+                target = effect.target
+                driver.submit(lambda now: put.receive(target, reply, now))  # type: ignore[arg-type]
+
+        driver: Driver[Any] = Driver(put, handle)
+        with pytest.raises(EffectFailed):
+            await driver.run(put.start)
+        await driver.run()
+        return put
+
+    put = asyncio.run(resumed())
+    assert isinstance(put.result, PutResult) and "b" in put.timed_out
     lost: list[object] = []
     put, driver = asyncio.run(
         async_put(Replicas(broken=("b",)), on_error=lambda e, exc: lost.append(e))

@@ -134,7 +134,8 @@ class Driver(_Loop[E]):
                 self._wake.clear()
                 self._step()
                 if self._fatal is not None:
-                    raise self._fatal
+                    fatal, self._fatal = self._fatal, None  # a later run resumes
+                    raise fatal
                 if until is not None and until():
                     return
                 if self._inputs:
