@@ -7,9 +7,12 @@ from functools import partial
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_streaming import TRANSFER, Source
 
 from dynamo_core import (
+    CoordinatorState,
     DVVSet,
     GetCoordinator,
     GetResult,
@@ -451,3 +454,46 @@ def test_the_async_driver_with_until_waits_for_inputs_from_outside() -> None:
 
     finished, took = asyncio.run(main())
     assert finished and took >= 0.04  # at least two round trips of 20 ms were waited for
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sets(st.sampled_from(CANDIDATES), max_size=4),
+    st.lists(st.sampled_from([0.0, 0.05, 0.1, 0.15, 0.25, 0.5]), min_size=4, max_size=4),
+)
+def test_the_sync_driver_runs_a_put_to_its_end_on_virtual_time(
+    silent: set[str], delays: list[float]
+) -> None:
+    """Whatever answers and however late, the run ends with the coordinator closed, by its
+    deadline, with a result exactly when W replicas could ack in time."""
+    clock = FakeClock()
+    put = put_coordinator()  # W=2, timeout 1.0, replica timeout 0.2
+    due: list[tuple[float, str]] = []  # replies in flight: (arrival, node)
+
+    def handle(effect: Any) -> None:
+        if isinstance(effect, SendStore) and effect.target not in silent:
+            due.append((clock.now() + delays[CANDIDATES.index(effect.target)], effect.target))
+
+    def idle(wait: float) -> None:  # deliver the next reply if it lands before the timer
+        if put.state is CoordinatorState.CLOSED:
+            due.clear()  # a closed coordinator refuses replies: the application drops them
+        if due:
+            due.sort()
+            at, node = due[0]
+            if at <= clock.now() + wait:
+                due.pop(0)
+                clock.set(max(at, clock.now()))
+                driver.submit(partial(put.receive, node, Stored()))
+
+    driver: SyncDriver[Any] = SyncDriver(put, handle, clock=clock, sleep=clock.advance)
+    driver.run(put.start, idle=idle)
+    assert put.deadline() is None and put.result is not None
+    assert clock.now() <= 1.0 + 1e-9
+    # A replica's ack counts when it comes within the replica timeout (0.2) of being asked; a,
+    # b and c are asked at once, d (the one fallback) when the first of them fails.
+    fast = {n for n in CANDIDATES if n not in silent and delays[CANDIDATES.index(n)] < 0.2}
+    counted = fast & {"a", "b", "c"}
+    if len(counted) < 3 and "d" in fast:
+        counted.add("d")
+    assert isinstance(put.result, PutResult) == (len(counted) >= 2)
+    assert set(put.acked) == counted
