@@ -58,6 +58,7 @@ from redis.exceptions import WatchError
 
 from dynamo_core import (
     ActorEpochs,
+    CoordinatorState,
     DVVSet,
     Fetched,
     GetCoordinator,
@@ -201,6 +202,14 @@ class Store:
 # -- the replicated layer ----------------------------------------------------------------------
 
 
+def deliver(core: Any, sender: str, reply: Any, now: float) -> list[Any]:
+    """Feed a store's reply to its coordinator, or drop it if the coordinator has closed."""
+    if core.state is CoordinatorState.CLOSED:
+        return []  # too late: the coordinator gave up on this store (it would refuse the reply)
+    result: list[Any] = core.receive(sender, reply, now)
+    return result
+
+
 class ReplicatedKV:
     """put/get over the stores: ring placement, quorums, DVVSet versions, hinted handoff."""
 
@@ -237,7 +246,7 @@ class ReplicatedKV:
                         self.down.add(target)
                         reply = Refused(f"{target} is down")
                 if isinstance(effect, SendStore):  # a read repair expects no reply
-                    driver.submit(partial(core.receive, target, reply))
+                    driver.submit(partial(deliver, core, target, reply))
             case SendFetch(target=target, key=key, hint=hint):
                 if target == HINTS:
                     held = self.hints.get(hint, key) if hint is not None else None
@@ -249,7 +258,7 @@ class ReplicatedKV:
                     except DOWN:
                         self.down.add(target)
                         answer = Refused(f"{target} is down")
-                driver.submit(partial(core.receive, target, answer))
+                driver.submit(partial(deliver, core, target, answer))
 
     async def run(self, core: Any, start: Any) -> None:
         """Run a coordinator until every store answered or timed out (then it is idle).
