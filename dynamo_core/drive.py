@@ -67,8 +67,8 @@ class Core(Protocol[E_co]):
         ...
 
 
-class _WallClock:
-    """`time.monotonic`: timers run on monotonic time (see the clock guide)."""
+class _MonotonicClock:
+    """`time.monotonic`, the default: timers run on monotonic time (see the clock guide)."""
 
     def now(self) -> float:
         return time.monotonic()
@@ -98,7 +98,7 @@ class _Loop(Generic[E]):
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable, not {type(on_error).__name__}")
         self._core = core
-        self._clock: Clock = clock if clock is not None else _WallClock()
+        self._clock: Clock = clock if clock is not None else _MonotonicClock()
         self._on_error = on_error
         self._inputs: collections.deque[Input[E]] = collections.deque()
         self._last = -math.inf
@@ -179,6 +179,9 @@ class SyncDriver(_Loop[E]):
         sleep: Waits for a number of seconds (default `time.sleep`).
         on_error: Called with ``(effect, exception)`` when the handler raises; the run goes on.
             Without it the run stops with `EffectFailed`.
+
+    Attributes:
+        failures: How many effects the handler failed on so far.
 
     Examples:
         ```python

@@ -42,6 +42,9 @@ class Driver(_Loop[E]):
         clock: Where ``now`` comes from (default `time.monotonic`, the event loop's clock).
         on_error: Called with ``(effect, exception)`` when the handler fails; the run goes on.
 
+    Attributes:
+        failures: How many effects the handler failed on so far.
+
     Examples:
         ```python
         driver = Driver(put, handle)   # async def handle(effect): ... driver.submit(reply)
