@@ -410,9 +410,17 @@ class MerkleTree:
         if not isinstance(other, MerkleTree):
             raise TypeError(f"other must be a MerkleTree, not {type(other).__name__}")
         if self._shape != other._shape:
+            hint = ""
+            if (self._start, self._end, self._fingerprint) == (
+                other._start,
+                other._end,
+                other._fingerprint,
+            ):
+                common = min(self._depth, other._depth)
+                hint = f" (compare at one depth: fold the deeper tree with fold({common}))"
             raise ValueError(
                 "cannot compare Merkle trees of different shapes: "
-                f"{self._describe_shape()} vs {other._describe_shape()}"
+                f"{self._describe_shape()} vs {other._describe_shape()}{hint}"
             )
         return other
 
@@ -2233,7 +2241,8 @@ def run_exchange(
 
     Args:
         initiator: The tree of the side that gets the report.
-        responder: The peer's tree (same shape).
+        responder: The peer's tree: the same range and token function; its depth may differ
+            (the exchange runs at the shallower depth).
         initiator_items: The initiator's items (see [`ItemSource`][dynamo_core.merkle.ItemSource]).
         responder_items: The responder's items.
         levels_per_round: As for [`MerkleExchange`][dynamo_core.merkle.MerkleExchange].
@@ -2247,7 +2256,8 @@ def run_exchange(
 
     Raises:
         TypeError: An argument has the wrong type.
-        ValueError: The trees have different shapes, or an option is out of range.
+        ValueError: The trees cover different ranges or use different token functions, or an
+            option is out of range.
     """
     initiator._check_foldable(responder)
     sides = {

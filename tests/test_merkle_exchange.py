@@ -302,6 +302,13 @@ def test_fold_equals_the_tree_built_at_that_depth(store: Store, deep: int, shall
     assert tree.fold(shallow).root == built.root
 
 
+def test_a_local_diff_of_two_depths_says_to_fold() -> None:
+    deep, shallow = MerkleTree(6), MerkleTree(4)
+    with pytest.raises(ValueError, match=r"fold the deeper tree with fold\(4\)"):
+        deep.diff(shallow)
+    assert deep.fold(4).diff(shallow) == []
+
+
 def test_fold_refuses_a_deeper_depth() -> None:
     with pytest.raises(ValueError, match="depth must be 0..4"):
         MerkleTree(4).fold(5)
