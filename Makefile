@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
-EXTRAS := test,lint,docs,hypothesis,cli
+# The user-facing extras, plus the dev tools as dependency groups (pip >= 25.1).
+EXTRAS := hypothesis,cli
+GROUPS := --group dev
 
 .PHONY: test lint typecheck pytest docs-build docs bench demo soak clean
 
@@ -14,7 +16,7 @@ EXTRAS := test,lint,docs,hypothesis,cli
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]' $(GROUPS)
 	touch $@
 
 test: lint typecheck pytest docs-build
@@ -50,7 +52,7 @@ docs: $(STAMP)
 # merkletools is installed without its dependencies: its pysha3 does not build on Python >= 3.11
 # and only sha256 is used.
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS),bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]' $(GROUPS) --group bench
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps 'merkletools==1.0.3'
 	touch $@
 

@@ -12,6 +12,7 @@ import binascii
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,97 @@ def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | No
         raise _UsageError(f"cannot load the TLS files: {exc}") from None
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 seed``, ``2 seeds``: counts printed for people."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _listen_address(text: str) -> Address:
+    from dynamo_core.aio import parse_address  # noqa: PLC0415 - loads asyncio
+
+    try:
+        return parse_address(text, "--listen")
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _check_can_listen(address: Address) -> None:
+    """Bind the address once before anything is created, so a taken port changes nothing."""
+    import socket  # noqa: PLC0415
+
+    try:
+        infos = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+        family, kind, proto, _, sockaddr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(sockaddr)
+    except OSError as exc:
+        raise _CannotListen(f"cannot listen on {address[0]}:{address[1]}: {exc}") from None
+
+
+class _CannotListen(Exception):
+    pass
+
+
+def _data_directory(text: str) -> Path:
+    """Check --data without creating it: a directory, or a path one can be created at."""
+    data = Path(text)
+    if data.exists():
+        if not data.is_dir():
+            raise _UsageError(f"--data must be a directory, and {text!r} is not one")
+        if not os.access(data, os.R_OK | os.W_OK | os.X_OK):
+            raise _UsageError(f"--data {text!r} is not writable by this user")
+        return data
+    parent = data.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise _UsageError(f"--data {text!r} cannot be created: {str(parent)!r} is not writable")
+    return data
+
+
+class _WallClock:
+    """Wall time read once at start, then advanced by the monotonic clock.
+
+    A durable node keeps hints whose times must survive a reboot (a wall-time base), and runs
+    timers that must not jump when NTP steps the wall clock (monotonic progress): this gives it
+    both, one ``now`` for the node.
+    """
+
+    def __init__(self) -> None:
+        self._offset = time.time() - time.monotonic()
+
+    def now(self) -> float:
+        return self._offset + time.monotonic()
+
+
+def _begin(address: Address, data: Path, text: str) -> int:
+    """Create the data directory and count this start (returned), once the port is free.
+
+    Called after every argument is checked, so a failed start creates nothing.
+    """
+    _check_can_listen(address)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"cannot use --data {text!r}: {exc}") from None
+    try:
+        return next_incarnation(data)
+    except (OSError, ValueError) as exc:  # a full disk: never start without recording it
+        raise _UsageError(f"cannot record the incarnation in {text!r}: {exc}") from None
+
+
 def next_incarnation(data: Path) -> int:
     """Bump and return the boot counter kept in `data`.
 
@@ -103,35 +195,12 @@ def next_incarnation(data: Path) -> int:
     return incarnation
 
 
-def _open_data(data: Path, sync: str) -> tuple[int, SQLiteStorage] | int:
-    """Record the next incarnation and open the store; an exit status (one line) if either fails."""
-    from dynamo_core import SQLiteStorage  # noqa: PLC0415
-    from dynamo_core.errors import StorageError  # noqa: PLC0415
-
-    try:
-        incarnation = next_incarnation(data)
-    except OSError as exc:  # a full disk: never start without recording the incarnation
-        print(
-            f"dynamo-core serve: error: cannot record the incarnation in {data}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        path = data / _STORE_FILE
-        storage = SQLiteStorage(path, synchronous="FULL" if sync == "full" else "NORMAL")
-    except StorageError as exc:
-        print(f"dynamo-core serve: error: {exc}", file=sys.stderr)
-        return 1
-    return incarnation, storage
-
-
 def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up steps, in order
     import asyncio  # noqa: PLC0415 - the cluster commands load asyncio on use
     import logging  # noqa: PLC0415
     import signal  # noqa: PLC0415
-    import time  # noqa: PLC0415
 
-    from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy  # noqa: PLC0415
+    from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage  # noqa: PLC0415
     from dynamo_core.aio import TcpTransport, TransportConfig, serve  # noqa: PLC0415
     from dynamo_core.errors import StorageError  # noqa: PLC0415
 
@@ -144,8 +213,8 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
         raise _UsageError(f"--peers must not name this node ({args.id!r})")
     secret = _secret(args.secret_file)
     tls = _tls(args)
-    data = Path(args.data)
-    data.mkdir(parents=True, exist_ok=True)
+    address = _listen_address(args.listen)
+    data = _data_directory(args.data)
     if args.n > len(peers) + 1:
         raise _UsageError(f"--n {args.n} is more than the {len(peers) + 1} nodes of the cluster")
     try:
@@ -160,12 +229,20 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
             handoff_timeout=max(2 * args.request_timeout, 1.0),
         )
         config.limits.check_frame(args.max_frame)
+        transport_config = TransportConfig(max_frame=args.max_frame)
     except (TypeError, ValueError) as exc:
         raise _UsageError(str(exc)) from None
-    opened = _open_data(data, args.sync)
-    if isinstance(opened, int):
-        return opened
-    incarnation, storage = opened
+    try:
+        incarnation = _begin(address, data, args.data)
+    except _CannotListen as exc:
+        print(f"dynamo-core serve: error: {exc}", file=sys.stderr)
+        return 1
+    clock = _WallClock()  # hints live in SQLite: a wall-time base (see the clock guide)
+    try:
+        storage = SQLiteStorage(data / _STORE_FILE, synchronous=args.sync.upper())
+    except StorageError as exc:
+        print(f"dynamo-core serve: error: {exc}", file=sys.stderr)
+        return 1
     try:
         node = Node(
             args.id,
@@ -173,17 +250,17 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
             policy=policy,
             config=config,
             storage=storage,
-            now=time.monotonic(),
+            now=clock.now(),
             incarnation=incarnation,
         )
         transport = TcpTransport(
             args.id,
-            args.listen,
+            address,
             peers,
             secret=secret,
             server_ssl=None if tls is None else tls[0],
             client_ssl=None if tls is None else tls[1],
-            config=TransportConfig(max_frame=args.max_frame),
+            config=transport_config,
         )
     except StorageError as exc:
         storage.close()
@@ -203,12 +280,12 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
             host, port = transport.address
             print(
                 f"dynamo-core: node {args.id} listening on {host}:{port} "
-                f"(incarnation {incarnation}, {len(peers)} peers, N={args.n} R={args.r} "
+                f"(incarnation {incarnation}, {counted(len(peers), 'peer')}, N={args.n} R={args.r} "
                 f"W={args.w})",
                 flush=True,
             )
 
-        await serve(node, transport, stop=stop, started=started)
+        await serve(node, transport, clock=clock, stop=stop, started=started)
 
     try:
         asyncio.run(main())
@@ -284,8 +361,14 @@ def _client_command(args: argparse.Namespace) -> int:
     except ClientError as exc:
         print(f"dynamo-core {args.command}: {exc}", file=sys.stderr)
         return 1
-    if args.json or args.command == "stats":
+    if args.json:
         print(json.dumps(out, sort_keys=True))
+    elif args.command == "stats":
+        print(f"node {out['node']}")
+        counters: dict[str, int] = out["stats"]
+        width = max((len(name) for name in counters), default=0)
+        for name in sorted(counters):
+            print(f"  {name:<{width}}  {counters[name]:>12,}")
     elif args.command == "put":
         hinted = ", ".join(f"{f} for {p}" for f, p in out["hinted"])
         print(f"stored on {', '.join(out['acked'])}" + (f" (hints: {hinted})" if hinted else ""))
@@ -356,7 +439,7 @@ def add_commands(sub: Any) -> None:
     for name, text in (
         ("put", "write a value (UTF-8 text) to a running cluster"),
         ("get", "read a key from a running cluster: siblings and context"),
-        ("stats", "print one node's counters as JSON"),
+        ("stats", "print one node's counters (a table; JSON with --json)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         if name in ("put", "get"):
@@ -365,7 +448,9 @@ def add_commands(sub: Any) -> None:
             cmd.add_argument("value", help="the value")
             cmd.add_argument("--context", help="the base64 context a get printed")
         cmd.add_argument("--nodes", required=True, help="HOST:PORT,HOST:PORT of some nodes")
-        cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt")
+        cmd.add_argument(
+            "--timeout", type=_positive_seconds, default=5.0, help="seconds per attempt (> 0)"
+        )
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
         _security(cmd)
         cmd.set_defaults(func=_run(_client_command))

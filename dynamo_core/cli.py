@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from dynamo_core import __version__, codec
 from dynamo_core._cluster_cli import add_commands as _add_cluster_commands
-from dynamo_core._cluster_cli import add_placement_arguments
+from dynamo_core._cluster_cli import add_placement_arguments, counted
 from dynamo_core.demo import Progress, run_demo
 from dynamo_core.testing.simulation import (
     CHURN_EVENTS,
@@ -160,7 +161,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
     outcome = run_demo(ui, seed=args.seed)
     if not outcome.ok:
-        ui.say(f"\nThe demo did not go as told ({len(outcome.problems)} problems):")
+        ui.say(f"\nThe demo did not go as told ({counted(len(outcome.problems), 'problem')}):")
         for problem in outcome.problems:
             ui.say(f"  - {problem}")
         return 1
@@ -282,7 +283,8 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     ui = _Ui(plain=args.plain)
     ui.title(
-        f"dynamo-core simulate: {len(seeds)} seeds x {config.ops} ops, {config.nodes} nodes, "
+        f"dynamo-core simulate: {counted(len(seeds), 'seed')} x {counted(config.ops, 'op')}, "
+        f"{counted(config.nodes, 'node')}, "
         f"N={config.n} R={config.r} W={config.w} "
         f"{'sloppy' if config.sloppy else 'strict'} quorum, resolver {config.resolver}"
     )
@@ -341,7 +343,8 @@ def _simulate(args: argparse.Namespace) -> int:
         for violation in result.violations[:5]:
             ui.say(f"  - {violation}")
     if failures:
-        ui.say(f"{len(failures)} seeds found violations; rerun one with --seed-start S --seeds 1")
+        found = f"{counted(len(failures), 'seed')} found violations"
+        ui.say(f"{found}; rerun one with --seed-start S --seeds 1")
     else:
         ui.say("No violation: every acknowledged add survived and every replica converged.")
     if args.json:
@@ -353,8 +356,15 @@ def _simulate(args: argparse.Namespace) -> int:
 # -- the parser --------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), pointing at --help instead of repeating the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dynamo-core",
         description="The Amazon Dynamo primitives, composed and checked in simulation.",
     )
@@ -426,5 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(f"--{name.replace('_', '-')} must be at least 1")
         if args.seed_start < 0:
             parser.error("--seed-start must be at least 0")
-    status: int = args.func(args)
+    try:
+        status: int = args.func(args)
+    except BrokenPipeError:  # the reader went away (`dynamo-core stats | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush succeeds
+        return 0
     return status

@@ -29,7 +29,7 @@ import attrs
 
 from dynamo_core import codec
 from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id
-from dynamo_core.errors import DecodeError
+from dynamo_core.errors import DecodeError, DotCollision
 from dynamo_core.vclock import (
     MAX_ENTRIES,
     MAX_VALUE_BYTES,
@@ -82,7 +82,7 @@ class DVVSet(Generic[V]):
     with that context through a coordinator, which calls ``state.update(value, node, context)``;
     replicas exchange states with ``sync``.
 
-    Example:
+    Examples:
         >>> s = DVVSet().update(b"v1", "a")
         >>> ctx = s.context                    # client 1 reads
         >>> s = s.update(b"v2", "a")           # client 2 writes without reading
@@ -239,8 +239,14 @@ class DVVSet(Generic[V]):
         node is at least the dot's) and no longer holds it. Commutative, associative and
         idempotent; the result descends both. Cost: O(size of both).
 
+        A dot names one write, so two states holding the same dot with different values can only
+        come from two writers sharing an actor identity; merging them would silently lose one
+        write, so `sync` refuses (see [Writer identity](../concepts/versioning.md#writer-identity)).
+
         Raises:
             TypeError: `other` is not a `DVVSet`.
+            dynamo_core.errors.DotCollision: The two states hold the same dot with different
+                values.
         """
         if not isinstance(other, DVVSet):
             raise TypeError(f"other must be a DVVSet, not {type(other).__name__}")
@@ -261,8 +267,11 @@ class DVVSet(Generic[V]):
             if dots == other_dots:
                 out.append((actor, max(counter, other_counter), dots))
                 continue
-            mine = {dot for dot, _ in dots}
-            yours = {dot for dot, _ in other_dots}
+            mine = dict(dots)
+            yours = dict(other_dots)
+            for dot, value in dots:
+                if dot in yours and yours[dot] != value:
+                    raise DotCollision(actor, dot)
             kept = [item for item in dots if item[0] > other_counter or item[0] in yours]
             kept += [item for item in other_dots if item[0] > counter and item[0] not in mine]
             kept.sort(key=_dot_key, reverse=True)

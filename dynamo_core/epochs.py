@@ -110,7 +110,7 @@ class ActorEpochs:
         TypeError, ValueError: `node` is not a valid node id, or `epoch` is not an int in
             ``0 .. 2**63 - 1``.
 
-    Example:
+    Examples:
         >>> epochs = ActorEpochs("node-a", epoch=4)
         >>> epochs.actor_for(VectorClock())  # a key this replica does not hold
         'node-a#5'

@@ -13,7 +13,9 @@ from collections.abc import Iterable
 __all__ = [
     "CorruptRecord",
     "DecodeError",
+    "DotCollision",
     "DynamoError",
+    "EffectFailed",
     "EmptyRingError",
     "LimitExceeded",
     "LocalProtocolError",
@@ -122,3 +124,45 @@ class LimitExceeded(DynamoError, ValueError):
         self.limit = limit
         self.maximum = maximum
         self.actual = actual
+
+
+class EffectFailed(DynamoError):
+    """An effect handler raised while a driver was carrying out an effect.
+
+    The drivers in [`dynamo_core.drive`][dynamo_core.drive] and
+    [`dynamo_core.aio`][dynamo_core.aio.Driver] stop with it; the handler's exception is the
+    ``__cause__``.
+
+    Attributes:
+        effect: The effect the handler was given.
+    """
+
+    def __init__(self, effect: object, cause: BaseException) -> None:
+        super().__init__(
+            f"the handler failed on {type(effect).__name__}: {type(cause).__name__}: {cause}"[:1024]
+        )
+        self.effect = effect
+
+
+class DotCollision(DynamoError, ValueError):
+    """Two replica states hold the same dot with different values.
+
+    A dot ``(actor, counter)`` names one write, so this can only come from two writers that used
+    the same actor identity and minted the same counter: merging would silently keep one value
+    and drop the other, so [`DVVSet.sync`][dynamo_core.dvv.DVVSet.sync] refuses instead. Give
+    every writer an identity that never repeats a dot: one actor per replica, updated with an
+    atomic read-modify-write there, or [`ActorEpochs`][dynamo_core.epochs.ActorEpochs] with a
+    durable epoch.
+
+    Attributes:
+        actor: The actor of the dot.
+        counter: The counter of the dot.
+    """
+
+    def __init__(self, actor: str, counter: int) -> None:
+        super().__init__(
+            f"dot ({actor!r}, {counter}) holds different values in the two states: two writers "
+            f"share the actor {actor!r}; give each writer its own identity (see ActorEpochs)"
+        )
+        self.actor = actor
+        self.counter = counter

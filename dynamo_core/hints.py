@@ -528,7 +528,7 @@ class HintStore(Generic[S]):
         dynamo_core.errors.StorageError: `storage` holds records under `namespace` that are not a
             consistent hint store.
 
-    Example:
+    Examples:
         >>> from dynamo_core import DVVSet, HintStore
         >>> store = HintStore()
         >>> store.add("node-b", "cart:alice", DVVSet().update(b"1 book", "node-a"), now=10.0)
@@ -894,6 +894,8 @@ class HintStore(Generic[S]):
         Raises:
             TypeError: an argument has the wrong type (`state` must be of the store's state type).
             ValueError: `target`, `key` or `now` is invalid. Nothing was stored or counted.
+            dynamo_core.errors.DotCollision: `state` and the stored hint hold one dot with two
+                values (two writers share an actor); nothing was stored or counted.
             dynamo_core.errors.StorageError: the backend failed; nothing was stored or counted.
         """
         check_node_id(target, "target")

@@ -128,7 +128,14 @@ class ReplicaState(Protocol):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Delivers encoded messages to other nodes.
+    """Delivers encoded messages to other nodes: the sending half of a node's transport.
+
+    What consumes it: [`serve`][dynamo_core.aio.serve], through
+    [`DriverTransport`][dynamo_core.aio.DriverTransport] (this plus an inbox, start, close and
+    counters). Nothing else does: the primitives (ring, clocks, trees, quorums, hints) take no
+    transport, and the protocol cores are sans-I/O — they return effects such as "send this to
+    b" and take replies as inputs, so an embedder carries messages however it likes (see
+    [`dynamo_core.drive`][dynamo_core.drive]).
 
     Delivery is best effort: a message may be lost, delayed, duplicated or reordered, and the
     protocol cores are written to tolerate all of that. `send` must not block on the network.

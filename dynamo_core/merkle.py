@@ -84,6 +84,7 @@ __all__ = [
     "Nodes",
     "Send",
     "SetTimer",
+    "UseDepth",
     "decode_message",
     "depth_for",
     "encode_message",
@@ -409,9 +410,17 @@ class MerkleTree:
         if not isinstance(other, MerkleTree):
             raise TypeError(f"other must be a MerkleTree, not {type(other).__name__}")
         if self._shape != other._shape:
+            hint = ""
+            if (self._start, self._end, self._fingerprint) == (
+                other._start,
+                other._end,
+                other._fingerprint,
+            ):
+                common = min(self._depth, other._depth)
+                hint = f" (compare at one depth: fold the deeper tree with fold({common}))"
             raise ValueError(
                 "cannot compare Merkle trees of different shapes: "
-                f"{self._describe_shape()} vs {other._describe_shape()}"
+                f"{self._describe_shape()} vs {other._describe_shape()}{hint}"
             )
         return other
 
@@ -678,6 +687,58 @@ class MerkleTree:
         clone._stale = self._stale
         clone._root = self._root
         return clone
+
+    def fold(self, depth: int) -> MerkleTree:
+        """Return the tree of the same items at a shallower `depth`. Cost: O(2**self.depth).
+
+        A leaf is the XOR of its segment's item digests, and a segment at depth ``d - k`` is
+        exactly ``2**k`` adjacent segments at depth ``d``, so each new leaf is the XOR of those
+        leaves: the result equals the tree built at `depth` from the same items (same root).
+        This is how two peers whose trees have different depths compare at the shallower one.
+
+        Args:
+            depth: ``0 .. self.depth``.
+
+        Returns:
+            A new, independent tree (a copy when `depth` is this tree's depth).
+
+        Raises:
+            TypeError: `depth` is not an int.
+            ValueError: `depth` is negative or deeper than this tree.
+        """
+        _check_depth(depth, "depth", self._depth)
+        if depth == self._depth:
+            return self.copy()
+        out = MerkleTree(depth, start=self._start, end=self._end, token_fn=self._token_fn)
+        source = self._levels[0]
+        group = DIGEST_SIZE << (self._depth - depth)
+        leaves = out._levels[0]
+        for index in range(1 << depth):
+            first = index * group
+            acc = 0
+            for offset in range(first, first + group, DIGEST_SIZE):
+                acc ^= int.from_bytes(source[offset : offset + DIGEST_SIZE], "big")
+            if acc:
+                leaves[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE] = acc.to_bytes(
+                    DIGEST_SIZE, "big"
+                )
+        out._stale = True
+        return out
+
+    def _check_foldable(self, other: object) -> MerkleTree:
+        """`other` covers the same range with the same token function (any depth)."""
+        if not isinstance(other, MerkleTree):
+            raise TypeError(f"other must be a MerkleTree, not {type(other).__name__}")
+        if (self._start, self._end, self._fingerprint) != (
+            other._start,
+            other._end,
+            other._fingerprint,
+        ):
+            raise ValueError(
+                "cannot compare Merkle trees over different ranges or token functions: "
+                f"{self._describe_shape()} vs {other._describe_shape()}"
+            )
+        return other
 
     # -- hashing -----------------------------------------------------------------------------
 
@@ -1160,6 +1221,32 @@ class InSync:
 
 
 @attrs.frozen
+class UseDepth:
+    """The responder's answer to a [`Hello`][dynamo_core.merkle.Hello] deeper than its tree.
+
+    The initiator folds its tree to `depth` ([`fold`][dynamo_core.merkle.MerkleTree.fold]) and
+    says hello again; a responder whose tree is deeper than the Hello's folds its own, so the
+    two sides always compare at the shallower depth.
+    """
+
+    depth: int = attrs.field(validator=_int_field(0, MAX_DEPTH))
+
+    def to_dict(self) -> dict[str, codec.JSONValue]:
+        """Encode as a ``merkle_use_depth`` envelope."""
+        return codec.envelope("merkle_use_depth", {"depth": self.depth})
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Decode a ``merkle_use_depth`` envelope.
+
+        Raises:
+            dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
+        """
+        obj = codec.open_envelope(data, "merkle_use_depth", required=("depth",))
+        return cls(codec.as_int(obj["depth"], "merkle_use_depth.depth", hi=MAX_DEPTH))
+
+
+@attrs.frozen
 class GetNodes:
     """Ask for the nodes at `to_height` below each of `parents` (node indices at `height`).
 
@@ -1333,12 +1420,13 @@ class Abort:
         return cls(codec.as_str(obj["reason"], "merkle_abort.reason"))
 
 
-Message: TypeAlias = Hello | InSync | GetNodes | Nodes | GetItems | Items | Close | Abort
+Message: TypeAlias = Hello | InSync | UseDepth | GetNodes | Nodes | GetItems | Items | Close | Abort
 """A message of the exchange protocol."""
 
 _MESSAGE_TYPES: Final[dict[str, Callable[[object], Message]]] = {
     "merkle_hello": Hello.from_dict,
     "merkle_in_sync": InSync.from_dict,
+    "merkle_use_depth": UseDepth.from_dict,
     "merkle_get_nodes": GetNodes.from_dict,
     "merkle_nodes": Nodes.from_dict,
     "merkle_get_items": GetItems.from_dict,
@@ -1471,6 +1559,7 @@ class ExchangeReport:
         items: ``(key, digest)`` items sent and received.
         wire_bytes: Bytes sent and received, as
             [`encode_message`][dynamo_core.merkle.encode_message] encodes the messages.
+        depth: The depth the trees were compared at (the shallower of the two).
     """
 
     role: ExchangeRole
@@ -1487,6 +1576,7 @@ class ExchangeReport:
     digests: int = 0
     items: int = 0
     wire_bytes: int = 0
+    depth: int = 0
 
     @property
     def repairs(self) -> int:
@@ -1527,7 +1617,12 @@ class MerkleExchange:
     pause and drops segments that have converged, so writes still in flight are not repaired.
 
     Args:
-        tree: The local tree; the peer's must have the same depth, range and token function.
+        tree: The local tree; the peer's must cover the same range with the same token
+            function. Depths may differ: the deeper side folds its tree to the shallower depth
+            ([`fold`][dynamo_core.merkle.MerkleTree.fold]; the responder announces its depth
+            with [`UseDepth`][dynamo_core.merkle.UseDepth] when it is the shallower), and the
+            exchange then works on that folded snapshot, whose segments `LoadItems` and the
+            report refer to (its `ranges` are token ranges, valid at any depth).
         role: ``"initiator"`` or ``"responder"``.
         levels_per_round: Levels descended per round trip, ``1 .. MAX_LEVELS_PER_ROUND``
             (initiator only). Higher: fewer round trips, more digests.
@@ -1551,6 +1646,7 @@ class MerkleExchange:
         "_fetch_items",
         "_fetched",
         "_first_pass",
+        "_hello",
         "_in_sync",
         "_levels",
         "_local_items",
@@ -1610,6 +1706,7 @@ class MerkleExchange:
         self._confirming = False
         self._deadline: float | None = None
         self._in_sync = False
+        self._hello = False  # the outstanding request is a Hello
         self._first_pass: tuple[int, ...] = ()
         self._segments: tuple[int, ...] = ()
         self._unconfirmed: tuple[int, ...] = ()
@@ -1674,6 +1771,7 @@ class MerkleExchange:
             digests=digests,
             items=items,
             wire_bytes=nbytes,
+            depth=self._tree.depth,
         )
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -1779,12 +1877,16 @@ class MerkleExchange:
             raise LocalProtocolError("only the initiator starts an exchange")
         self._expect(ExchangeState.IDLE, action="start")
         self._check_now(now)
+        return [self._say_hello()]
+
+    def _say_hello(self) -> Send:
         tree = self._tree
         to_height = max(tree.depth - self._levels, 0)
         hello = Hello(tree.depth, tree.start, tree.end, tree.fingerprint, tree.root, to_height)
         self._pending = GetNodes(tree.depth, (0,), to_height)
+        self._hello = True
         self._state = ExchangeState.AWAIT_NODES
-        return [self._send(hello, request=True)]
+        return self._send(hello, request=True)
 
     def receive(self, message: Message, now: float | None = None) -> list[Effect]:
         """Handle a message from the peer.
@@ -1807,7 +1909,7 @@ class MerkleExchange:
                 unchanged.
         """
         if not isinstance(
-            message, Hello | InSync | GetNodes | Nodes | GetItems | Items | Close | Abort
+            message, Hello | InSync | UseDepth | GetNodes | Nodes | GetItems | Items | Close | Abort
         ):
             raise TypeError(f"message must be an exchange message, not {type(message).__name__}")
         self._check_now(now)
@@ -1917,12 +2019,22 @@ class MerkleExchange:
         if state is ExchangeState.AWAIT_NODES:
             pending = self._pending
             assert pending is not None
+            hello, self._hello = self._hello, False
             if isinstance(message, Nodes):
-                return self._take_nodes(pending, message, now)
-            if isinstance(message, InSync) and self._stats[0] == 1:  # the answer to Hello
+                try:
+                    return self._take_nodes(pending, message, now)
+                except RemoteProtocolError:
+                    self._hello = hello
+                    raise
+            if hello and isinstance(message, InSync):
                 self._count(message)
                 self._in_sync = True
                 return [self._done()]
+            if hello and isinstance(message, UseDepth) and message.depth < self._tree.depth:
+                self._count(message)
+                self._tree = self._tree.fold(message.depth)
+                return [self._say_hello()]
+            self._hello = hello
         elif (
             state is ExchangeState.AWAIT_ITEMS
             and isinstance(message, Items)
@@ -2025,7 +2137,7 @@ class MerkleExchange:
 
     # -- responder ---------------------------------------------------------------------------
 
-    def _responder_receive(self, message: Message) -> list[Effect]:
+    def _responder_receive(self, message: Message) -> list[Effect]:  # noqa: PLR0911 - per message
         state = self._state
         tree = self._tree
         if state is ExchangeState.IDLE and isinstance(message, Hello):
@@ -2036,16 +2148,21 @@ class MerkleExchange:
                     f"Hello asks for height {message.to_height} below depth {message.depth}"
                 )
             self._count(message)
-            shape = (message.depth, message.start, message.end, message.fingerprint)
-            if shape != (tree.depth, tree.start, tree.end, tree.fingerprint):
+            shape = (message.start, message.end, message.fingerprint)
+            if shape != (tree.start, tree.end, tree.fingerprint):
                 reason = (
-                    "tree shapes differ: peer has depth={} range=[{:#x}, {:#x}) fingerprint={:#x}, "
-                    "we have {}".format(*shape, tree._describe_shape())
+                    "tree ranges or token functions differ: peer has "
+                    f"depth={message.depth} range=[{message.start:#x}, {message.end:#x}) "
+                    f"fingerprint={message.fingerprint:#x}, we have {tree._describe_shape()}"
                 )
                 effects: list[Effect] = [self._send(Abort(reason)), Failed(reason, by_peer=False)]
                 self._end(ExchangeState.FAILED)
                 return effects
             self._stats[0] += 1
+            if message.depth > tree.depth:  # the initiator folds to ours and says hello again
+                return [self._send(UseDepth(tree.depth))]
+            if message.depth < tree.depth:
+                tree = self._tree = tree.fold(message.depth)
             if message.root == tree.root:
                 self._in_sync = True
                 return [self._send(InSync()), self._done()]
@@ -2127,7 +2244,8 @@ def run_exchange(
 
     Args:
         initiator: The tree of the side that gets the report.
-        responder: The peer's tree (same shape).
+        responder: The peer's tree: the same range and token function; its depth may differ
+            (the exchange runs at the shallower depth).
         initiator_items: The initiator's items (see [`ItemSource`][dynamo_core.merkle.ItemSource]).
         responder_items: The responder's items.
         levels_per_round: As for [`MerkleExchange`][dynamo_core.merkle.MerkleExchange].
@@ -2141,9 +2259,10 @@ def run_exchange(
 
     Raises:
         TypeError: An argument has the wrong type.
-        ValueError: The trees have different shapes, or an option is out of range.
+        ValueError: The trees cover different ranges or use different token functions, or an
+            option is out of range.
     """
-    initiator._check_shape(responder)
+    initiator._check_foldable(responder)
     sides = {
         ExchangeRole.INITIATOR: MerkleExchange(
             initiator,

@@ -837,6 +837,7 @@ def _check_merkle_message(_: object, attribute: attrs.Attribute[Any], value: obj
         value,
         merkle.Hello
         | merkle.InSync
+        | merkle.UseDepth
         | merkle.GetNodes
         | merkle.Nodes
         | merkle.GetItems

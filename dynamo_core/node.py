@@ -75,6 +75,7 @@ from dynamo_core.epochs import ActorEpochs
 from dynamo_core.errors import (
     CorruptRecord,
     DecodeError,
+    DotCollision,
     LimitExceeded,
     LocalProtocolError,
     RemoteProtocolError,
@@ -229,8 +230,9 @@ def _optional_time(_: object, attribute: attrs.Attribute[float | None], value: o
 class NodeConfig:
     """Timings and limits of a [`Node`][dynamo_core.node.Node].
 
-    Every node of a cluster should use the same `merkle_depth`: trees of different shapes never
-    compare equal.
+    Every node of a cluster should use the same `merkle_depth`. An exchange between trees of
+    different depths works (the deeper side folds), but the roots a node offers each round are
+    compared as they are, so ranges of different depths are offered again every round.
 
     Attributes:
         heartbeat_interval: Seconds between heartbeats to every other node; also the failure
@@ -636,6 +638,7 @@ _STAT_NAMES: Final = (
     "records_quarantined",
     "storage_full",
     "versions_refused",
+    "dot_collisions",
 )
 
 
@@ -1335,7 +1338,7 @@ class Node:
             case RepairPush():
                 for key, state in message.states:
                     if self._range_of(self._ring.token(key)) is not None:
-                        self._merge(key, state)  # a refusal is counted; the next round retries
+                        self._absorb(key, state)  # a refusal is counted; the next round retries
                     else:
                         self._stats["messages_ignored"] += 1
             case RepairPull():
@@ -1810,7 +1813,7 @@ class Node:
                 if state is None:  # quarantined: kept where it is, never deleted
                     continue
                 targets = [n for n in self._ring.preference_list(key) if n != self._id]
-                stored = [self._hints.add(target, key, state, now) for target in targets]
+                stored = [self._hint(target, key, state, now) for target in targets]
                 if not targets or not all(stored):  # every replica gets its hint, or retry
                     kept = True
                     continue
@@ -1829,8 +1832,8 @@ class Node:
         for target in self._ring.preference_list(key):
             if target == self._id:
                 if self._range_of(self._ring.token(key)) is not None:
-                    ok = self._merge(key, state) is None and ok
-            elif self._hints.add(target, key, state, now):
+                    ok = self._absorb(key, state) and ok
+            elif self._hint(target, key, state, now):
                 self._handoff_due = True
             else:
                 ok = False
@@ -1948,7 +1951,11 @@ class Node:
             if raw is not None and old is None:  # quarantined: never overwritten
                 self._stats["merges_refused"] += 1
                 continue
-            merged = state if old is None else old.sync(state)
+            try:
+                merged = state if old is None else old.sync(state)
+            except DotCollision:  # a writer identity reused: keep ours, visibly divergent
+                self._stats["dot_collisions"] += 1
+                continue
             if merged == old:
                 continue
             new_raw = codec.dumps(merged.to_dict())
@@ -2169,6 +2176,27 @@ class Node:
         self._stats["replica_writes"] += 1
         return None
 
+    def _hint(self, target: str, key: bytes, state: DVVSet[bytes], now: float) -> bool:
+        """Keep a hint (merging into one held for the key); a dot collision is refused."""
+        try:
+            return self._hints.add(target, key, state, now)
+        except DotCollision:
+            self._stats["dot_collisions"] += 1
+            return False
+
+    def _absorb(self, key: bytes, state: DVVSet[bytes]) -> bool:
+        """Merge a peer's state (a repair, a hint); True when it is stored.
+
+        A refusal (a limit, a quarantined record) is counted by `_merge`; a dot collision keeps
+        ours and is counted here. Both versions then stay where they are, visibly divergent
+        (anti-entropy keeps finding the key) rather than one of them silently lost.
+        """
+        try:
+            return self._merge(key, state) is None
+        except DotCollision:
+            self._stats["dot_collisions"] += 1
+            return False
+
     def _apply_store(
         self, key: bytes, state: DVVSet[bytes], hint: str | None, now: float
     ) -> tuple[bool, str]:
@@ -2177,13 +2205,17 @@ class Node:
             if self._range_of(self._ring.token(key)) is None:
                 self._stats["messages_ignored"] += 1
                 return False, "not a replica of this key"
-            reason = self._merge(key, state)
+            try:
+                reason = self._merge(key, state)
+            except DotCollision as exc:  # a writer identity reused: refuse, keep ours
+                self._stats["dot_collisions"] += 1
+                return False, str(exc)
             return reason is None, reason or ""
         if hint not in self._ring and (self._previous is None or hint not in self._previous):
             self._stats["messages_ignored"] += 1
             return False, f"{hint} is not a member of the ring"
         self._handoff_due = True
-        if self._hints.add(hint, key, state, now):
+        if self._hint(hint, key, state, now):
             self._stats["hints_stored"] += 1
             return True, ""
         self._stats["hints_dropped"] += 1
@@ -2543,7 +2575,7 @@ class Node:
             if hint.target != self._id:
                 self._stats["messages_ignored"] += 1
             elif self._range_of(self._ring.token(key)) is not None:
-                if self._merge(key, hint.state) is None:
+                if self._absorb(key, hint.state):
                     self._stats["hints_received"] += 1
                 else:  # not stored: the sender keeps the hint (until its TTL) and retries
                     complete = False

@@ -50,7 +50,13 @@ from dynamo_core._check import (
     check_time,
 )
 from dynamo_core.effects import SetTimer
-from dynamo_core.errors import DecodeError, LocalProtocolError, RemoteProtocolError, Unavailable
+from dynamo_core.errors import (
+    DecodeError,
+    DotCollision,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Unavailable,
+)
 from dynamo_core.interfaces import ReplicaState
 
 __all__ = [
@@ -649,6 +655,17 @@ def _check_primaries(
     return primaries
 
 
+def _shown(key: Key) -> str:
+    """A key for people: UTF-8 text in quotes (not ``b'...'``), else hex."""
+    text = key
+    if isinstance(key, bytes):
+        try:
+            text = key.decode("utf-8")
+        except UnicodeDecodeError:
+            return "0x" + key[:64].hex() + ("..." if len(key) > 64 else "")
+    return repr(text[:200]) + ("..." if len(text) > 200 else "")
+
+
 class _Coordinator(Generic[S]):
     """What both coordinators share: input checks, the clock, timers, the transition table."""
 
@@ -865,7 +882,7 @@ class _Coordinator(Generic[S]):
         verb = "acknowledgements" if self._KIND == "put" else "answers"
         shown = ", ".join(sorted(answered)) or "none"
         return Unavailable(
-            f"{self._KIND} of {self._key!r} needed {required} {verb} from distinct replicas "
+            f"{self._KIND} of {_shown(self._key)} needed {required} {verb} from distinct replicas "
             f"and got {have} (from: {shown})",
             required=required,
             answered=answered,
@@ -1382,12 +1399,17 @@ class GetCoordinator(_Coordinator[S]):
         effects: list[object] = []
         self._fire_timers(t, effects)
         if self._state is not _CLOSED:  # a read's replicas time out only at the deadline
+            merged = self._merged
+            if isinstance(reply, Fetched) and reply.state is not None and merged is not None:
+                try:
+                    merged = merged.sync(reply.state)
+                except DotCollision:  # a reused writer identity: this answer cannot count
+                    reply = Refused("its state holds a dot another replica holds with a new value")
             if isinstance(reply, Fetched):
                 self._settle(slot, _ANSWERED)
                 slot.state = found = reply.state
                 if found is not None:
-                    merged = self._merged
-                    self._merged = found if merged is None else merged.sync(found)
+                    self._merged = found if merged is None else merged
                 if self._counts_answer(slot):
                     self._have += 1
                 self._move(CoordinatorEvent.REPLY)

@@ -202,7 +202,7 @@ class HashRing:
     keyed ring is an instance of a private subclass that goes straight to the general path.
     `isinstance(ring, HashRing)` holds for both.
 
-    Example:
+    Examples:
         >>> ring = HashRing(replicas=3)
         >>> for name in ("a", "b", "c", "d"):
         ...     ring.add_node(name)

@@ -9,7 +9,7 @@ Every value these strategies draw prints as the call that rebuilds it
 (``HashRing.from_dict({...})``, ``DVVSet.from_entries([...])``, ...), so a shrunk example can
 be pasted into a test.
 
-Example:
+Examples:
     >>> from hypothesis import given
     >>> from dynamo_core.strategies import token_ranges
     >>> @given(token_ranges())

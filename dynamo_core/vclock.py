@@ -121,7 +121,7 @@ class VectorClock:
             too large, a node appears twice, or a timestamp is negative, not finite, or names a
             node without an entry.
 
-    Example:
+    Examples:
         >>> a = VectorClock().increment("node-a", now=1.0)
         >>> b = a.increment("node-b", now=2.0)
         >>> a.compare(b)

@@ -16,6 +16,7 @@ from dynamo_core import (
     last_write_wins,
     reconcile,
 )
+from dynamo_core.errors import DotCollision
 
 
 def cart(*items: str) -> bytes:
@@ -97,7 +98,10 @@ actor = epochs.actor_for(VectorClock())  # key not found locally: a fresh epoch
 second = DVVSet[bytes]().update(b"new write", actor)
 print(f"after restart A writes as {actor!r}:", replica_b.sync(second).values)
 reused = DVVSet[bytes]().update(b"new write", "A#1")  # what reusing the old actor would do
-print("without epochs:", replica_b.sync(reused).values, "(one acknowledged write lost)")
+try:
+    replica_b.sync(reused)  # the same dot with two values: merging would lose one write
+except DotCollision as error:
+    print("without epochs the merge refuses:", error)
 
 # 5. Pruning: opt-in, for the stored clock only.
 big = VectorClock()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -122,6 +124,21 @@ def test_main_in_process_plain(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     assert "No violation" in out
     assert "crash" in out
+    assert out.startswith("dynamo-core simulate: 2 seeds x 40 ops, 5 nodes,")
+    assert main(["simulate", "--seeds", "1", "--ops", "1", "--plain", "--faults", "none"]) == 0
+    assert capsys.readouterr().out.startswith("dynamo-core simulate: 1 seed x 1 op, 5 nodes,")
+
+
+def test_usage_errors_are_one_line_naming_the_argument() -> None:
+    for argv, named in [
+        (("simulate", "--seeds", "0"), "--seeds must be at least 1"),
+        (("simulate", "--ops", "many"), "argument --ops: invalid int value: 'many'"),
+        (("nonsense",), "invalid choice: 'nonsense'"),
+    ]:
+        result = run(*argv)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and named in result.stderr, result.stderr
+        assert result.stderr.startswith("dynamo-core") and "--help" in result.stderr
 
 
 class Recorder:
@@ -180,3 +197,38 @@ def test_simulate_churn_reports_membership_fields() -> None:
     assert "joins / leaves requested" in result.stdout
     config = data["config"]
     assert isinstance(config, dict) and config["churn"] is True
+
+
+def test_the_serve_clock_has_a_wall_base_and_monotonic_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from dynamo_core._cluster_cli import _WallClock
+
+    clock = _WallClock()
+    assert abs(clock.now() - time.time()) < 1.0  # wall time: valid after a reboot
+    first = clock.now()
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600.0)  # NTP steps the clock back
+    assert clock.now() >= first  # timers do not jump
+    assert abs(clock.now() - real()) < 1.0
+
+
+def test_a_reader_that_goes_away_is_not_an_error() -> None:
+    # `dynamo-core demo | head -1`: the pipe closes while the command still prints. A 4 KiB pipe
+    # (smaller than the demo's output) makes the command meet the closed pipe for sure.
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dynamo_core", "demo", "--plain"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:
+        assert reader.readline().startswith("dynamo-core")
+    _, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 0, errors
+    assert "Traceback" not in errors

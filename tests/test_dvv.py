@@ -12,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from dynamo_core import DecodeError, Dot, DVVSet, Ordering, VectorClock, Versioned, codec
 from dynamo_core.dvv import _make, sync_all
+from dynamo_core.errors import DotCollision
 from dynamo_core.interfaces import ReplicaState
 from dynamo_core.strategies import dvv_replicas, dvv_sets
 
@@ -443,3 +444,42 @@ TestDVVMachine.settings = settings(max_examples=60, stateful_step_count=30)
 def test_sync_all_of_nothing() -> None:
     states: Iterable[DVVSet[bytes]] = []
     assert sync_all(states) == DVVSet()
+
+
+# -- writer identity: a repeated dot is refused, never silently dropped ------------------------
+
+
+def test_two_writers_sharing_an_actor_collide_both_ways() -> None:
+    base = create("v1", "svc")
+    w1 = base.update("from w1", "svc", base.context)  # both mint ('svc', 2)
+    w2 = base.update("from w2", "svc", base.context)
+    assert w1.items()[0][0] == w2.items()[0][0] == Dot("svc", 2)
+    for left, right in ((w1, w2), (w2, w1)):
+        with pytest.raises(DotCollision, match=r"\('svc', 2\)") as info:
+            left.sync(right)
+        assert (info.value.actor, info.value.counter) == ("svc", 2)
+    assert w1.values == ["from w1"] and w2.values == ["from w2"]  # nothing changed
+    with pytest.raises(DotCollision):
+        sync_all([base, w1, w2])
+
+
+def test_writers_with_their_own_identity_become_siblings() -> None:
+    base = create("v1", "svc")
+    w1 = base.update("from w1", "svc/1", base.context)
+    w2 = base.update("from w2", "svc/2", base.context)
+    merged = w1.sync(w2)
+    assert merged == w2.sync(w1)
+    assert sorted(merged.values) == ["from w1", "from w2"]
+
+
+@given(dvv_replicas(2), st.binary(min_size=1, max_size=3))
+def test_a_reused_dot_with_another_value_is_always_refused(
+    pair: tuple[DVVSet[bytes], DVVSet[bytes]], extra: bytes
+) -> None:
+    a, b = pair
+    forged_a = a.update(b"A" + extra, "forger", a.context.merge(b.context))
+    forged_b = b.update(b"B" + extra, "forger", a.context.merge(b.context))
+    with pytest.raises(DotCollision):
+        forged_a.sync(forged_b)
+    with pytest.raises(DotCollision):
+        forged_b.sync(forged_a)

@@ -9,6 +9,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from dynamo_core import ActorEpochs, DVVSet, VectorClock
 from dynamo_core.epochs import MAX_BASE_NODE_LEN, actor_id, parse_actor
+from dynamo_core.errors import DotCollision
 
 
 def test_actor_ids_round_trip() -> None:
@@ -81,9 +82,9 @@ def test_kv679_a_replica_that_lost_its_data_reissues_a_dot_without_epochs() -> N
     r0: DVVSet[bytes] = DVVSet()  # lost
     # Without epochs r0 reuses its actor id: the new write gets the same dot (r0, 1).
     second = _put(r0, b"new write", "r0", None)
-    merged = r1.sync(second)
-    assert len(merged) == 1  # one acknowledged write silently gone
-    assert merged.values == [b"acknowledged"] or merged.values == [b"new write"]
+    # Merging would keep one of them and lose an acknowledged write: the merge refuses.
+    with pytest.raises(DotCollision, match=r"\('r0', 1\)"):
+        r1.sync(second)
 
 
 def test_kv679_epochs_keep_both_writes() -> None:

@@ -37,6 +37,7 @@ from dynamo_core.merkle import (
     Nodes,
     Send,
     SetTimer,
+    UseDepth,
     decode_message,
     encode_message,
     item_digest,
@@ -255,10 +256,85 @@ def test_str_keys_are_reported_as_utf8_bytes() -> None:
     assert report.remote_missing == ("ключ".encode(),)
 
 
-def test_shapes_must_match() -> None:
-    ta, tb = MerkleTree(4), MerkleTree(5)
-    with pytest.raises(ValueError, match="different shapes"):
+def test_ranges_must_match() -> None:
+    ta, tb = MerkleTree(4), MerkleTree(4, start=5)
+    with pytest.raises(ValueError, match="different ranges"):
         run_exchange(ta, tb, {}, {})
+
+
+# -- mixed depths: the deeper side folds -------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 40), st.booleans())
+def test_a_depth_11_and_a_depth_12_tree_find_exactly_the_differing_keys(
+    seed: int, d: int, deeper_initiates: bool
+) -> None:
+    a, b = diverged(4096, d, seed)  # depth_for(4095) == 11, depth_for(4097) == 12
+    deep, shallow = (12, 11) if deeper_initiates else (11, 12)
+    ta = MerkleTree.from_items(a.items(), deep)
+    tb = MerkleTree.from_items(b.items(), shallow)
+    report = run_exchange(ta, tb, a, b)
+    assert (list(report.missing), list(report.remote_missing), list(report.different)) == (
+        expected(a, b)
+    )
+    assert report.depth == 11
+    assert report.in_sync == (d == 0)
+    assert ta.depth == deep and tb.depth == shallow  # the callers' trees are untouched
+
+
+@settings(max_examples=30, deadline=None)
+@given(stores, st.integers(0, 8), st.integers(0, 8))
+def test_fold_equals_the_tree_built_at_that_depth(store: Store, deep: int, shallow: int) -> None:
+    deep, shallow = max(deep, shallow), min(deep, shallow)
+    tree = MerkleTree.from_items(store.items(), deep)
+    folded = tree.fold(shallow)
+    built = MerkleTree.from_items(store.items(), shallow)
+    assert folded.root == built.root and folded.same_shape(built)
+    assert folded is not tree.fold(deep) and tree.fold(deep).root == tree.root
+    rng = TokenRange(2**63 + 12345, 2**62)  # wraps; its size is not a power of two
+    tree = MerkleTree.from_items(
+        ((k, v) for k, v in store.items() if token(k) in rng), deep, start=rng.start, end=rng.end
+    )
+    built = MerkleTree.from_items(
+        ((k, v) for k, v in store.items() if token(k) in rng), shallow, start=rng.start, end=rng.end
+    )
+    assert tree.fold(shallow).root == built.root
+
+
+def test_a_local_diff_of_two_depths_says_to_fold() -> None:
+    deep, shallow = MerkleTree(6), MerkleTree(4)
+    with pytest.raises(ValueError, match=r"fold the deeper tree with fold\(4\)"):
+        deep.diff(shallow)
+    assert deep.fold(4).diff(shallow) == []
+
+
+def test_fold_refuses_a_deeper_depth() -> None:
+    with pytest.raises(ValueError, match="depth must be 0..4"):
+        MerkleTree(4).fold(5)
+    with pytest.raises(TypeError, match="depth"):
+        MerkleTree(4).fold(2.0)  # type: ignore[arg-type]
+
+
+def test_a_shallower_responder_answers_use_depth_and_the_initiator_folds() -> None:
+    initiator = MerkleExchange(MerkleTree.from_items([("k", digest_of(1))], 6))
+    responder = MerkleExchange(MerkleTree(4), "responder")
+    answer = one(responder.receive(one(initiator.start())))
+    assert answer == UseDepth(4) and state(responder) is ExchangeState.IDLE
+    hello = one(initiator.receive(answer))
+    assert isinstance(hello, Hello)
+    assert hello.depth == 4 and initiator.tree.depth == 4
+    check(initiator)
+    nodes = one(responder.receive(hello))  # the same depth now: the descent starts
+    assert isinstance(nodes, Nodes)
+    initiator.receive(nodes)
+    # UseDepth is only an answer to a Hello, and only to a shallower depth.
+    with pytest.raises(RemoteProtocolError, match="UseDepth"):
+        initiator.receive(UseDepth(2))
+    fresh = MerkleExchange(MerkleTree(4))
+    fresh.start()
+    with pytest.raises(RemoteProtocolError, match="UseDepth"):
+        fresh.receive(UseDepth(4))
 
 
 # -- options -----------------------------------------------------------------------------------
@@ -605,7 +681,7 @@ def test_shape_mismatch_aborts_both_sides() -> None:
     effects = responder.receive(one(initiator.start()))
     abort = one(effects)
     assert isinstance(abort, Abort)
-    assert "shapes differ" in abort.reason
+    assert "token functions differ" in abort.reason
     assert [e for e in effects if isinstance(e, Failed)] == [Failed(abort.reason, by_peer=False)]
     assert state(responder) is ExchangeState.FAILED
     check(responder)
@@ -655,6 +731,7 @@ def test_trees_that_converge_mid_exchange_close_cleanly() -> None:
 MESSAGES: list[Message] = [
     Hello(16, 5, TOKEN_SPACE, 2**64 - 1, bytes(range(16)), 14),
     InSync(),
+    UseDepth(11),
     GetNodes(14, (0, 3, 2**14 - 1), 12),
     Nodes(12, bytes(range(32))),
     GetItems((1, 2, 65535)),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from dynamo_core import DVVSet, TokenRange, codec
 from dynamo_core.errors import DecodeError
 from dynamo_core.hints import HintBatch
-from dynamo_core.merkle import Close, Hello
+from dynamo_core.merkle import Close, Hello, UseDepth
 from dynamo_core.messages import (
     MAX_REPAIR_KEYS,
     MESSAGE_TYPES,
@@ -41,6 +41,11 @@ def test_every_message_round_trips_through_dicts_and_bytes(message: Message) -> 
     encoded = encode_message(message)
     assert decode_message(encoded) == message
     assert encode_message(decode_message(encoded)) == encoded  # canonical
+
+
+def test_an_exchange_message_carries_the_depth_answer() -> None:
+    message = ExchangeMessage(7, TokenRange(0, 5), "initiator", UseDepth(9))
+    assert decode_message(encode_message(message)) == message
 
 
 @given(request_results())

@@ -439,9 +439,24 @@ def _kv679(first_epoch: int | None) -> list[bytes]:
 
 def test_kv679_a_replica_that_lost_its_disk_must_not_reuse_its_epochs() -> None:
     # Negative control: restarting at epoch 0 reissues the dot a#1:1 with a new value. Replicas
-    # now disagree about what a#1:1 is, each merge keeps one of them, and an acknowledged write
-    # silently disappears.
-    assert len(_kv679(first_epoch=0)) == 1
+    # now disagree about what a#1:1 is; merging would keep one of them and lose an acknowledged
+    # write silently, so the merge refuses, naming the dot.
+    # write silently, so the replicas holding the old dot refuse the store, naming the dot: the
+    # write is not acknowledged, and the acknowledged one survives.
+    net = Router()
+    owner = net.ring.preference_list("k")[0]
+    net.put(owner, "p1", "k", b"old", None)
+    net.advance(0.5)
+    net.storages[owner] = MemoryStorage()
+    net.nodes[owner] = Node(
+        owner, net.ring, policy=net.policy, config=FAST, storage=net.storages[owner],
+        incarnation=2, first_epoch=0,
+    )  # fmt: skip
+    refused = net.put(owner, "p2", "k", b"new", None)
+    assert isinstance(refused, RequestFailed) and "needed 2 acknowledgements" in refused.reason
+    net.advance(3.0)  # anti-entropy meets the collision too: counted, never merged away
+    assert sum(n.stats()["dot_collisions"] for n in net.nodes.values()) >= 2
+    assert b"old" in net.get(net.ring.preference_list("k")[1], "g", "k").values
     # The default draws a fresh random epoch: both writes survive as siblings.
     assert _kv679(first_epoch=None) == [b"new", b"old"]
 

@@ -98,6 +98,7 @@ AIO_ALL = sorted(
         "Client",
         "ClientCall",
         "ClientError",
+        "Driver",
         "DriverTransport",
         "FrameDecoder",
         "FrameError",

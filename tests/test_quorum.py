@@ -341,6 +341,18 @@ def test_put_with_too_few_candidates_is_unavailable_at_once(count: int) -> None:
         completes(effects)[0].unwrap()
 
 
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [("cart:bob", "'cart:bob'"), (b"cart:bob", "'cart:bob'"), (b"\xff\x00", "0xff00")],
+    ids=["str", "utf8-bytes", "binary"],
+)
+def test_unavailable_names_the_key_for_people(key: str | bytes, shown: str) -> None:
+    c = PutCoordinator(QuorumPolicy(3, 2, 2), key, [], STATE)
+    error = completes(c.start(0.0))[0].result
+    assert isinstance(error, Unavailable)
+    assert str(error).startswith(f"put of {shown} needed 2 acknowledgements")
+
+
 def test_put_fails_early_when_w_becomes_impossible() -> None:
     c = put(["a", "b", "c"], QuorumPolicy(3, 2, 3))
     c.start(0.0)
@@ -1270,3 +1282,17 @@ def test_read_repair_targets_exactly_the_stale_replicas(
     assert [e.target for e in repairs] == stale
     assert all(e.state == merged for e in repairs)
     assert c.repaired == tuple(stale)
+
+
+def test_a_read_answer_whose_dot_collides_counts_as_refused() -> None:
+    base = DVVSet[bytes]().update(b"x", "svc")
+    w1 = base.update(b"one", "svc", base.context)  # two writers minted ('svc', 2)
+    w2 = base.update(b"two", "svc", base.context)
+    get: GetCoordinator[DVVSet[bytes]] = GetCoordinator(QuorumPolicy(3, 2, 2), "k", ["a", "b", "c"])
+    get.start(0.0)
+    get.receive("a", Fetched(w1), 0.0)
+    assert get.receive("b", Fetched(w2), 0.0) == []  # not merged, not counted
+    assert get.refused == ("b",) and get.result is None
+    effects = get.receive("c", Fetched(w1), 0.0)
+    result = completes(effects)[0].unwrap()
+    assert result.state == w1 and set(get.answered) == {"a", "c"}

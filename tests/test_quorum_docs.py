@@ -31,10 +31,20 @@ def test_committed_diagrams_match_the_transition_tables() -> None:
 
 @pytest.mark.parametrize("coordinator", [PutCoordinator, GetCoordinator], ids=["put", "get"])
 def test_every_transition_is_drawn(coordinator: type[PutCoordinator[object]]) -> None:  # type: ignore[type-var]
-    section = load_script().section("put" if coordinator is PutCoordinator else "get")
+    script = load_script()
+    name = "put" if coordinator is PutCoordinator else "get"
+    section = script.section(name)
+    figure = script.svg(name, coordinator.TRANSITIONS)
+    assert f"]({script.figure(name).name})" in section
+    assert "mermaid" not in section  # drawn as SVG: the site needs no JavaScript
     for row in coordinator.TRANSITIONS:
         assert f"| `{row.source.value}` | {row.event.value} | `{row.target.value}` |" in section
-        assert f"{row.source.value} --> {row.target.value}:" in section
+        edge = f'<g data-from="{row.source.value}" data-to="{row.target.value}">'
+        assert edge in figure
+        drawn = figure.split(edge, 1)[1].split("</g>", 1)[0]
+        assert row.event.value.split()[-1] in drawn  # the label names the event
+    for state in CoordinatorState:
+        assert f'font-weight="bold">{state.value}</text>' in figure
     states = {row.source for row in coordinator.TRANSITIONS} | {
         row.target for row in coordinator.TRANSITIONS
     }

@@ -88,11 +88,19 @@ def patched() -> Iterator[pytest.MonkeyPatch]:
         yield patch
 
 
-def test_the_checker_catches_reused_dots(patched: pytest.MonkeyPatch) -> None:
+def test_reused_dots_are_refused_never_lost(patched: pytest.MonkeyPatch) -> None:
     # Mutant: every write of a node uses the same actor, as if epochs did not exist (KV679).
+    # Merging two values under one dot used to keep one of them silently; now the replicas
+    # refuse such stores (the write is not acknowledged) and count the collision.
     patched.setattr(ActorEpochs, "actor_for", lambda self, local, context=None: f"{self.node}#1")
-    summary = run_simulations(range(20), SimulationConfig(ops=300))
-    assert summary.lost > 0
+    collisions = 0
+    for seed in range(8):
+        simulation = Simulation(seed, SimulationConfig(ops=300))
+        result = simulation.run()
+        assert result.lost == 0 and not result.violations, result.violations
+        cluster = simulation.cluster
+        collisions += sum(cluster.node(n).stats()["dot_collisions"] for n in cluster.nodes)
+    assert collisions > 0
 
 
 def test_the_checker_catches_undelivered_hints(patched: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,9 @@
 
 * [`serve`][dynamo_core.aio.serve] — the driver: feeds messages, client requests and timers to a
   node, carries out its effects, and shuts down cleanly.
+* [`Driver`][dynamo_core.aio.Driver] — the generic driver: runs any protocol core (a quorum
+  coordinator, a handoff, a Merkle exchange, a range stream, a node) against an effect handler
+  you write; [`SyncDriver`][dynamo_core.drive.SyncDriver] is its synchronous twin.
 * [`TcpTransport`][dynamo_core.aio.TcpTransport] — length-prefixed codec frames over asyncio
   streams: one reusable connection per peer, reconnect with jittered backoff, a frame-size cap,
   optional TLS and an optional cluster secret (mutual HMAC challenge at connect).
@@ -15,6 +18,7 @@ sockets. ``import dynamo_core`` does not import this package; import it explicit
 
 from dynamo_core.aio.auth import AuthError
 from dynamo_core.aio.client import Client, ClientError
+from dynamo_core.aio.core_driver import Driver
 from dynamo_core.aio.driver import DriverTransport, serve
 from dynamo_core.aio.framing import FrameDecoder, FrameError, FrameTooLarge, encode_frame
 from dynamo_core.aio.inbox import ClientCall, Inbound, Inbox
@@ -26,6 +30,7 @@ __all__ = [
     "Client",
     "ClientCall",
     "ClientError",
+    "Driver",
     "DriverTransport",
     "FrameDecoder",
     "FrameError",

@@ -321,7 +321,8 @@ class Client:
                 continue
             return result
         shown = "; ".join(f"{a}: {r}" for a, r in failures)
-        raise ClientError(f"{len(failures)} attempts failed: {shown}"[:2000], failures)
+        tried = "1 attempt" if len(failures) == 1 else f"{len(failures)} attempts"
+        raise ClientError(f"{tried} failed: {shown}"[:2000], failures)
 
     def _targets(self) -> list[Address]:
         """The next nodes in turn, those that recently timed out or failed last."""

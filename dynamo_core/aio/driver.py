@@ -45,7 +45,7 @@ from dynamo_core.aio.protocol import (
 )
 from dynamo_core.errors import CorruptRecord, StorageError, StorageFull
 from dynamo_core.hints import HintsDelivered, HintsExpired
-from dynamo_core.interfaces import Clock
+from dynamo_core.interfaces import Clock, Transport
 from dynamo_core.messages import RequestFailed, encode_message
 from dynamo_core.node import (
     AntiEntropyDone,
@@ -72,9 +72,11 @@ def _fatal(exc: BaseException) -> bool:
     return isinstance(exc, StorageError) and not isinstance(exc, StorageFull | CorruptRecord)
 
 
-class DriverTransport(Protocol):
+class DriverTransport(Transport, Protocol):
     """What [`serve`][dynamo_core.aio.serve] needs from a transport.
 
+    The sending half is [`interfaces.Transport`][dynamo_core.interfaces.Transport]; this adds
+    the receiving half (`inbox`), the lifecycle and counters.
     [`TcpTransport`][dynamo_core.aio.TcpTransport] is one; see
     [Writing a transport](../how-to/transport.md) for another.
     """
@@ -86,9 +88,6 @@ class DriverTransport(Protocol):
 
     async def close(self) -> None:
         """Stop listening and close every connection (idempotent)."""
-
-    def send(self, target: str, payload: bytes) -> None:
-        """Queue an encoded node message for `target`; never block; drop when it must."""
 
     def stats(self) -> dict[str, int]:
         """Counters by name."""

@@ -24,7 +24,7 @@ class MemoryStorage:
     wherever the library needs a store. `get`, `put` and `delete` are O(log n); `scan` yields
     k items in O(k + log n) and may run while the store is being written.
 
-    Example:
+    Examples:
         >>> store = MemoryStorage()
         >>> store.write_batch([(b"b", b"2"), (b"a", b"1")])
         >>> list(store.scan())

@@ -1,9 +1,10 @@
 """Test support for dynamo_core and for applications built on it.
 
-The conformance suite needs pytest and hypothesis (the ``test`` extra) and loads only when
-`StorageConformance` or `storage_state_machine` is asked for; run it with the pytest plugin
-[`dynamo_core.testing.pytest_plugin`][dynamo_core.testing.pytest_plugin] on (installed with
-dynamo-core) so its failures show values.
+Needs no extra: the names load on first use. Only the storage conformance suite
+(`StorageConformance`, `storage_state_machine`) needs pytest and hypothesis
+(``pip install dynamo-core[hypothesis]`` plus pytest); run it with the pytest plugin
+[`dynamo_core.testing.pytest_plugin`][dynamo_core.testing.pytest_plugin] on (installed
+with dynamo-core) so its failures show values.
 
 * [`StorageConformance`][dynamo_core.testing.StorageConformance] — the conformance suite every
   [`Storage`][dynamo_core.interfaces.Storage] backend must pass; subclass it in your own tests.
@@ -33,39 +34,70 @@ dynamo-core) so its failures show values.
   its work and collect what it acknowledged: the core of a durability (crash) test.
 """
 
-from typing import TYPE_CHECKING
+from __future__ import annotations
 
-from dynamo_core.testing.clock import FakeClock
-from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
-from dynamo_core.testing.crash import kill_during
-from dynamo_core.testing.faults import Fault, FaultPlan
-from dynamo_core.testing.history import SetCheck, SetHistory
-from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
-from dynamo_core.testing.simulation import (
-    CHURN_EVENTS,
-    FAULTS,
-    RESOLVERS,
-    Cart,
-    Simulation,
-    SimulationConfig,
-    SimulationResult,
-    SimulationSummary,
-    run_simulations,
-)
+from typing import TYPE_CHECKING, Any
+
+from dynamo_core import _lazy
 
 if TYPE_CHECKING:
+    from dynamo_core.testing.clock import FakeClock
+    from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
+    from dynamo_core.testing.crash import kill_during
+    from dynamo_core.testing.faults import Fault, FaultPlan
+    from dynamo_core.testing.history import SetCheck, SetHistory
+    from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
+    from dynamo_core.testing.simulation import (
+        CHURN_EVENTS,
+        FAULTS,
+        RESOLVERS,
+        Cart,
+        Simulation,
+        SimulationConfig,
+        SimulationResult,
+        SimulationSummary,
+        run_simulations,
+    )
     from dynamo_core.testing.storage import StorageConformance, storage_state_machine
 
-# The conformance suite needs pytest and hypothesis: it loads only when asked for.
-_LAZY = {"StorageConformance": "storage", "storage_state_machine": "storage"}
+# Each public name and the submodule that defines it. Names resolve on first use, so
+# ``from dynamo_core.testing import Simulation`` needs neither pytest nor hypothesis: only the
+# conformance suite (`dynamo_core.testing.storage`) imports them.
+_SOURCES = {
+    name: f"dynamo_core.testing.{module}"
+    for name, module in {
+        "FakeClock": "clock",
+        "NetworkConfig": "cluster",
+        "SimulatedCluster": "cluster",
+        "kill_during": "crash",
+        "Fault": "faults",
+        "FaultPlan": "faults",
+        "SetCheck": "history",
+        "SetHistory": "history",
+        "Behaviour": "quorum",
+        "DotSet": "quorum",
+        "QuorumHarness": "quorum",
+        "CHURN_EVENTS": "simulation",
+        "FAULTS": "simulation",
+        "RESOLVERS": "simulation",
+        "Cart": "simulation",
+        "Simulation": "simulation",
+        "SimulationConfig": "simulation",
+        "SimulationResult": "simulation",
+        "SimulationSummary": "simulation",
+        "run_simulations": "simulation",
+        "StorageConformance": "storage",
+        "storage_state_machine": "storage",
+    }.items()
+}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib  # noqa: PLC0415
+def __getattr__(name: str) -> Any:
+    return _lazy.load(__name__, _SOURCES, name)
 
-        return getattr(importlib.import_module(f"dynamo_core.testing.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return _lazy.names(__name__, __all__)
 
 
 __all__ = [

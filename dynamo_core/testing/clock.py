@@ -10,7 +10,7 @@ __all__ = ["FakeClock"]
 class FakeClock:
     """A [`Clock`][dynamo_core.interfaces.Clock] whose time changes only by `advance` or `set`.
 
-    Example:
+    Examples:
         >>> clock = FakeClock()
         >>> clock.advance(1.5)
         1.5

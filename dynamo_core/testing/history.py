@@ -64,7 +64,7 @@ def _order(pair: tuple[Hashable, Hashable]) -> tuple[str, str]:
 class SetHistory(Generic[K, E]):
     """Records adds to sets and checks a final read against them.
 
-    Example:
+    Examples:
         >>> history = SetHistory()
         >>> op = history.invoke("cart", "apple")
         >>> history.ok(op)

@@ -387,7 +387,7 @@ class Simulation:
         config: What to run (default [`SimulationConfig()`][dynamo_core.testing.SimulationConfig]).
         record_trace: Keep the trace lines (``simulation.cluster.trace_lines``) for debugging.
 
-    Example:
+    Examples:
         >>> result = Simulation(7, SimulationConfig(ops=50)).run()
         >>> result.ok, result.lost
         (True, 0)
