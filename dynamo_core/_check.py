@@ -27,16 +27,21 @@ def check_key(value: object, name: str = "key") -> str | bytes:
 
 
 def check_node_id(value: object, name: str = "node") -> str:
-    """Return `value` if it is a non-empty `str` of at most 255 characters.
+    """Return `value` if it is a non-empty `str` of at most 255 characters, encodable as UTF-8.
 
     Raises:
         TypeError: `value` is not a `str`.
-        ValueError: `value` is empty or too long.
+        ValueError: `value` is empty, too long, or holds a lone surrogate (not UTF-8).
     """
     if type(value) is not str:
         raise TypeError(f"{name} must be a str node id, not {type(value).__name__}")
     if not 1 <= len(value) <= MAX_NODE_ID_LEN:
         raise ValueError(f"{name} must be 1..{MAX_NODE_ID_LEN} characters long, got {len(value)}")
+    if not value.isascii():  # ids go into MACs, certificates and logs as UTF-8
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} must be encodable as UTF-8 (no lone surrogates)") from None
     return value
 
 

@@ -11,11 +11,12 @@ import pytest
 
 from dynamo_core import codec
 from dynamo_core.aio import Inbound, TcpTransport, TransportConfig
-from dynamo_core.aio.auth import Connector, Proof
+from dynamo_core.aio.auth import Connector, FrameSeal, Proof
 from dynamo_core.aio.framing import encode_frame
 from dynamo_core.messages import Heartbeat, encode_message
 
 SECRET = b"k" * 32
+CLIENTS = b"c" * 32
 FAST = TransportConfig(
     connect_timeout=5.0,
     handshake_timeout=5.0,
@@ -47,17 +48,20 @@ async def read_all(reader: asyncio.StreamReader) -> bytes:
     return b"".join(chunks)
 
 
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    header = await reader.readexactly(4)
+    return await reader.readexactly(int.from_bytes(header, "big"))
+
+
 async def handshake(
     port: int, connector: Connector
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, FrameSeal | None]:
+    """Speak the handshake by hand; return the stream and the connection's seal."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(encode_frame(connector.hello()))
-    header = await reader.readexactly(4)
-    challenge = await reader.readexactly(int.from_bytes(header, "big"))
-    proof, _ = connector.on_challenge(challenge)
-    writer.write(encode_frame(proof))
-    await writer.drain()
-    return reader, writer
+    writer.write(encode_frame(connector.on_challenge(await read_frame(reader))))
+    peer = connector.on_proof(await read_frame(reader))
+    return reader, writer, peer.seal
 
 
 def pair(free_port: Callable[[], int], **kw: Any) -> tuple[TcpTransport, TcpTransport]:
@@ -203,15 +207,17 @@ def test_wrong_or_missing_secret_cannot_join_read_or_write(
             await eventually(lambda: intruder.stats()["auth_failures"] >= 1, what="refusal")
             assert intruder.stats()["connects"] == 0
             # No secret at all, speaking the handshake by hand: refused at the proof.
-            reader, writer = await handshake(pb, Connector("node", "A", secret=None))
+            reader, writer = await asyncio.open_connection("127.0.0.1", pb)
+            plain = Connector("node", "A", secret=None)
+            writer.write(encode_frame(plain.hello()))
+            writer.write(encode_frame(plain.on_challenge(await read_frame(reader))))
             writer.write(encode_frame(beat()))
             assert await read_all(reader) == b""
             writer.close()
             # A forged proof: refused.
             reader, writer = await asyncio.open_connection("127.0.0.1", pb)
             writer.write(encode_frame(Connector("node", "A", secret=None).hello()))
-            header = await reader.readexactly(4)
-            await reader.readexactly(int.from_bytes(header, "big"))
+            await read_frame(reader)
             writer.write(encode_frame(codec.dumps(Proof(b"\x01" * 32).to_dict())))
             assert await read_all(reader) == b""
             writer.close()
@@ -225,15 +231,28 @@ def test_a_client_cannot_pose_as_a_node(
     run: Any, free_port: Callable[[], int], eventually: Eventually
 ) -> None:
     async def main() -> None:
-        a, b = pair(free_port, secret=SECRET)
+        a, b = pair(free_port, secret=SECRET, client_secret=CLIENTS)
         async with a, b:
             # Authenticated as a client, it sends a node message: not a client request.
-            reader, writer = await handshake(b.address[1], Connector("client", None, secret=SECRET))
-            writer.write(encode_frame(beat()))
+            reader, writer, seal = await handshake(
+                b.address[1], Connector("client", None, secret=CLIENTS)
+            )
+            assert seal is not None
+            writer.write(encode_frame(seal.seal(beat())))
             assert await read_all(reader) == b""
             writer.close()
             await eventually(lambda: b.stats()["closed_malformed"] == 1, what="closing")
+            # With the client secret, it claims to be node A: refused at the proof.
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.address[1])
+            liar = Connector("node", "A", secret=CLIENTS)
+            writer.write(encode_frame(liar.hello()))
+            writer.write(encode_frame(liar.on_challenge(await read_frame(reader))))
+            writer.write(encode_frame(beat()))
+            assert await read_all(reader) == b""
+            writer.close()
+            await eventually(lambda: b.stats()["auth_failures"] == 1, what="refusal")
             assert len(b.inbox) == 0
+            assert (await deliver(a, b, eventually)).sender == "A"  # the real A still gets in
 
     run(main())
 
@@ -260,7 +279,7 @@ def test_an_oversized_frame_from_a_peer_closes_only_that_connection(
         a, b = pair(free_port)
         async with a, b:
             await deliver(a, b, eventually)
-            reader, writer = await handshake(b.address[1], Connector("node", "A", secret=None))
+            reader, writer, _ = await handshake(b.address[1], Connector("node", "A", secret=None))
             writer.write(b"\x00\x10\x00\x00")  # 1 MiB announced; the cap is 4 KiB
             assert await read_all(reader) == b""
             writer.close()
