@@ -1,4 +1,4 @@
-"""The cluster commands of ``dynamo-core``: ``serve`` a node, ``put``, ``get`` and ``stats``.
+"""The cluster commands of ``dynamo-core``: ``serve``, ``put``, ``get``, ``stats``, ``secret``.
 
 Only argparse here at import time: asyncio and `dynamo_core.aio` load when a command runs, so
 ``import dynamo_core`` (and ``dynamo-core demo``) stay light.
@@ -44,16 +44,24 @@ def _peers(text: str) -> dict[str, str]:
     return out
 
 
-def _secret(path: str | None) -> bytes | None:
+def _secret(path: str | None, flag: str = "--secret-file") -> bytes | None:
     if path is None:
         return None
+    from dynamo_core.aio.auth import load_secret  # noqa: PLC0415 - the one loader of the API
+
     try:
-        secret = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise _UsageError(f"cannot read --secret-file: {exc}") from None
-    if len(secret) < 16:
-        raise _UsageError("the cluster secret must be at least 16 bytes (try 32 random bytes, hex)")
-    return secret
+        return load_secret(path)
+    except (OSError, ValueError) as exc:
+        raise _UsageError(f"{flag}: {exc}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress  # noqa: PLC0415
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
@@ -111,7 +119,16 @@ def _serve(args: argparse.Namespace) -> int:
     if args.id in peers:
         raise _UsageError(f"--peers must not name this node ({args.id!r})")
     secret = _secret(args.secret_file)
+    client_secret = _secret(args.client_secret_file, "--client-secret-file")
+    if client_secret is not None and client_secret == secret:
+        raise _UsageError("--client-secret-file must hold another secret than --secret-file")
     tls = _tls(args)
+    host = args.listen.rpartition(":")[0].strip("[]")
+    if secret is None and tls is None and not _is_loopback(host) and not args.insecure:
+        raise _UsageError(
+            f"refusing to listen on {args.listen} with neither --secret-file nor TLS: anyone "
+            "who reaches it could read, write and pose as a node (add --insecure to do it anyway)"
+        )
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     if args.n > len(peers) + 1:
@@ -146,9 +163,11 @@ def _serve(args: argparse.Namespace) -> int:
             args.listen,
             peers,
             secret=secret,
+            client_secret=client_secret,
             server_ssl=None if tls is None else tls[0],
             client_ssl=None if tls is None else tls[1],
             config=TransportConfig(max_frame=args.max_frame),
+            cluster=args.cluster,
         )
     except BaseException:
         storage.close()
@@ -186,6 +205,7 @@ def _client_args(args: argparse.Namespace) -> dict[str, Any]:
         "secret": _secret(args.secret_file),
         "ssl": None if tls is None else tls[1],
         "timeout": args.timeout,
+        "cluster": args.cluster,
     }
 
 
@@ -277,15 +297,52 @@ def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, default=64, help="ring partitions (default 64)")
 
 
-def _security(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--secret-file", help="file holding the cluster secret (>= 16 bytes)")
-    parser.add_argument("--tls-cert", help="PEM certificate of this process (mutual TLS)")
+def _new_secret(args: argparse.Namespace) -> int:
+    from dynamo_core.aio.auth import new_secret  # noqa: PLC0415
+
+    secret = new_secret()
+    if args.out is None:
+        print(secret)
+        return 0
+    try:  # created owner-only, never over an existing file
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _UsageError(f"cannot create {args.out}: {exc}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return 0
+
+
+def _security(parser: argparse.ArgumentParser, *, node: bool) -> None:
+    if node:
+        parser.add_argument(
+            "--secret-file",
+            help="the node secret, shared by the nodes only (hex or base64 of >= 32 random "
+            "bytes, mode 600; see `dynamo-core secret`)",
+        )
+        parser.add_argument(
+            "--client-secret-file",
+            help="the client secret: with --secret-file, clients are accepted only with it",
+        )
+        parser.add_argument(
+            "--insecure",
+            action="store_true",
+            help="allow listening beyond loopback with neither a secret nor TLS",
+        )
+    else:
+        parser.add_argument("--secret-file", help="the client secret (what the nodes were given)")
+    parser.add_argument("--cluster", default="dynamo-core", help="the cluster's name")
+    parser.add_argument(
+        "--tls-cert",
+        help="PEM certificate of this process (mutual TLS; SAN URI dynamo-core://node/ID or "
+        "dynamo-core://client/NAME)",
+    )
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--tls-ca", help="PEM certificate of the cluster's CA")
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``serve``, ``put``, ``get`` and ``stats`` to the ``dynamo-core`` subparsers."""
+    """Add ``serve``, ``put``, ``get``, ``stats`` and ``secret`` to the subparsers."""
     srv = sub.add_parser(
         "serve",
         help="run one node of a cluster over TCP",
@@ -308,7 +365,7 @@ def add_commands(sub: Any) -> None:
     )
     srv.add_argument("--max-frame", type=int, default=16 * 2**20, help="frame cap in bytes")
     srv.add_argument("--log-level", default="warning", choices=("debug", "info", "warning"))
-    _security(srv)
+    _security(srv, node=True)
     srv.set_defaults(func=_run(_serve))
 
     for name, text in (
@@ -325,5 +382,14 @@ def add_commands(sub: Any) -> None:
         cmd.add_argument("--nodes", required=True, help="HOST:PORT,HOST:PORT of some nodes")
         cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt")
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
-        _security(cmd)
+        _security(cmd, node=False)
         cmd.set_defaults(func=_run(_client_command))
+
+    gen = sub.add_parser(
+        "secret",
+        help="print a fresh secret (32 random bytes, hex) for --secret-file",
+        description="Print a fresh secret: 32 random bytes as 64 hex digits. With --out, "
+        "write it to a new file readable by its owner only.",
+    )
+    gen.add_argument("--out", help="create this file (mode 600) instead of printing")
+    gen.set_defaults(func=_run(_new_secret))

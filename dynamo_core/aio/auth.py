@@ -622,7 +622,19 @@ class Connector:
         self._keys: list[bytes] | None = None
 
     def hello(self) -> bytes:
-        """Return the first frame to send."""
+        """Return the first frame to send.
+
+        Raises:
+            AuthError: TLS is on and the acceptor's certificate is not a node's (or, with
+                `expect`, not that node's): nothing is sent to it.
+        """
+        certified = self._certified
+        if certified is not None:
+            identity = certified.identity
+            if identity is None or identity[0] != "node":
+                _check_certificate(certified, "node", self.expect or "?")
+            elif self.expect is not None:
+                _check_certificate(certified, "node", self.expect)
         return codec.dumps(self._hello.to_dict())
 
     def on_challenge(self, payload: bytes) -> bytes:
