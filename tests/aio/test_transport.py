@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 import pytest
 
 from dynamo_core import codec
-from dynamo_core.aio import Inbound, TcpTransport, TransportConfig
+from dynamo_core.aio import Client, ClientCall, Inbound, TcpTransport, TransportConfig
 from dynamo_core.aio.auth import Connector, FrameSeal, Proof
-from dynamo_core.aio.framing import encode_frame
-from dynamo_core.messages import Heartbeat, encode_message
+from dynamo_core.aio.framing import FrameDecoder, encode_frame
+from dynamo_core.aio.protocol import ClientPut, ClientResponse
+from dynamo_core.messages import Heartbeat, RequestFailed, encode_message
 
 SECRET = b"k" * 32
 CLIENTS = b"c" * 32
@@ -325,3 +327,166 @@ def test_constructor_checks_its_arguments() -> None:
         TransportConfig(backoff_initial=1.0, backoff_max=0.5)
     with pytest.raises(RuntimeError, match="not started"):
         _ = TcpTransport("A", "127.0.0.1:0", {}).address
+
+
+class Relay:
+    """An on-path relay between A and B: it passes the handshake through, then tampers once.
+
+    Only the first connection is tampered with; later ones pass through untouched.
+    """
+
+    def __init__(self, target: int, mode: str, *, sealed: bool = True) -> None:
+        self.target = target
+        self.fake_tag = b"\x00" * 32 if sealed else b""  # a guess, where a tag is expected
+        self.mode = mode
+        self.tampered = False
+        self.held: list[bytes] = []
+        self.writers: list[asyncio.StreamWriter] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for writer in self.writers:
+            writer.transport.abort()
+
+    def tamper(self, index: int, payload: bytes) -> list[bytes]:
+        """The frames to forward for the connector's frame number `index` (0, 1: handshake)."""
+        if self.tampered or index < 3:
+            return [payload]
+        self.tampered = True
+        forged = encode_message(Heartbeat(1, 99))
+        match self.mode:
+            case "inject":
+                return [payload, forged + self.fake_tag]
+            case "inject a client put":
+                put = ClientPut(7, b"forged", b"value")
+                return [payload, codec.dumps(put.to_dict()) + self.fake_tag]
+            case "replay":
+                return [payload, payload]
+            case "reorder":
+                self.tampered = False
+                self.mode = "release"
+                self.held.append(payload)
+                return []
+            case "release":
+                return [payload, *self.held]
+            case "drop":
+                self.mode = "pass"
+                return []
+            case "truncate":
+                return [payload[:-5]]
+            case _:
+                return [payload]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.tasks.append(asyncio.current_task())  # type: ignore[arg-type]
+        self.writers.append(writer)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self.writers.append(up_writer)
+
+        async def back() -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await up_reader.read(65536):
+                    writer.write(data)
+            writer.transport.abort()
+
+        self.tasks.append(asyncio.create_task(back()))
+        decoder = FrameDecoder(1 << 20)
+        index = 0
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                for payload in decoder.feed(data):
+                    for frame in self.tamper(index, payload):
+                        up_writer.write(encode_frame(frame))
+                    index += 1
+        up_writer.transport.abort()
+
+
+async def through_relay(
+    mode: str, free_port: Callable[[], int], eventually: Eventually, **keys: Any
+) -> tuple[list[int], TcpTransport]:
+    """A sends heartbeats 1..30 to B through a tampering relay; return what B accepted."""
+    pb = free_port()
+    b = TcpTransport("B", ("127.0.0.1", pb), {"A": ("127.0.0.1", free_port())}, config=FAST, **keys)
+    relay = Relay(pb, mode, sealed="secret" in keys)
+    server = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
+    a = TcpTransport(
+        "A", "127.0.0.1:0", {"B": server.sockets[0].getsockname()}, config=FAST, **keys
+    )
+    accepted: list[int] = []
+    async with server, b, a:
+        await eventually(lambda: a.peer_state("B") == "up", what="A connected through the relay")
+        for seq in range(1, 31):  # all on the first connection: no reconnect in between
+            a.send("B", beat(seq))
+
+        def done() -> bool:
+            accepted.extend(e.message.seq for e in b.inbox.drain() if isinstance(e, Inbound))
+            return b.stats()["auth_failures"] >= 1 or 30 in accepted
+
+        await eventually(done, what="the tampering refused or everything delivered")
+        # The cluster carries on: A reconnects (the relay no longer tampers) and gets through.
+        assert (await deliver(a, b, eventually)).sender == "A"
+    await relay.close()
+    return accepted, b
+
+
+@pytest.mark.parametrize("mode", ["inject", "replay", "reorder", "drop", "truncate"])
+def test_a_relay_without_the_secret_cannot_tamper_with_frames(
+    run: Any, free_port: Callable[[], int], eventually: Eventually, mode: str
+) -> None:
+    """Finding 3: with the secret, every frame after the handshake is authenticated."""
+
+    async def main() -> None:
+        accepted, b = await through_relay(mode, free_port, eventually, secret=SECRET)
+        assert b.stats()["auth_failures"] == 1
+        assert 99 not in accepted  # nothing forged arrived
+        assert accepted == sorted(set(accepted))  # no replay, no reordering
+        assert accepted == list(range(1, len(accepted) + 1))  # what came before the tampering
+        assert 1 <= len(accepted) <= 2
+
+    run(main())
+
+
+def test_without_a_secret_the_same_relay_injects(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    """The control: without a secret the relay's forged heartbeat is accepted (and the seal
+    is what stops it above)."""
+
+    async def main() -> None:
+        accepted, b = await through_relay("inject", free_port, eventually)
+        assert 99 in accepted
+        assert b.stats()["auth_failures"] == 0
+
+    run(main())
+
+
+def test_a_relay_cannot_inject_a_client_put(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    """Finding 3 as reported: a relay on a client's connection injects a ``client_put``."""
+
+    async def main() -> None:
+        b = TcpTransport("B", "127.0.0.1:0", {}, config=FAST, secret=SECRET, client_secret=CLIENTS)
+        async with b:
+            relay = Relay(b.address[1], "inject a client put")
+            server = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
+            async with server, Client([server.sockets[0].getsockname()], secret=CLIENTS) as client:
+                calls: list[ClientCall] = []
+
+                def answer() -> bool:
+                    for event in b.inbox.drain():
+                        assert isinstance(event, ClientCall)
+                        calls.append(event)
+                        event.respond(ClientResponse(event.request.rid, RequestFailed("test")))
+                    return b.stats()["auth_failures"] == 1
+
+                tasks = [asyncio.create_task(client.stats()) for _ in range(3)]
+                await eventually(answer, what="the injected put refused")
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await relay.close()
+            assert calls and all(not isinstance(c.request, ClientPut) for c in calls)
+
+    run(main())
