@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dynamo_core import codec
-from dynamo_core.aio import Client, ClientCall, Inbound, TcpTransport, TransportConfig
+from dynamo_core.aio import Client, ClientCall, Inbound, TcpTransport, TransportConfig, tls_contexts
+from dynamo_core.aio import transport as transport_module
 from dynamo_core.aio.auth import Connector, FrameSeal, Proof
 from dynamo_core.aio.framing import FrameDecoder, encode_frame
 from dynamo_core.aio.protocol import ClientPut, ClientResponse
@@ -490,3 +493,143 @@ def test_a_relay_cannot_inject_a_client_put(
             assert calls and all(not isinstance(c.request, ClientPut) for c in calls)
 
     run(main())
+
+
+def test_the_tls_handshake_is_under_the_handshake_timeout_and_failures_are_counted(
+    run: Any, eventually: Eventually, certs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 5: an idle TLS connection lived 60 s; failed TLS attempts were not counted."""
+    server, _ = tls_contexts(certs / "node-B.pem", certs / "node-B.key", certs / "ca.pem")
+    config = TransportConfig(handshake_timeout=0.3)
+
+    async def main() -> None:
+        b = TcpTransport("B", "127.0.0.1:0", {"A": "127.0.0.1:1"}, server_ssl=server, config=config)
+        async with b:
+            port = b.address[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)  # says nothing
+            started = asyncio.get_running_loop().time()
+            assert await read_all(reader) == b""
+            assert asyncio.get_running_loop().time() - started < 3
+            writer.close()
+            await eventually(lambda: b.stats()["handshake_timeouts"] == 1, what="the timeout")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)  # speaks plain TCP
+            writer.write(encode_frame(Connector("node", "A", secret=None).hello()))
+            assert await read_all(reader) == b""
+            writer.close()
+            await eventually(lambda: b.stats()["tls_failures"] == 1, what="the TLS failure")
+
+    with caplog.at_level(logging.WARNING, logger="dynamo_core.aio"):
+        run(main())
+    assert any("TLS handshake failed" in r.getMessage() for r in caplog.records)
+
+
+def test_refusals_are_counted_but_logged_at_most_once_per_interval(
+    run: Any, free_port: Callable[[], int], eventually: Eventually, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 5: 2,000 refused handshakes wrote 2,000 warnings."""
+
+    async def main() -> None:
+        b = TcpTransport("B", "127.0.0.1:0", {"A": "127.0.0.1:1"}, config=FAST)
+        async with b:
+            for _ in range(40):
+                reader, writer = await asyncio.open_connection("127.0.0.1", b.address[1])
+                writer.write(encode_frame(Connector("node", "Mallory", secret=None).hello()))
+                assert await read_all(reader) == b""
+                writer.close()
+            await eventually(lambda: b.stats()["auth_failures"] == 40, what="40 refusals")
+
+    with caplog.at_level(logging.WARNING, logger="dynamo_core.aio"):
+        run(main())
+    lines = [r for r in caplog.records if "unknown node id" in r.getMessage()]
+    assert len(lines) == 1
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_connections_mid_handshake_are_capped_per_source_and_in_total(
+    run: Any, eventually: Eventually
+) -> None:
+    config = TransportConfig(max_unauthenticated=3, max_unauthenticated_per_host=2)
+
+    async def main() -> None:
+        b = TcpTransport("B", "127.0.0.1:0", {"A": "127.0.0.1:1"}, config=config)
+        async with b:
+            port = b.address[1]
+
+            async def idle(source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+            held = [await idle("127.0.0.2"), await idle("127.0.0.2")]
+            await eventually(lambda: b.stats()["inbound_connections"] == 2, what="two pending")
+            reader, writer = await idle("127.0.0.2")  # a third from the same source
+            assert await read_all(reader) == b""
+            writer.close()
+            assert b.stats()["refused_unauthenticated"] == 1
+            held.append(await idle("127.0.0.3"))  # another source: admitted (3 in total)
+            await eventually(lambda: b.stats()["inbound_connections"] == 3, what="three pending")
+            reader, writer = await idle("127.0.0.4")  # over the total
+            assert await read_all(reader) == b""
+            writer.close()
+            assert b.stats()["refused_unauthenticated"] == 2
+            for _, w in held:  # once they are gone, there is room again
+                w.close()
+            await eventually(lambda: not b._pending, what="the slots freed")
+            reader, writer, _ = await handshake(port, Connector("client", None, secret=None))
+            writer.close()
+            assert b.stats()["refused_unauthenticated"] == 2
+
+    run(main())
+
+
+def test_accept_errors_are_counted_without_a_traceback(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 5: out of file descriptors, asyncio logged a traceback per accept attempt."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        b = TcpTransport("B", "127.0.0.1:0", {"A": "127.0.0.1:1"}, config=FAST)
+        async with b:
+            assert b._server is not None
+            listening = b._server.sockets[0]
+            for _ in range(100):
+                loop.call_exception_handler(
+                    {
+                        "message": "socket.accept() out of system resource",
+                        "exception": OSError(errno.EMFILE, "Too many open files"),
+                        "socket": listening,
+                    }
+                )
+            assert b.stats()["accept_errors"] == 100
+            loop.call_exception_handler({"message": "something else"})  # passed on
+
+    with caplog.at_level(logging.WARNING):
+        run(main())
+    emfile = [r for r in caplog.records if "Too many open files" in r.getMessage()]
+    assert len(emfile) == 1
+    assert emfile[0].exc_info is None
+    assert any("something else" in r.getMessage() for r in caplog.records)
+
+
+def test_an_insecure_listener_beyond_loopback_warns(
+    run: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 6, from Python: no secret, no TLS, beyond loopback: a warning at start."""
+    monkeypatch.setattr(transport_module, "_is_loopback", lambda host: False)
+
+    async def main() -> None:
+        async with TcpTransport("B", "127.0.0.1:0", {}, config=FAST):
+            pass
+        async with TcpTransport("C", "127.0.0.1:0", {}, config=FAST, secret=SECRET):
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="dynamo_core.aio"):
+        run(main())
+    insecure = [r.getMessage() for r in caplog.records if "INSECURE" in r.getMessage()]
+    assert len(insecure) == 1 and insecure[0].startswith("B:")
+
+
+def test_the_node_and_client_secrets_must_differ() -> None:
+    with pytest.raises(ValueError, match="client_secret must differ"):
+        TcpTransport("B", "127.0.0.1:0", {}, secret=SECRET, client_secret=SECRET)
+    with pytest.raises(ValueError, match="at least 32"):
+        TcpTransport("B", "127.0.0.1:0", {}, secret=b"short" * 6)
