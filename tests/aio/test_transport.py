@@ -425,7 +425,9 @@ async def through_relay(
             a.send("B", beat(seq))
 
         def done() -> bool:
-            accepted.extend(e.message.seq for e in b.inbox.drain() if isinstance(e, Inbound))
+            for event in b.inbox.drain():
+                assert isinstance(event, Inbound) and isinstance(event.message, Heartbeat)
+                accepted.append(event.message.seq)
             return b.stats()["auth_failures"] >= 1 or 30 in accepted
 
         await eventually(done, what="the tampering refused or everything delivered")
