@@ -631,9 +631,11 @@ class Connector:
         certified = self._certified
         if certified is not None:
             identity = certified.identity
-            if identity is None or identity[0] != "node":
-                _check_certificate(certified, "node", self.expect or "?")
-            elif self.expect is not None:
+            if identity is None:
+                raise AuthError("the acceptor's certificate names no dynamo-core:// identity")
+            if identity[0] != "node":
+                raise AuthError(f"the acceptor's certificate is a {identity[0]}'s, not a node's")
+            if self.expect is not None:
                 _check_certificate(certified, "node", self.expect)
         return codec.dumps(self._hello.to_dict())
 

@@ -224,12 +224,18 @@ def test_certificates_that_match_pass_and_a_client_certificate_serves_a_client()
 
 def test_the_connector_checks_the_acceptor_certificate() -> None:
     # Finding 2, outbound: a listener holding A's certificate answers as B.
+    # Refused before the connector says anything, when it knows whom it dialled ...
     connector = Connector("node", "C", secret=None, expect="B", certified=Certified(("node", "A")))
-    acceptor = Acceptor("B", secret=None, peers={"C"})
     with pytest.raises(AuthError, match="certificate of node 'A' cannot act as node 'B'"):
-        connector.on_challenge(acceptor.on_hello(connector.hello()))
-    client = Connector("client", None, secret=None, certified=Certified(("client", "x")))
-    with pytest.raises(AuthError, match="certificate of client 'x' cannot act as node 'B'"):
+        connector.hello()
+    for identity, error in ((("client", "x"), "a client's, not a node's"), (None, "names no")):
+        client = Connector("client", None, secret=None, certified=Certified(identity))  # type: ignore[arg-type]
+        with pytest.raises(AuthError, match=error):
+            client.hello()
+    # ... and a client, which dials an address, checks the id the acceptor then claims.
+    acceptor = Acceptor("B", secret=None, peers={"C"})
+    client = Connector("client", None, secret=None, certified=Certified(("node", "A")))
+    with pytest.raises(AuthError, match="certificate of node 'A' cannot act as node 'B'"):
         client.on_challenge(acceptor.on_hello(client.hello()))
 
 
