@@ -17,26 +17,34 @@ from pathlib import Path
 import pytest
 
 from dynamo_core import DVVSet, HashRing, codec
-from dynamo_core.aio import Client, ClientError
+from dynamo_core.aio import Client, ClientError, tls_contexts
 from dynamo_core.aio.auth import Challenge, Connector, FrameSeal, load_secret
 from dynamo_core.aio.framing import encode_frame
 from dynamo_core.cli import main
 from dynamo_core.membership import GossipUpdate
 from dynamo_core.messages import StoreRequest
 
+N1 = ("--n", "1", "--r", "1", "--w", "1")
+
 
 def serve(
-    data: Path, port: int, *extra: str, max_files: int | None = None
+    data: Path,
+    port: int,
+    *extra: str,
+    max_files: int | None = None,
+    node: str = "A",
+    peers: str = "B=127.0.0.1:1",
+    placement: tuple[str, ...] = N1,
 ) -> subprocess.Popen[str]:
-    """Start node A (N=1) with `extra` options; return once it listens."""
+    """Start `node` (default: A, N=1, peer B never up) with `extra` options, once listening."""
 
     def limit() -> None:  # pragma: no cover - runs in the child
         if max_files is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
 
-    argv = [sys.executable, "-m", "dynamo_core", "serve", "--id", "A", "--data", str(data)]
-    argv += ["--listen", f"127.0.0.1:{port}", "--peers", "B=127.0.0.1:1", "--sync", "normal"]
-    argv += ["--n", "1", "--r", "1", "--w", "1", "--partitions", "8", *extra]
+    argv = [sys.executable, "-m", "dynamo_core", "serve", "--id", node, "--data", str(data)]
+    argv += ["--listen", f"127.0.0.1:{port}", "--peers", peers, "--sync", "normal"]
+    argv += [*placement, "--partitions", "8", "--heartbeat", "0.2", *extra]
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
@@ -250,3 +258,58 @@ def test_two_clusters_sharing_a_secret_refuse_each_other(
     finally:
         out = stop(proc)
     assert "cluster 'green', this node in 'blue'" in out
+
+
+def tls_options(certs: Path, name: str) -> list[str]:
+    return [
+        *("--tls-cert", str(certs / f"{name}.pem"), "--tls-key", str(certs / f"{name}.key")),
+        *("--tls-ca", str(certs / "ca.pem")),
+    ]
+
+
+async def claim_b(port: int, certs: Path, name: str) -> bool:
+    """With `name`'s certificate, claim to be node B; whether the node closed on us."""
+    context = tls_contexts(certs / f"{name}.pem", certs / f"{name}.key", certs / "ca.pem")[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    try:
+        writer.write(encode_frame(Connector("node", "B", secret=None).hello()))
+        return await closed(reader)
+    finally:
+        writer.close()
+
+
+def test_a_mutual_tls_cluster_binds_certificates_to_node_ids(
+    tmp_path: Path, free_port: Callable[[], int], capsys: pytest.CaptureFixture[str], certs: Path
+) -> None:
+    """Finding 2: three serve processes, a certificate each; A's certificate and a client's
+    both fail to pose as B at C, while the real nodes and a real client work."""
+    ports = {node: free_port() for node in "ABC"}
+    procs = {}
+    try:
+        for node in "ABC":
+            peers = ",".join(f"{p}=127.0.0.1:{ports[p]}" for p in "ABC" if p != node)
+            procs[node] = serve(
+                tmp_path / node,
+                ports[node],
+                *tls_options(certs, f"node-{node}"),
+                node=node,
+                peers=peers,
+                placement=("--n", "3", "--r", "2", "--w", "2"),
+            )
+        client = ["--nodes", f"127.0.0.1:{ports['C']}", *tls_options(certs, "client-ops")]
+        for _ in range(50):  # until the nodes see each other
+            if main(["put", "k", "v", "--timeout", "5", *client]) == 0:
+                break
+        assert "stored on" in capsys.readouterr().out
+        for name in ("node-A", "client-ops"):
+            assert asyncio.run(claim_b(ports["C"], certs, name))
+        assert main(["stats", *client]) == 0
+        stats = json.loads(capsys.readouterr().out)["stats"]
+        assert stats["transport_auth_failures"] == 2
+        assert stats["transport_peers_up"] == 2  # the real A and B are still connected
+        assert main(["get", "k", *client]) == 0
+        assert capsys.readouterr().out.splitlines()[0] == "v"
+    finally:
+        outs = {node: stop(proc) for node, proc in procs.items()}
+    assert "certificate of node 'A' cannot act as node 'B'" in outs["C"]
+    assert all("Traceback" not in out for out in outs.values())
