@@ -55,15 +55,6 @@ def _secret(path: str | None, flag: str = "--secret-file") -> bytes | None:
         raise _UsageError(f"{flag}: {exc}") from None
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress  # noqa: PLC0415
-
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
     given = [args.tls_cert, args.tls_key, args.tls_ca]
     if not any(given):
@@ -76,6 +67,26 @@ def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | No
         return tls_contexts(args.tls_cert, args.tls_key, args.tls_ca)
     except OSError as exc:  # ssl.SSLError is an OSError
         raise _UsageError(f"cannot load the TLS files: {exc}") from None
+
+
+def _node_security(
+    args: argparse.Namespace,
+) -> tuple[bytes | None, bytes | None, tuple[ssl.SSLContext, ssl.SSLContext] | None]:
+    """The node secret, the client secret and the TLS contexts of `serve`, checked."""
+    from dynamo_core.aio.transport import is_loopback  # noqa: PLC0415
+
+    secret = _secret(args.secret_file)
+    client_secret = _secret(args.client_secret_file, "--client-secret-file")
+    if client_secret is not None and client_secret == secret:
+        raise _UsageError("--client-secret-file must hold another secret than --secret-file")
+    tls = _tls(args)
+    host = args.listen.rpartition(":")[0].strip("[]")
+    if secret is None and tls is None and not is_loopback(host) and not args.insecure:
+        raise _UsageError(
+            f"refusing to listen on {args.listen} with neither --secret-file nor TLS: anyone "
+            "who reaches it could read, write and pose as a node (add --insecure to do it anyway)"
+        )
+    return secret, client_secret, tls
 
 
 def next_incarnation(data: Path) -> int:
@@ -118,17 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
     peers = _peers(args.peers)
     if args.id in peers:
         raise _UsageError(f"--peers must not name this node ({args.id!r})")
-    secret = _secret(args.secret_file)
-    client_secret = _secret(args.client_secret_file, "--client-secret-file")
-    if client_secret is not None and client_secret == secret:
-        raise _UsageError("--client-secret-file must hold another secret than --secret-file")
-    tls = _tls(args)
-    host = args.listen.rpartition(":")[0].strip("[]")
-    if secret is None and tls is None and not _is_loopback(host) and not args.insecure:
-        raise _UsageError(
-            f"refusing to listen on {args.listen} with neither --secret-file nor TLS: anyone "
-            "who reaches it could read, write and pose as a node (add --insecure to do it anyway)"
-        )
+    secret, client_secret, tls = _node_security(args)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     if args.n > len(peers) + 1:

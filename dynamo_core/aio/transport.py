@@ -355,7 +355,8 @@ _HIGH_WATER: Final = 1 << 20  # bytes buffered in a connection before sends queu
 _started: weakref.WeakSet[TcpTransport] = weakref.WeakSet()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is ``localhost`` or a loopback IP address (where no security is fine)."""
     if host == "localhost":
         return True
     try:
@@ -537,7 +538,7 @@ class TcpTransport:
         for out in self._out.values():
             out.task = asyncio.create_task(self._run_outbound(out), name=f"dynamo-out-{out.peer}")
         log.info("%s listening on %s:%d", self.node_id, *self._address)
-        if self._secret is None and self.server_ssl is None and not _is_loopback(self.listen[0]):
+        if self._secret is None and self.server_ssl is None and not is_loopback(self.listen[0]):
             log.warning(
                 "%s: INSECURE: listening on %s with neither a secret nor TLS: anyone who "
                 "reaches the port can read, write and pose as a node",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aio.processes import stop
 from dynamo_core.cli import main
 
 
@@ -48,13 +48,6 @@ def start(data: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     line = proc.stdout.readline()  # blocks until the node listens (or dies)
     assert f"listening on 127.0.0.1:{port}" in line, line + proc.stdout.read()
     return proc
-
-
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
-    return out
 
 
 def test_serve_put_get_stats_and_restart(

@@ -616,7 +616,7 @@ def test_an_insecure_listener_beyond_loopback_warns(
     run: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Finding 6, from Python: no secret, no TLS, beyond loopback: a warning at start."""
-    monkeypatch.setattr(transport_module, "_is_loopback", lambda host: False)
+    monkeypatch.setattr(transport_module, "is_loopback", lambda host: False)
 
     async def main() -> None:
         async with TcpTransport("B", "127.0.0.1:0", {}, config=FAST):

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from aio.processes import stop
 from dynamo_core import DVVSet, HashRing, codec
 from dynamo_core.aio import Client, ClientError, tls_contexts
 from dynamo_core.aio.auth import Challenge, Connector, FrameSeal, load_secret
@@ -56,13 +56,6 @@ def serve(
     line = proc.stdout.readline()
     assert f"listening on 127.0.0.1:{port}" in line, line + proc.stdout.read()
     return proc
-
-
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
-    return out
 
 
 def secret_files(tmp_path: Path) -> tuple[Path, Path]:
