@@ -51,7 +51,7 @@ import hmac
 import os
 import secrets
 import stat
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Final, Literal, Self
 
@@ -59,6 +59,11 @@ import attrs
 
 from dynamo_core import codec
 from dynamo_core._check import MAX_NODE_ID_LEN, check_bytes, check_node_id
+from dynamo_core.aio.config import (
+    MAX_SUMMARY_ITEMS,
+    ConfigSummary,
+    config_differences,
+)
 from dynamo_core.errors import DecodeError, DynamoError
 
 __all__ = [
@@ -71,6 +76,7 @@ __all__ = [
     "AuthError",
     "Certified",
     "Challenge",
+    "ConfigMismatch",
     "Connector",
     "FrameSeal",
     "Hello",
@@ -112,6 +118,19 @@ class AuthError(DynamoError):
     A wrong or missing proof, an unknown id, a refused role or certificate, another cluster, or
     a frame whose tag does not check out.
     """
+
+
+class ConfigMismatch(AuthError):
+    """A node's cluster configuration differs from this node's.
+
+    Attributes:
+        reply: The challenge to send before closing, so the other side can name the difference
+            in its own log too.
+    """
+
+    def __init__(self, message: str, reply: bytes) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -290,6 +309,32 @@ def _check_proof(_: object, attribute: attrs.Attribute[bytes], value: object) ->
         raise ValueError(f"{attribute.name} must be empty or {PROOF_SIZE} bytes")
 
 
+def _check_summary(_: object, attribute: attrs.Attribute[ConfigSummary], value: object) -> None:
+    if type(value) is not tuple or len(value) > MAX_SUMMARY_ITEMS:
+        raise ValueError(f"{attribute.name} must be a tuple of at most {MAX_SUMMARY_ITEMS} pairs")
+    for item in value:
+        if not (
+            type(item) is tuple
+            and len(item) == 2
+            and all(type(x) is str and 1 <= len(x) <= 64 for x in item)
+        ):
+            raise ValueError(f"{attribute.name} must hold (name, value) pairs of short strings")
+    if [name for name, _ in value] != sorted({name for name, _ in value}):
+        raise ValueError(f"{attribute.name} must be sorted by name, without duplicates")
+
+
+def _decode_summary(obj: Mapping[str, object], what: str) -> ConfigSummary:
+    raw = obj.get("config", {})
+    if not isinstance(raw, dict) or len(raw) > MAX_SUMMARY_ITEMS:
+        raise DecodeError(f"{what} must be an object of at most {MAX_SUMMARY_ITEMS} entries")
+    return tuple(
+        sorted(
+            (codec.as_str(name, f"{what} name", max_len=64), codec.as_str(value, what, max_len=64))
+            for name, value in raw.items()
+        )
+    )
+
+
 def _build(cls: Callable[..., object], what: str, *args: object) -> object:
     try:
         return cls(*args)
@@ -313,12 +358,15 @@ class Hello:
         node_id: The connecting node's id; `None` for a client.
         nonce: 32 fresh random bytes.
         cluster: The cluster the connector belongs to.
+        config: A node's [configuration summary][dynamo_core.aio.config.config_summary], or
+            empty.
     """
 
     role: Role = attrs.field(validator=_check_role)
     node_id: str | None = attrs.field(validator=_check_optional_id)
     nonce: bytes = attrs.field(validator=_check_nonce)
     cluster: str = attrs.field(default=DEFAULT_CLUSTER, validator=_check_id)
+    config: ConfigSummary = attrs.field(default=(), validator=_check_summary)
 
     def __attrs_post_init__(self) -> None:
         if (self.role == "node") != (self.node_id is not None):
@@ -333,6 +381,7 @@ class Hello:
                 "id": self.node_id,
                 "nonce": codec.encode_bytes(self.nonce),
                 "cluster": self.cluster,
+                "config": dict(self.config),
             },
         )
 
@@ -344,7 +393,9 @@ class Hello:
             dynamo_core.errors.DecodeError: `data` is not a valid hello (an older release's
                 hello, without a cluster name, is not).
         """
-        obj = codec.open_envelope(data, "aio_hello", required=("role", "id", "nonce", "cluster"))
+        obj = codec.open_envelope(
+            data, "aio_hello", required=("role", "id", "nonce", "cluster"), optional=("config",)
+        )
         role = codec.as_str(obj["role"], "aio_hello.role", max_len=8)
         raw_id = obj["id"]
         node_id = (
@@ -354,7 +405,8 @@ class Hello:
         )
         nonce = _decode_nonce(obj["nonce"], "aio_hello.nonce")
         cluster = codec.as_str(obj["cluster"], "aio_hello.cluster", max_len=MAX_NODE_ID_LEN)
-        return _build(cls, "aio_hello", role, node_id, nonce, cluster)  # type: ignore[return-value]
+        config = _decode_summary(obj, "aio_hello.config")
+        return _build(cls, "aio_hello", role, node_id, nonce, cluster, config)  # type: ignore[return-value]
 
 
 @attrs.frozen
@@ -364,15 +416,22 @@ class Challenge:
     Attributes:
         node_id: The accepting node's id.
         nonce: 32 fresh random bytes.
+        config: The acceptor's configuration summary, for a node connector only; or empty.
     """
 
     node_id: str = attrs.field(validator=_check_id)
     nonce: bytes = attrs.field(validator=_check_nonce)
+    config: ConfigSummary = attrs.field(default=(), validator=_check_summary)
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as an ``aio_challenge`` envelope."""
         return codec.envelope(
-            "aio_challenge", {"id": self.node_id, "nonce": codec.encode_bytes(self.nonce)}
+            "aio_challenge",
+            {
+                "id": self.node_id,
+                "nonce": codec.encode_bytes(self.nonce),
+                "config": dict(self.config),
+            },
         )
 
     @classmethod
@@ -382,12 +441,15 @@ class Challenge:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid challenge.
         """
-        obj = codec.open_envelope(data, "aio_challenge", required=("id", "nonce"))
+        obj = codec.open_envelope(
+            data, "aio_challenge", required=("id", "nonce"), optional=("config",)
+        )
         return _build(  # type: ignore[return-value]
             cls,
             "aio_challenge",
             codec.as_str(obj["id"], "aio_challenge.id", max_len=MAX_NODE_ID_LEN),
             _decode_nonce(obj["nonce"], "aio_challenge.nonce"),
+            _decode_summary(obj, "aio_challenge.config"),
         )
 
 
@@ -478,6 +540,8 @@ class Acceptor:
         allow_clients: Whether clients may connect at all.
         cluster: This node's cluster name; hellos from another cluster are refused.
         certified: What TLS established about the peer, or `None` without TLS.
+        config: This node's configuration summary (empty: no check); a node whose summary
+            differs is refused with [`ConfigMismatch`][dynamo_core.aio.auth.ConfigMismatch].
         nonce: This side's nonce (default: 32 random bytes; tests pass their own).
 
     Raises:
@@ -494,6 +558,7 @@ class Acceptor:
         "_secret",
         "allow_clients",
         "cluster",
+        "config",
         "node_id",
     )
 
@@ -507,6 +572,7 @@ class Acceptor:
         allow_clients: bool = True,
         cluster: str = DEFAULT_CLUSTER,
         certified: Certified | None = None,
+        config: ConfigSummary = (),
         nonce: bytes | None = None,
     ) -> None:
         self.node_id = check_node_id(node_id, "node_id")
@@ -516,6 +582,8 @@ class Acceptor:
         self.allow_clients = allow_clients
         self.cluster = check_node_id(cluster, "cluster")
         self._certified = certified
+        _check_summary(None, attrs.fields(Hello).config, config)
+        self.config = config
         self._nonce = secrets.token_bytes(NONCE_SIZE) if nonce is None else nonce
         _check_nonce(None, attrs.fields(Hello).nonce, self._nonce)
         self._hello: Hello | None = None
@@ -529,6 +597,8 @@ class Acceptor:
             AuthError: the hello is from another cluster, names an unknown node or this node
                 itself, comes with a certificate that does not name it, or is from a client
                 when clients are refused. Nothing is sent back then: close the connection.
+            ConfigMismatch: a node's configuration summary differs: send its `reply`, then
+                close the connection.
         """
         hello = _load(payload, Hello.from_dict)
         assert isinstance(hello, Hello)
@@ -553,7 +623,18 @@ class Acceptor:
             salt = _transcript(self.cluster, hello, self.node_id, self._nonce, binding)
             self._keys = _hkdf(key, salt, b"connector proof", b"acceptor proof", b"c2a", b"a2c")
         self._hello = hello
-        return codec.dumps(Challenge(self.node_id, self._nonce).to_dict())
+        if hello.role != "node":  # clients are not told the configuration
+            return codec.dumps(Challenge(self.node_id, self._nonce).to_dict())
+        reply = codec.dumps(Challenge(self.node_id, self._nonce, self.config).to_dict())
+        differences = config_differences(self.config, hello.config) if hello.config else []
+        if self.config and differences:
+            self._hello = None
+            raise ConfigMismatch(
+                f"node {hello.node_id!r} has another cluster configuration: "
+                + "; ".join(differences),
+                reply,
+            )
+        return reply
 
     def on_proof(self, payload: bytes) -> tuple[bytes, Peer]:
         """Take the connector's proof; return this side's proof frame to send, and the peer.
@@ -593,6 +674,7 @@ class Connector:
         expect: The id the acceptor must have (a node connecting to a known peer), or `None`.
         cluster: The cluster name.
         certified: What TLS established about the acceptor, or `None` without TLS.
+        config: This node's configuration summary (role ``"node"``; empty: no check).
         nonce: This side's nonce (default: 32 random bytes).
 
     Raises:
@@ -610,13 +692,18 @@ class Connector:
         expect: str | None = None,
         cluster: str = DEFAULT_CLUSTER,
         certified: Certified | None = None,
+        config: ConfigSummary = (),
         nonce: bytes | None = None,
     ) -> None:
         self._secret = check_secret(secret)
         self.expect = None if expect is None else check_node_id(expect, "expect")
         self._certified = certified
         self._hello = Hello(
-            role, node_id, secrets.token_bytes(NONCE_SIZE) if nonce is None else nonce, cluster
+            role,
+            node_id,
+            secrets.token_bytes(NONCE_SIZE) if nonce is None else nonce,
+            cluster,
+            config,
         )
         self._challenge: Challenge | None = None
         self._keys: list[bytes] | None = None
@@ -644,8 +731,8 @@ class Connector:
 
         Raises:
             dynamo_core.errors.DecodeError: `payload` is not a challenge.
-            AuthError: the acceptor is not the expected node, or its certificate does not name
-                the node it claims to be.
+            AuthError: the acceptor is not the expected node, its certificate does not name
+                the node it claims to be, or (between nodes) its configuration summary differs.
         """
         challenge = _load(payload, Challenge.from_dict)
         assert isinstance(challenge, Challenge)
@@ -653,6 +740,13 @@ class Connector:
             raise AuthError(f"expected node {self.expect!r}, reached {challenge.node_id!r:.80}")
         if self._certified is not None:
             _check_certificate(self._certified, "node", challenge.node_id)
+        mine = self._hello.config
+        differences = config_differences(mine, challenge.config) if challenge.config else []
+        if mine and differences:
+            raise AuthError(
+                f"node {challenge.node_id!r} has another cluster configuration: "
+                + "; ".join(differences)
+            )
         self._challenge = challenge
         if self._secret is None:
             return codec.dumps(Proof(b"").to_dict())

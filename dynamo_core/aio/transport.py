@@ -47,15 +47,19 @@ from dynamo_core._check import (
 )
 from dynamo_core.aio.auth import (
     DEFAULT_CLUSTER,
+    NONCE_SIZE,
     TAG_SIZE,
     Acceptor,
     AuthError,
     Certified,
+    ConfigMismatch,
     Connector,
     FrameSeal,
+    Hello,
     Peer,
     check_secret,
 )
+from dynamo_core.aio.config import ConfigSummary
 from dynamo_core.aio.framing import (
     DEFAULT_MAX_FRAME,
     MAX_FRAME_LIMIT,
@@ -415,6 +419,9 @@ class TcpTransport:
         allow_clients: Whether clients may connect to this listener.
         cluster: The cluster's name: nodes and clients of another cluster are refused, even
             with the same secret.
+        config_summary: This node's [configuration
+            summary][dynamo_core.aio.config.config_summary], sent to peers: a peer whose
+            summary differs is refused, and the difference logged on both sides.
 
     Raises:
         TypeError, ValueError: an argument is invalid.
@@ -438,6 +445,7 @@ class TcpTransport:
         "client_ssl",
         "cluster",
         "config",
+        "config_summary",
         "inbox",
         "listen",
         "node_id",
@@ -459,9 +467,12 @@ class TcpTransport:
         allow_clients: bool = True,
         client_secret: bytes | None = None,
         cluster: str = DEFAULT_CLUSTER,
+        config_summary: ConfigSummary = (),
     ) -> None:
         self.node_id = check_node_id(node_id, "node_id")
         self.cluster = check_node_id(cluster, "cluster")
+        Hello("node", node_id, bytes(NONCE_SIZE), cluster, config_summary)  # checks the summary
+        self.config_summary = config_summary
         self.listen = parse_address(listen, "listen")
         if not isinstance(peers, Mapping):
             raise TypeError(
@@ -670,6 +681,7 @@ class TcpTransport:
                 expect=out.peer,
                 cluster=self.cluster,
                 certified=tls,
+                config=self.config_summary,
             )
 
         reader, writer, _, peer = await dial(
@@ -874,11 +886,18 @@ class TcpTransport:
                 allow_clients=self.allow_clients,
                 cluster=self.cluster,
                 certified=tls,
+                config=self.config_summary,
             )
             hello = await frames.next()
             if hello is None:
                 raise ConnectionResetError("closed before the handshake")
-            writer.write(encode_frame(acceptor.on_hello(hello)))
+            try:
+                challenge = acceptor.on_hello(hello)
+            except ConfigMismatch as exc:  # tell the peer what we run, so it can say why
+                writer.write(encode_frame(exc.reply))
+                await writer.drain()
+                raise
+            writer.write(encode_frame(challenge))
             proof = await frames.next()
             if proof is None:
                 raise ConnectionResetError("closed during the handshake")

@@ -72,7 +72,8 @@ def test_the_acceptor_sends_no_proof_before_the_connector_proved() -> None:
     acceptor = Acceptor("B", secret=SECRET, client_secret=CLIENTS, peers={"A"})
     challenge = codec.loads(acceptor.on_hello(Connector("client", None, secret=OTHER).hello()))
     assert isinstance(challenge, dict)
-    assert set(challenge) == {"type", "v", "id", "nonce"}
+    assert set(challenge) == {"type", "v", "id", "nonce", "config"}
+    assert challenge["config"] == {}  # nor the configuration
     with pytest.raises(AuthError, match="does not know the client secret"):
         acceptor.on_proof(codec.dumps(Proof(b"\x00" * 32).to_dict()))
 
