@@ -69,6 +69,72 @@ def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | No
         raise _UsageError(f"cannot load the TLS files: {exc}") from None
 
 
+_PLACEMENT = ("n", "r", "w", "partitions", "strict")
+
+
+def _apply_cluster_file(args: argparse.Namespace, *, node: bool) -> None:
+    """Fill `args` from ``--config``; a flag given on the command line must agree with it."""
+    if args.config is None:
+        return
+    from dynamo_core.aio.config import load_cluster_file  # noqa: PLC0415
+
+    try:
+        cluster = load_cluster_file(args.config)
+    except (OSError, ValueError) as exc:
+        raise _UsageError(f"--config: {exc}") from None
+
+    def take(name: str, value: object, default: object) -> None:
+        given = getattr(args, name)
+        if given is not None and given != default and str(given) != str(value):
+            flag = "--" + name.replace("_", "-")
+            raise _UsageError(f"{flag} {given} contradicts {args.config}, which says {value}")
+        setattr(args, name, value)
+
+    take("cluster", cluster.cluster, args.flag_defaults["cluster"])
+    files: dict[str, object] = {"tls_ca": cluster.tls_ca}
+    if node:
+        for name in _PLACEMENT:
+            take(name, getattr(cluster, name), args.flag_defaults[name])
+        try:
+            address = cluster.address(args.id)
+        except ValueError as exc:
+            raise _UsageError(f"--config: {exc}") from None
+        if args.listen is None:
+            args.listen = address
+        peers = ",".join(f"{i}={a}" for i, a in cluster.nodes if i != args.id)
+        take("peers", peers, "")
+        files |= {
+            "secret_file": cluster.secret_file,
+            "client_secret_file": cluster.client_secret_file,
+            "tls_cert": cluster.node_file(cluster.tls_cert, args.id),
+            "tls_key": cluster.node_file(cluster.tls_key, args.id),
+        }
+    else:
+        if args.nodes is None:  # a client may talk to fewer nodes than the file lists
+            args.nodes = ",".join(a for _, a in cluster.nodes)
+        files["secret_file"] = cluster.client_secret_file
+    for name, value in files.items():
+        if value is not None:
+            take(name, str(value), None)
+
+
+def _summary(
+    args: argparse.Namespace, peers: dict[str, str], secret: bytes | None, tls: object
+) -> tuple[tuple[str, str], ...]:
+    from dynamo_core.aio.config import config_summary  # noqa: PLC0415
+
+    modes = [m for m, on in (("secret", secret is not None), ("tls", tls is not None)) if on]
+    return config_summary(
+        nodes=[args.id, *peers],
+        n=args.n,
+        r=args.r,
+        w=args.w,
+        partitions=args.partitions,
+        strict=args.strict,
+        security="+".join(modes) or "none",
+    )
+
+
 def _node_security(
     args: argparse.Namespace,
 ) -> tuple[bytes | None, bytes | None, tuple[ssl.SSLContext, ssl.SSLContext] | None]:
@@ -80,6 +146,8 @@ def _node_security(
     if client_secret is not None and client_secret == secret:
         raise _UsageError("--client-secret-file must hold another secret than --secret-file")
     tls = _tls(args)
+    if args.listen is None:
+        raise _UsageError("--listen is required (or --config naming this node's address)")
     host = args.listen.rpartition(":")[0].strip("[]")
     if secret is None and tls is None and not is_loopback(host) and not args.insecure:
         raise _UsageError(
@@ -126,6 +194,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _apply_cluster_file(args, node=True)
     peers = _peers(args.peers)
     if args.id in peers:
         raise _UsageError(f"--peers must not name this node ({args.id!r})")
@@ -169,6 +238,7 @@ def _serve(args: argparse.Namespace) -> int:
             client_ssl=None if tls is None else tls[1],
             config=TransportConfig(max_frame=args.max_frame),
             cluster=args.cluster,
+            config_summary=_summary(args, peers, secret, tls),
         )
     except BaseException:
         storage.close()
@@ -201,6 +271,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _client_args(args: argparse.Namespace) -> dict[str, Any]:
+    _apply_cluster_file(args, node=False)
     tls = _tls(args)
     return {
         "secret": _secret(args.secret_file),
@@ -213,9 +284,9 @@ def _client_args(args: argparse.Namespace) -> dict[str, Any]:
 def _nodes(args: argparse.Namespace) -> list[Address]:
     from dynamo_core.aio import parse_address  # noqa: PLC0415
 
-    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    nodes = [n.strip() for n in (args.nodes or "").split(",") if n.strip()]
     if not nodes:
-        raise _UsageError("--nodes must name at least one HOST:PORT")
+        raise _UsageError("--nodes must name at least one HOST:PORT (or give --config)")
     try:
         return [parse_address(n, "--nodes") for n in nodes]
     except (TypeError, ValueError) as exc:
@@ -234,8 +305,8 @@ def _client_command(args: argparse.Namespace) -> int:
 
     from dynamo_core.aio import Client, ClientError  # noqa: PLC0415
 
-    nodes = _nodes(args)
     options = _client_args(args)
+    nodes = _nodes(args)
     context = None
     if getattr(args, "context", None):
         try:
@@ -334,6 +405,11 @@ def _security(parser: argparse.ArgumentParser, *, node: bool) -> None:
         parser.add_argument("--secret-file", help="the client secret (what the nodes were given)")
     parser.add_argument("--cluster", default="dynamo-core", help="the cluster's name")
     parser.add_argument(
+        "--config",
+        help="a TOML cluster file shared by every node and client (nodes, ring, quorum, "
+        "security); flags given as well must agree with it",
+    )
+    parser.add_argument(
         "--tls-cert",
         help="PEM certificate of this process (mutual TLS; SAN URI dynamo-core://node/ID or "
         "dynamo-core://client/NAME)",
@@ -351,7 +427,7 @@ def add_commands(sub: Any) -> None:
         "--id and every --peers id (identical on every node). Stops cleanly on SIGTERM/SIGINT.",
     )
     srv.add_argument("--id", required=True, help="this node's id")
-    srv.add_argument("--listen", required=True, help="HOST:PORT to listen on")
+    srv.add_argument("--listen", help="HOST:PORT to listen on (default: --config's address)")
     srv.add_argument("--peers", default="", help="every other node: ID=HOST:PORT,ID=HOST:PORT")
     srv.add_argument("--data", required=True, help="directory for the node's storage")
     add_placement_arguments(srv)
@@ -367,6 +443,7 @@ def add_commands(sub: Any) -> None:
     srv.add_argument("--max-frame", type=int, default=16 * 2**20, help="frame cap in bytes")
     srv.add_argument("--log-level", default="warning", choices=("debug", "info", "warning"))
     _security(srv, node=True)
+    srv.set_defaults(flag_defaults={k: srv.get_default(k) for k in (*_PLACEMENT, "cluster")})
     srv.set_defaults(func=_run(_serve))
 
     for name, text in (
@@ -380,10 +457,11 @@ def add_commands(sub: Any) -> None:
         if name == "put":
             cmd.add_argument("value", help="the value")
             cmd.add_argument("--context", help="the base64 context a get printed")
-        cmd.add_argument("--nodes", required=True, help="HOST:PORT,HOST:PORT of some nodes")
+        cmd.add_argument("--nodes", help="HOST:PORT,HOST:PORT of some nodes (or --config)")
         cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt")
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
         _security(cmd, node=False)
+        cmd.set_defaults(flag_defaults={"cluster": cmd.get_default("cluster")})
         cmd.set_defaults(func=_run(_client_command))
 
     gen = sub.add_parser(
