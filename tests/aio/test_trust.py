@@ -306,3 +306,53 @@ def test_a_mutual_tls_cluster_binds_certificates_to_node_ids(
         outs = {node: stop(proc) for node, proc in procs.items()}
     assert "certificate of node 'A' cannot act as node 'B'" in outs["C"]
     assert all("Traceback" not in out for out in outs.values())
+
+
+def test_a_shared_cluster_file_and_nodes_that_disagree_with_it(
+    tmp_path: Path, free_port: Callable[[], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nodes whose configurations differ refuse each other, and both logs name the difference;
+    with one cluster file, nodes and a client agree."""
+    nodes, clients = secret_files(tmp_path)
+    pa, pb = free_port(), free_port()
+    config = tmp_path / "cluster.toml"
+    config.write_text(
+        f'cluster = "carts"\nn = 2\nr = 1\nw = 1\npartitions = 8\n'
+        f'[nodes]\nA = "127.0.0.1:{pa}"\nB = "127.0.0.1:{pb}"\n'
+        f'[security]\nsecret_file = "{nodes.name}"\nclient_secret_file = "{clients.name}"\n'
+    )
+    a = serve(tmp_path / "a", pa, "--config", str(config), peers="", placement=())
+    b_argv = ["--secret-file", str(nodes), "--client-secret-file", str(clients)]
+    b_argv += ["--cluster", "carts"]
+    outs = {}
+    try:
+        b = serve(tmp_path / "b", pb, *b_argv, node="B", peers=f"A=127.0.0.1:{pa}")  # N=1
+        try:
+            opts = ["--config", str(config), "--timeout", "3"]
+            for _ in range(100):  # until both refused each other at least once
+                assert main(["stats", *opts, "--nodes", f"127.0.0.1:{pa}"]) == 0
+                stats = json.loads(capsys.readouterr().out)["stats"]
+                if stats["transport_auth_failures"] and stats["transport_connect_failures"]:
+                    break
+            assert stats["transport_peers_up"] == 0
+        finally:
+            outs["B"] = stop(b)
+        b = serve(tmp_path / "b2", pb, "--config", str(config), node="B", peers="", placement=())
+        try:
+            opts = ["--config", str(config), "--timeout", "5"]
+            for _ in range(50):
+                if main(["put", "k", "v", *opts]) == 0:
+                    break
+            assert main(["get", "k", *opts]) == 0
+            assert capsys.readouterr().out.splitlines()[-2] == "v"
+        finally:
+            outs["B2"] = stop(b)
+    finally:
+        outs["A"] = stop(a)
+    assert "node 'B' has another cluster configuration: n 2 here, 1 there" in outs["A"]
+    assert "node 'A' has another cluster configuration: n 1 here, 2 there" in outs["B"]
+    assert "has another cluster configuration" not in outs["B2"]
+    # A flag that contradicts the file is a usage error.
+    argv = ["serve", "--id", "A", "--data", str(tmp_path / "x"), "--config", str(config)]
+    assert main([*argv, "--n", "5"]) == 2
+    assert "--n 5 contradicts" in capsys.readouterr().err
