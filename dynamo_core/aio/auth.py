@@ -59,15 +59,11 @@ import attrs
 
 from dynamo_core import codec
 from dynamo_core._check import MAX_NODE_ID_LEN, check_bytes, check_node_id
-from dynamo_core.aio.config import (
-    MAX_SUMMARY_ITEMS,
-    ConfigSummary,
-    config_differences,
-)
 from dynamo_core.errors import DecodeError, DynamoError
 
 __all__ = [
     "DEFAULT_CLUSTER",
+    "MAX_SUMMARY_ITEMS",
     "MIN_SECRET_BYTES",
     "NONCE_SIZE",
     "PROOF_SIZE",
@@ -77,6 +73,7 @@ __all__ = [
     "Certified",
     "Challenge",
     "ConfigMismatch",
+    "ConfigSummary",
     "Connector",
     "FrameSeal",
     "Hello",
@@ -84,6 +81,7 @@ __all__ = [
     "Proof",
     "Role",
     "check_secret",
+    "config_differences",
     "load_secret",
     "new_secret",
     "parse_secret",
@@ -106,6 +104,13 @@ MIN_SECRET_BYTES: Final = 32
 
 DEFAULT_CLUSTER: Final = "dynamo-core"
 """The cluster name when none is given."""
+
+ConfigSummary = tuple[tuple[str, str], ...]
+"""``(name, value)`` pairs, sorted by name: what two nodes of one cluster must agree on (see
+[`config_summary`][dynamo_core.aio.config.config_summary])."""
+
+MAX_SUMMARY_ITEMS: Final = 16
+"""The most entries a configuration summary may have on the wire."""
 
 _MAX_BINDING: Final = 128
 _ROLES: Final = ("node", "client")
@@ -131,6 +136,18 @@ class ConfigMismatch(AuthError):
     def __init__(self, message: str, reply: bytes) -> None:
         super().__init__(message)
         self.reply = reply
+
+
+def config_differences(mine: ConfigSummary, theirs: ConfigSummary) -> list[str]:
+    """Say how two summaries differ, one phrase per differing entry (empty when equal)."""
+    here, there = dict(mine), dict(theirs)
+    out = []
+    for name in sorted(set(here) | set(there)):
+        a, b = here.get(name, "-"), there.get(name, "-")
+        if a != b:
+            what = "the node lists differ" if name == "nodes" else f"{name} {a} here, {b} there"
+            out.append(what)
+    return out
 
 
 # -- secrets -----------------------------------------------------------------------------------

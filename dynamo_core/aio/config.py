@@ -39,21 +39,9 @@ from typing import Any, Final
 import attrs
 
 from dynamo_core._check import check_node_id
+from dynamo_core.aio.auth import ConfigSummary
 
-__all__ = [
-    "MAX_SUMMARY_ITEMS",
-    "ClusterFile",
-    "ConfigSummary",
-    "config_differences",
-    "config_summary",
-    "load_cluster_file",
-]
-
-ConfigSummary = tuple[tuple[str, str], ...]
-"""``(name, value)`` pairs, sorted by name: what two nodes of one cluster must agree on."""
-
-MAX_SUMMARY_ITEMS: Final = 16
-"""The most entries a summary may have on the wire."""
+__all__ = ["ClusterFile", "config_summary", "load_cluster_file"]
 
 _TOP: Final = frozenset({"cluster", "n", "r", "w", "partitions", "strict", "nodes", "security"})
 _SECURITY: Final = frozenset({"secret_file", "client_secret_file", "tls_ca", "tls_cert", "tls_key"})
@@ -204,15 +192,3 @@ def config_summary(
         "security": security,
     }
     return tuple(sorted(items.items()))
-
-
-def config_differences(mine: ConfigSummary, theirs: ConfigSummary) -> list[str]:
-    """Say how two summaries differ, one phrase per differing entry (empty when equal)."""
-    here, there = dict(mine), dict(theirs)
-    out = []
-    for name in sorted(set(here) | set(there)):
-        a, b = here.get(name, "-"), there.get(name, "-")
-        if a != b:
-            what = "the node lists differ" if name == "nodes" else f"{name} {a} here, {b} there"
-            out.append(what)
-    return out

@@ -53,13 +53,13 @@ from dynamo_core.aio.auth import (
     AuthError,
     Certified,
     ConfigMismatch,
+    ConfigSummary,
     Connector,
     FrameSeal,
     Hello,
     Peer,
     check_secret,
 )
-from dynamo_core.aio.config import ConfigSummary
 from dynamo_core.aio.framing import (
     DEFAULT_MAX_FRAME,
     MAX_FRAME_LIMIT,

@@ -15,8 +15,9 @@ from dynamo_core.aio.auth import (
     ConfigMismatch,
     Connector,
     Hello,
+    config_differences,
 )
-from dynamo_core.aio.config import config_differences, config_summary, load_cluster_file
+from dynamo_core.aio.config import config_summary, load_cluster_file
 from dynamo_core.errors import DecodeError
 
 FILE = """
