@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 from collections.abc import Callable, Coroutine
@@ -12,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from aio.relay import Relay
 from dynamo_core import codec
 from dynamo_core.aio import Client, ClientCall, Inbound, TcpTransport, TransportConfig, tls_contexts
 from dynamo_core.aio import transport as transport_module
 from dynamo_core.aio.auth import Connector, FrameSeal, Proof
-from dynamo_core.aio.framing import FrameDecoder, encode_frame
+from dynamo_core.aio.framing import encode_frame
 from dynamo_core.aio.protocol import ClientPut, ClientResponse
 from dynamo_core.messages import Heartbeat, RequestFailed, encode_message
 
@@ -330,81 +330,6 @@ def test_constructor_checks_its_arguments() -> None:
         TransportConfig(backoff_initial=1.0, backoff_max=0.5)
     with pytest.raises(RuntimeError, match="not started"):
         _ = TcpTransport("A", "127.0.0.1:0", {}).address
-
-
-class Relay:
-    """An on-path relay between A and B: it passes the handshake through, then tampers once.
-
-    Only the first connection is tampered with; later ones pass through untouched.
-    """
-
-    def __init__(self, target: int, mode: str, *, sealed: bool = True) -> None:
-        self.target = target
-        self.fake_tag = b"\x00" * 32 if sealed else b""  # a guess, where a tag is expected
-        self.mode = mode
-        self.tampered = False
-        self.held: list[bytes] = []
-        self.writers: list[asyncio.StreamWriter] = []
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for writer in self.writers:
-            writer.transport.abort()
-
-    def tamper(self, index: int, payload: bytes) -> list[bytes]:
-        """The frames to forward for the connector's frame number `index` (0, 1: handshake)."""
-        if self.tampered or index < 3:
-            return [payload]
-        self.tampered = True
-        forged = encode_message(Heartbeat(1, 99))
-        match self.mode:
-            case "inject":
-                return [payload, forged + self.fake_tag]
-            case "inject a client put":
-                put = ClientPut(7, b"forged", b"value")
-                return [payload, codec.dumps(put.to_dict()) + self.fake_tag]
-            case "replay":
-                return [payload, payload]
-            case "reorder":
-                self.tampered = False
-                self.mode = "release"
-                self.held.append(payload)
-                return []
-            case "release":
-                return [payload, *self.held]
-            case "drop":
-                self.mode = "pass"
-                return []
-            case "truncate":
-                return [payload[:-5]]
-            case _:
-                return [payload]
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.tasks.append(asyncio.current_task())  # type: ignore[arg-type]
-        self.writers.append(writer)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        self.writers.append(up_writer)
-
-        async def back() -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await up_reader.read(65536):
-                    writer.write(data)
-            writer.transport.abort()
-
-        self.tasks.append(asyncio.create_task(back()))
-        decoder = FrameDecoder(1 << 20)
-        index = 0
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                for payload in decoder.feed(data):
-                    for frame in self.tamper(index, payload):
-                        up_writer.write(encode_frame(frame))
-                    index += 1
-        up_writer.transport.abort()
 
 
 async def through_relay(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from aio.processes import stop
+from aio.relay import Relay
 from dynamo_core import DVVSet, HashRing, codec
 from dynamo_core.aio import Client, ClientError, tls_contexts
 from dynamo_core.aio.auth import Challenge, Connector, FrameSeal, load_secret
@@ -105,7 +106,10 @@ async def attacks(port: int, client_secret: bytes) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         client = Connector("client", None, secret=client_secret)
         writer.write(encode_frame(client.hello()))
-        writer.write(encode_frame(client.on_challenge(await read_frame(reader))))
+        challenge = await read_frame(reader)
+        # Finding 4: the node proves nothing before the client has (no offline guessing).
+        assert set(codec.loads(challenge)) == {"type", "v", "id", "nonce", "config"}  # type: ignore[arg-type]
+        writer.write(encode_frame(client.on_challenge(challenge)))
         seal = client.on_proof(await read_frame(reader)).seal
         assert isinstance(seal, FrameSeal)
         writer.write(encode_frame(seal.seal(codec.dumps(payload))))
@@ -356,3 +360,38 @@ def test_a_shared_cluster_file_and_nodes_that_disagree_with_it(
     argv = ["serve", "--id", "A", "--data", str(tmp_path / "x"), "--config", str(config)]
     assert main([*argv, "--n", "5"]) == 2
     assert "--n 5 contradicts" in capsys.readouterr().err
+
+
+def test_a_relay_without_the_secret_cannot_inject_a_client_put(
+    tmp_path: Path, free_port: Callable[[], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 3 as reported: a relay passes a real client's handshake through to a serve
+    process, then injects a ``client_put``: refused, counted, not stored."""
+    port = free_port()
+    nodes, clients = secret_files(tmp_path)
+    proc = serve(
+        tmp_path / "a", port, "--secret-file", str(nodes), "--client-secret-file", str(clients)
+    )
+    relay = Relay(port, "inject a client put", key=KEY.encode())
+
+    async def through_the_relay() -> None:
+        listener = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
+        async with listener:
+            address = listener.sockets[0].getsockname()
+            async with Client([address], secret=load_secret(clients), timeout=5) as client:
+                await client.stats()  # the handshake and one request pass through
+                await client.stats()  # then this one, with a forged put behind it
+        await relay.close()
+
+    opts = ["--nodes", f"127.0.0.1:{port}", "--secret-file", str(clients)]
+    try:
+        asyncio.run(through_the_relay())
+        assert relay.tampered
+        assert main(["get", KEY, "--json", *opts]) == 0
+        assert json.loads(capsys.readouterr().out)["values"] == []  # nothing forged stored
+        assert main(["stats", *opts]) == 0
+        stats = json.loads(capsys.readouterr().out)["stats"]
+        assert stats["transport_auth_failures"] == 1
+        assert stats["client_puts"] == 0
+    finally:
+        stop(proc)
