@@ -178,7 +178,7 @@ async def dial(
         asyncio.open_connection(*address, limit=limit), connect_timeout
     )
     try:
-        frames = FrameStream(reader, max_frame + TAG_SIZE)
+        frames = FrameStream(reader, sealed_cap(max_frame))
         async with asyncio.timeout(handshake_timeout):
             tls = None
             if ssl is not None:
@@ -205,6 +205,11 @@ async def dial(
         await close_writer(writer)
         raise
     return reader, writer, frames, peer
+
+
+def sealed_cap(max_frame: int) -> int:
+    """The frame cap on the wire for payloads of at most `max_frame`: room for a frame's tag."""
+    return min(max_frame + TAG_SIZE, MAX_FRAME_LIMIT)
 
 
 def parse_address(text: object, name: str = "address") -> Address:
@@ -822,7 +827,7 @@ class TcpTransport:
         self._connections.add(writer)
         self._stats["inbound_connections"] += 1
         where = writer.get_extra_info("peername")
-        frames = FrameStream(reader, self.config.max_frame + TAG_SIZE)
+        frames = FrameStream(reader, sealed_cap(self.config.max_frame))
         in_handshake = True
         try:
             try:

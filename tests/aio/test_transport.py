@@ -560,3 +560,24 @@ def test_the_node_and_client_secrets_must_differ() -> None:
         TcpTransport("B", "127.0.0.1:0", {}, secret=SECRET, client_secret=SECRET)
     with pytest.raises(ValueError, match="at least 32"):
         TcpTransport("B", "127.0.0.1:0", {}, secret=b"short" * 6)
+
+
+def test_the_largest_frame_cap_still_works(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    """A sealed frame carries 32 more bytes; the wire cap never exceeds what a header holds."""
+    assert transport_module.sealed_cap(2**32 - 1) == 2**32 - 1
+    big = TransportConfig(max_frame=2**32 - 1, backoff_initial=0.02, backoff_max=0.2)
+
+    async def main() -> None:
+        pa, pb = free_port(), free_port()
+        a = TcpTransport(
+            "A", ("127.0.0.1", pa), {"B": ("127.0.0.1", pb)}, config=big, secret=SECRET
+        )
+        b = TcpTransport(
+            "B", ("127.0.0.1", pb), {"A": ("127.0.0.1", pa)}, config=big, secret=SECRET
+        )
+        async with a, b:
+            assert (await deliver(a, b, eventually)).sender == "A"
+
+    run(main())
