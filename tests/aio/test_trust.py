@@ -321,7 +321,7 @@ def test_a_shared_cluster_file_and_nodes_that_disagree_with_it(
     pa, pb = free_port(), free_port()
     config = tmp_path / "cluster.toml"
     config.write_text(
-        f'cluster = "carts"\nn = 2\nr = 1\nw = 1\npartitions = 8\n'
+        f'cluster = "carts"\nn = 2\nr = 1\nw = 2\npartitions = 8\n'
         f'[nodes]\nA = "127.0.0.1:{pa}"\nB = "127.0.0.1:{pb}"\n'
         f'[security]\nsecret_file = "{nodes.name}"\nclient_secret_file = "{clients.name}"\n'
     )
@@ -344,7 +344,7 @@ def test_a_shared_cluster_file_and_nodes_that_disagree_with_it(
         b = serve(tmp_path / "b2", pb, "--config", str(config), node="B", peers="", placement=())
         try:
             opts = ["--config", str(config), "--timeout", "5"]
-            for _ in range(50):
+            for _ in range(50):  # W=2: stored on both once both are up
                 if main(["put", "k", "v", *opts]) == 0:
                     break
             assert main(["get", "k", *opts]) == 0
