@@ -50,11 +50,11 @@ def check_text(value: str, name: str) -> str:
 
 
 def check_node_id(value: object, name: str = "node") -> str:
-    """Return `value` if it is a non-empty `str` of at most 255 characters, valid UTF-8.
+    """Return `value` if it is a non-empty `str` of at most 255 characters, encodable as UTF-8.
 
     Raises:
         TypeError: `value` is not a `str`.
-        ValueError: `value` is empty, too long, or holds a lone surrogate.
+        ValueError: `value` is empty, too long, or holds a lone surrogate (not UTF-8).
     """
     if type(value) is not str:
         raise TypeError(f"{name} must be a str node id, not {type(value).__name__}")

@@ -1,4 +1,4 @@
-"""The cluster commands of ``dynamo-core``: ``serve`` a node, ``put``, ``get`` and ``stats``.
+"""The cluster commands of ``dynamo-core``: ``serve``, ``put``, ``get``, ``stats``, ``secret``.
 
 Only argparse here at import time: asyncio and `dynamo_core.aio` load when a command runs, so
 ``import dynamo_core`` (and ``dynamo-core demo``) stay light.
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import ssl
 
     from dynamo_core.aio.transport import Address
-    from dynamo_core.storage import SQLiteStorage
 
 __all__ = ["add_commands"]
 
@@ -46,16 +45,15 @@ def _peers(text: str) -> dict[str, str]:
     return out
 
 
-def _secret(path: str | None) -> bytes | None:
+def _secret(path: str | None, flag: str = "--secret-file") -> bytes | None:
     if path is None:
         return None
+    from dynamo_core.aio.auth import load_secret  # noqa: PLC0415 - the one loader of the API
+
     try:
-        secret = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise _UsageError(f"cannot read --secret-file: {exc}") from None
-    if len(secret) < 16:
-        raise _UsageError("the cluster secret must be at least 16 bytes (try 32 random bytes, hex)")
-    return secret
+        return load_secret(path)
+    except (OSError, ValueError) as exc:
+        raise _UsageError(f"{flag}: {exc}") from None
 
 
 def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
@@ -163,6 +161,91 @@ def _begin(address: Address, data: Path, text: str) -> int:
         raise _UsageError(f"cannot record the incarnation in {text!r}: {exc}") from None
 
 
+_PLACEMENT = ("n", "r", "w", "partitions", "strict")
+
+
+def _apply_cluster_file(args: argparse.Namespace, *, node: bool) -> None:
+    """Fill `args` from ``--config``; a flag given on the command line must agree with it."""
+    if args.config is None:
+        return
+    from dynamo_core.aio.config import load_cluster_file  # noqa: PLC0415
+
+    try:
+        cluster = load_cluster_file(args.config)
+    except (OSError, ValueError) as exc:
+        raise _UsageError(f"--config: {exc}") from None
+
+    def take(name: str, value: object, default: object) -> None:
+        given = getattr(args, name)
+        if given is not None and given != default and str(given) != str(value):
+            flag = "--" + name.replace("_", "-")
+            raise _UsageError(f"{flag} {given} contradicts {args.config}, which says {value}")
+        setattr(args, name, value)
+
+    take("cluster", cluster.cluster, args.flag_defaults["cluster"])
+    files: dict[str, object] = {"tls_ca": cluster.tls_ca}
+    if node:
+        for name in _PLACEMENT:
+            take(name, getattr(cluster, name), args.flag_defaults[name])
+        try:
+            address = cluster.address(args.id)
+        except ValueError as exc:
+            raise _UsageError(f"--config: {exc}") from None
+        if args.listen is None:
+            args.listen = address
+        peers = ",".join(f"{i}={a}" for i, a in cluster.nodes if i != args.id)
+        take("peers", peers, "")
+        files |= {
+            "secret_file": cluster.secret_file,
+            "client_secret_file": cluster.client_secret_file,
+            "tls_cert": cluster.node_file(cluster.tls_cert, args.id),
+            "tls_key": cluster.node_file(cluster.tls_key, args.id),
+        }
+    else:
+        if args.nodes is None:  # a client may talk to fewer nodes than the file lists
+            args.nodes = ",".join(a for _, a in cluster.nodes)
+        files["secret_file"] = cluster.client_secret_file
+    for name, value in files.items():
+        if value is not None:
+            take(name, str(value), None)
+
+
+def _summary(
+    args: argparse.Namespace, peers: dict[str, str], secret: bytes | None, tls: object
+) -> tuple[tuple[str, str], ...]:
+    from dynamo_core.aio.config import config_summary  # noqa: PLC0415
+
+    modes = [m for m, on in (("secret", secret is not None), ("tls", tls is not None)) if on]
+    return config_summary(
+        nodes=[args.id, *peers],
+        n=args.n,
+        r=args.r,
+        w=args.w,
+        partitions=args.partitions,
+        strict=args.strict,
+        security="+".join(modes) or "none",
+    )
+
+
+def _node_security(
+    args: argparse.Namespace, host: str
+) -> tuple[bytes | None, bytes | None, tuple[ssl.SSLContext, ssl.SSLContext] | None]:
+    """The node secret, the client secret and the TLS contexts of `serve`, checked."""
+    from dynamo_core.aio.transport import is_loopback  # noqa: PLC0415
+
+    secret = _secret(args.secret_file)
+    client_secret = _secret(args.client_secret_file, "--client-secret-file")
+    if client_secret is not None and client_secret == secret:
+        raise _UsageError("--client-secret-file must hold another secret than --secret-file")
+    tls = _tls(args)
+    if secret is None and tls is None and not is_loopback(host) and not args.insecure:
+        raise _UsageError(
+            f"refusing to listen on {args.listen} with neither --secret-file nor TLS: anyone "
+            "who reaches it could read, write and pose as a node (add --insecure to do it anyway)"
+        )
+    return secret, client_secret, tls
+
+
 def next_incarnation(data: Path) -> int:
     """Bump and return the boot counter kept in `data`.
 
@@ -208,12 +291,14 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _apply_cluster_file(args, node=True)
     peers = _peers(args.peers)
     if args.id in peers:
         raise _UsageError(f"--peers must not name this node ({args.id!r})")
-    secret = _secret(args.secret_file)
-    tls = _tls(args)
+    if args.listen is None:
+        raise _UsageError("--listen is required (or --config naming this node's address)")
     address = _listen_address(args.listen)
+    secret, client_secret, tls = _node_security(args, address[0])
     data = _data_directory(args.data)
     if args.n > len(peers) + 1:
         raise _UsageError(f"--n {args.n} is more than the {len(peers) + 1} nodes of the cluster")
@@ -258,9 +343,12 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
             address,
             peers,
             secret=secret,
+            client_secret=client_secret,
             server_ssl=None if tls is None else tls[0],
             client_ssl=None if tls is None else tls[1],
             config=transport_config,
+            cluster=args.cluster,
+            config_summary=_summary(args, peers, secret, tls),
         )
     except StorageError as exc:
         storage.close()
@@ -300,20 +388,22 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
 
 
 def _client_args(args: argparse.Namespace) -> dict[str, Any]:
+    _apply_cluster_file(args, node=False)
     tls = _tls(args)
     return {
         "secret": _secret(args.secret_file),
         "ssl": None if tls is None else tls[1],
         "timeout": args.timeout,
+        "cluster": args.cluster,
     }
 
 
 def _nodes(args: argparse.Namespace) -> list[Address]:
     from dynamo_core.aio import parse_address  # noqa: PLC0415
 
-    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    nodes = [n.strip() for n in (args.nodes or "").split(",") if n.strip()]
     if not nodes:
-        raise _UsageError("--nodes must name at least one HOST:PORT")
+        raise _UsageError("--nodes must name at least one HOST:PORT (or give --config)")
     try:
         return [parse_address(n, "--nodes") for n in nodes]
     except (TypeError, ValueError) as exc:
@@ -332,8 +422,8 @@ def _client_command(args: argparse.Namespace) -> int:
 
     from dynamo_core.aio import Client, ClientError  # noqa: PLC0415
 
-    nodes = _nodes(args)
     options = _client_args(args)
+    nodes = _nodes(args)
     context = None
     if getattr(args, "context", None):
         try:
@@ -402,15 +492,57 @@ def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, default=64, help="ring partitions (default 64)")
 
 
-def _security(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--secret-file", help="file holding the cluster secret (>= 16 bytes)")
-    parser.add_argument("--tls-cert", help="PEM certificate of this process (mutual TLS)")
+def _new_secret(args: argparse.Namespace) -> int:
+    from dynamo_core.aio.auth import new_secret  # noqa: PLC0415
+
+    secret = new_secret()
+    if args.out is None:
+        print(secret)
+        return 0
+    try:  # created owner-only, never over an existing file
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _UsageError(f"cannot create {args.out}: {exc}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return 0
+
+
+def _security(parser: argparse.ArgumentParser, *, node: bool) -> None:
+    if node:
+        parser.add_argument(
+            "--secret-file",
+            help="the node secret, shared by the nodes only (hex or base64 of >= 32 random "
+            "bytes, mode 600; see `dynamo-core secret`)",
+        )
+        parser.add_argument(
+            "--client-secret-file",
+            help="the client secret: with --secret-file, clients are accepted only with it",
+        )
+        parser.add_argument(
+            "--insecure",
+            action="store_true",
+            help="allow listening beyond loopback with neither a secret nor TLS",
+        )
+    else:
+        parser.add_argument("--secret-file", help="the client secret (what the nodes were given)")
+    parser.add_argument("--cluster", default="dynamo-core", help="the cluster's name")
+    parser.add_argument(
+        "--config",
+        help="a TOML cluster file shared by every node and client (nodes, ring, quorum, "
+        "security); flags given as well must agree with it",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        help="PEM certificate of this process (mutual TLS; SAN URI dynamo-core://node/ID or "
+        "dynamo-core://client/NAME)",
+    )
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--tls-ca", help="PEM certificate of the cluster's CA")
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``serve``, ``put``, ``get`` and ``stats`` to the ``dynamo-core`` subparsers."""
+    """Add ``serve``, ``put``, ``get``, ``stats`` and ``secret`` to the subparsers."""
     srv = sub.add_parser(
         "serve",
         help="run one node of a cluster over TCP",
@@ -418,7 +550,7 @@ def add_commands(sub: Any) -> None:
         "--id and every --peers id (identical on every node). Stops cleanly on SIGTERM/SIGINT.",
     )
     srv.add_argument("--id", required=True, help="this node's id")
-    srv.add_argument("--listen", required=True, help="HOST:PORT to listen on")
+    srv.add_argument("--listen", help="HOST:PORT to listen on (default: --config's address)")
     srv.add_argument("--peers", default="", help="every other node: ID=HOST:PORT,ID=HOST:PORT")
     srv.add_argument("--data", required=True, help="directory for the node's storage")
     add_placement_arguments(srv)
@@ -433,7 +565,8 @@ def add_commands(sub: Any) -> None:
     )
     srv.add_argument("--max-frame", type=int, default=16 * 2**20, help="frame cap in bytes")
     srv.add_argument("--log-level", default="warning", choices=("debug", "info", "warning"))
-    _security(srv)
+    _security(srv, node=True)
+    srv.set_defaults(flag_defaults={k: srv.get_default(k) for k in (*_PLACEMENT, "cluster")})
     srv.set_defaults(func=_run(_serve))
 
     for name, text in (
@@ -447,10 +580,20 @@ def add_commands(sub: Any) -> None:
         if name == "put":
             cmd.add_argument("value", help="the value")
             cmd.add_argument("--context", help="the base64 context a get printed")
-        cmd.add_argument("--nodes", required=True, help="HOST:PORT,HOST:PORT of some nodes")
+        cmd.add_argument("--nodes", help="HOST:PORT,HOST:PORT of some nodes (or --config)")
         cmd.add_argument(
             "--timeout", type=_positive_seconds, default=5.0, help="seconds per attempt (> 0)"
         )
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
-        _security(cmd)
+        _security(cmd, node=False)
+        cmd.set_defaults(flag_defaults={"cluster": cmd.get_default("cluster")})
         cmd.set_defaults(func=_run(_client_command))
+
+    gen = sub.add_parser(
+        "secret",
+        help="print a fresh secret (32 random bytes, hex) for --secret-file",
+        description="Print a fresh secret: 32 random bytes as 64 hex digits. With --out, "
+        "write it to a new file readable by its owner only.",
+    )
+    gen.add_argument("--out", help="create this file (mode 600) instead of printing")
+    gen.set_defaults(func=_run(_new_secret))

@@ -191,9 +191,10 @@ DECODERS: list[tuple[str, Callable[[object], object], codec.JSONValue]] = [
     (
         "aio Challenge",
         aio_auth.Challenge.from_dict,
-        aio_auth.Challenge("n2", bytes(32), bytes(32)).to_dict(),
+        aio_auth.Challenge("n2", bytes(32)).to_dict(),
     ),
     ("aio Proof", aio_auth.Proof.from_dict, aio_auth.Proof(b"").to_dict()),
+    ("aio Proof full", aio_auth.Proof.from_dict, aio_auth.Proof(bytes(32)).to_dict()),
     *(
         (f"aio {type(request).__name__} #{i}", aio_protocol.request_from_dict, request.to_dict())
         for i, request in enumerate(

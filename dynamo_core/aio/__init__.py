@@ -7,9 +7,12 @@
   you write; [`SyncDriver`][dynamo_core.drive.SyncDriver] is its synchronous twin.
 * [`TcpTransport`][dynamo_core.aio.TcpTransport] — length-prefixed codec frames over asyncio
   streams: one reusable connection per peer, reconnect with jittered backoff, a frame-size cap,
-  optional TLS and an optional cluster secret (mutual HMAC challenge at connect).
+  caps on unauthenticated connections, optional mutual TLS with certificate identities and
+  optional node and client secrets (every frame authenticated; see the
+  [trust model](../explanation/trust-model.md)).
 * [`Client`][dynamo_core.aio.Client] — put and get against any node, with retries.
-* [`tls_contexts`][dynamo_core.aio.tls_contexts] — mutual-TLS contexts from a cluster CA.
+* [`tls_contexts`][dynamo_core.aio.tls_contexts] — mutual-TLS contexts from a cluster CA;
+  [`load_secret`][dynamo_core.aio.auth.load_secret] — the one reader of secret files.
 
 The pure pieces — [framing][dynamo_core.aio.framing], the [handshake][dynamo_core.aio.auth] and
 the [client protocol][dynamo_core.aio.protocol] — import no asyncio and are tested without

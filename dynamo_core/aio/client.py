@@ -25,8 +25,16 @@ from types import TracebackType
 from typing import Final, Self
 
 from dynamo_core import codec
-from dynamo_core._check import check_bytes, check_key, check_positive_float
-from dynamo_core.aio.auth import AuthError, Connector, check_secret
+from dynamo_core._check import check_bytes, check_key, check_node_id, check_positive_float
+from dynamo_core.aio.auth import (
+    DEFAULT_CLUSTER,
+    TAG_SIZE,
+    AuthError,
+    Certified,
+    Connector,
+    FrameSeal,
+    check_secret,
+)
 from dynamo_core.aio.framing import encode_frame
 from dynamo_core.aio.protocol import (
     ClientGet,
@@ -72,11 +80,14 @@ class ClientError(DynamoError):
 class _Connection:
     """One client connection to one node: requests out, responses matched by rid."""
 
-    __slots__ = ("address", "closed", "reader_task", "waiting", "writer")
+    __slots__ = ("address", "closed", "reader_task", "seal", "waiting", "writer")
 
-    def __init__(self, address: Address, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, address: Address, writer: asyncio.StreamWriter, seal: FrameSeal | None
+    ) -> None:
         self.address = address
         self.writer = writer
+        self.seal = seal
         self.waiting: dict[int, asyncio.Future[RequestResponse]] = {}
         self.closed = False
         self.reader_task: asyncio.Task[None] | None = None
@@ -84,14 +95,21 @@ class _Connection:
     async def read(self, frames: FrameStream, max_frame: int) -> None:
         try:
             while (payload := await frames.next()) is not None:
+                if self.seal is not None:
+                    payload = self.seal.open(payload)
                 response = response_from_dict(codec.loads(payload, max_bytes=max_frame))
                 future = self.waiting.pop(response.rid, None)
                 if future is not None and not future.done():
                     future.set_result(response)
-        except (OSError, DecodeError) as exc:
+        except (OSError, DecodeError, AuthError) as exc:
             log.debug("client: connection to %s:%d failed: %r", *self.address, exc)
         finally:
             self.close()
+
+    def send(self, payload: bytes, max_frame: int) -> None:
+        if self.seal is not None:
+            payload = self.seal.seal(payload)
+        self.writer.write(encode_frame(payload, max_frame=max_frame + TAG_SIZE))
 
     def close(self) -> None:
         self.closed = True
@@ -119,8 +137,11 @@ class Client:
 
     Args:
         addresses: The nodes to talk to: ``"host:port"`` strings or ``(host, port)`` pairs.
-        secret: The cluster secret when the nodes require one.
-        ssl: A client `ssl.SSLContext` when the nodes listen with TLS.
+        secret: The *client* secret when the nodes require one (never the node secret; see
+            [`load_secret`][dynamo_core.aio.auth.load_secret]).
+        ssl: A client `ssl.SSLContext` when the nodes listen with TLS (with a client
+            certificate, ``dynamo-core://client/NAME``); a node must then show a node
+            certificate.
         timeout: Seconds one attempt may take (connecting included). Give it more than the
             nodes' ``request_timeout`` (a forwarded request may take twice that).
         retries: Further attempts on other nodes after a failure (default: one per other node).
@@ -129,6 +150,7 @@ class Client:
         suspect_for: Seconds a node that timed out or could not be reached is tried last
             (after every other node), so a paused or overloaded node costs one timeout, not one
             per request (a gray failure). An answer from it clears the mark.
+        cluster: The cluster's name (the nodes refuse clients of another cluster).
 
     Raises:
         TypeError, ValueError: an argument is invalid.
@@ -142,6 +164,7 @@ class Client:
         "_secret",
         "_suspects",
         "addresses",
+        "cluster",
         "config",
         "retries",
         "ssl",
@@ -160,6 +183,7 @@ class Client:
         seed: int | None = None,
         config: TransportConfig | None = None,
         suspect_for: float = 10.0,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> None:
         if isinstance(addresses, str) or not isinstance(addresses, Sequence):
             raise TypeError("addresses must be a sequence of 'host:port' or (host, port)")
@@ -167,6 +191,7 @@ class Client:
             raise ValueError("addresses must name at least one node")
         self.addresses = tuple(parse_address(a, f"addresses[{i}]") for i, a in enumerate(addresses))
         self._secret = check_secret(secret)
+        self.cluster = check_node_id(cluster, "cluster")
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
             raise TypeError(f"ssl must be an ssl.SSLContext or None, not {type(ssl).__name__}")
         self.ssl = ssl
@@ -348,25 +373,29 @@ class Client:
         future: asyncio.Future[RequestResponse] = asyncio.get_running_loop().create_future()
         conn.waiting[request.rid] = future
         try:
-            conn.writer.write(
-                encode_frame(codec.dumps(request.to_dict()), max_frame=self.config.max_frame)
-            )
+            conn.send(codec.dumps(request.to_dict()), self.config.max_frame)
             return await future
         finally:
             conn.waiting.pop(request.rid, None)
 
     async def _open(self, address: Address) -> _Connection:
         cfg = self.config
-        _, writer, frames = await dial(
+
+        def connector(tls: Certified | None) -> Connector:
+            return Connector(
+                "client", None, secret=self._secret, cluster=self.cluster, certified=tls
+            )
+
+        _, writer, frames, peer = await dial(
             address,
-            Connector("client", None, secret=self._secret),
+            connector,
             ssl=self.ssl,
             connect_timeout=cfg.connect_timeout,
             handshake_timeout=cfg.handshake_timeout,
             limit=256 * 1024,
             max_frame=cfg.max_frame,
         )
-        conn = _Connection(address, writer)
+        conn = _Connection(address, writer, peer.seal)
         conn.reader_task = asyncio.create_task(conn.read(frames, cfg.max_frame))
         old = self._conns.get(address)
         if old is not None:

@@ -1,11 +1,90 @@
-"""TLS contexts for a cluster with its own certificate authority."""
+"""Mutual TLS for a cluster with its own certificate authority, and certificate identities.
+
+Every certificate the cluster CA signs names one identity in its subjectAltName, as a URI:
+
+* ``dynamo-core://node/ID`` — the node whose id is ``ID``;
+* ``dynamo-core://client/NAME`` — a client (``NAME`` is for your logs and revocation lists).
+
+A node accepts a connection in the node role only with the certificate of the very node it
+claims to be, and dials a peer only if the certificate presented names the node it meant to
+reach; a client certificate never passes for a node. `examples/issue_certs.sh` issues such
+certificates with ``openssl`` (see [Securing a cluster](../how-to/security.md)).
+"""
 
 from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import unquote
 
-__all__ = ["tls_contexts"]
+from dynamo_core._check import check_node_id
+from dynamo_core.aio.auth import Certified, Role
+
+__all__ = ["URI_SCHEME", "certificate_identity", "certified", "identity_uri", "tls_contexts"]
+
+URI_SCHEME: Final = "dynamo-core"
+"""The scheme of the identity URIs in certificates."""
+
+_ROLES: Final[tuple[Role, ...]] = ("node", "client")
+
+
+def identity_uri(role: Role, name: str) -> str:
+    """Return the subjectAltName URI naming `name` in `role`, e.g. ``dynamo-core://node/A``.
+
+    Raises:
+        ValueError: `role` is not ``"node"`` or ``"client"``, or `name` is not a valid id.
+    """
+    if role not in _ROLES:
+        raise ValueError(f"role must be 'node' or 'client', got {role!r:.40}")
+    return f"{URI_SCHEME}://{role}/{check_node_id(name, 'name')}"
+
+
+def certificate_identity(peercert: Mapping[str, object] | None) -> tuple[Role, str] | None:
+    """Return ``(role, name)`` from a certificate's ``dynamo-core://`` URI, or `None`.
+
+    Args:
+        peercert: What `ssl.SSLSocket.getpeercert` returns.
+
+    Returns:
+        The identity, or `None` when the certificate names no identity, names more than one,
+        or names one that is not a valid id.
+    """
+    if not peercert:
+        return None
+    sans = peercert.get("subjectAltName", ())
+    found: list[tuple[Role, str]] = []
+    prefix = f"{URI_SCHEME}://"
+    for entry in sans if isinstance(sans, tuple) else ():
+        if not (isinstance(entry, tuple) and len(entry) == 2 and entry[0] == "URI"):
+            continue
+        uri = entry[1]
+        if not isinstance(uri, str) or not uri.startswith(prefix):
+            continue
+        role, sep, name = uri[len(prefix) :].partition("/")
+        for known in _ROLES:
+            if role == known and sep:
+                try:
+                    found.append((known, check_node_id(unquote(name, errors="strict"), "name")))
+                except (TypeError, ValueError):
+                    return None
+    return found[0] if len(found) == 1 else None
+
+
+def certified(ssl_object: object) -> Certified:
+    """What a finished TLS handshake established: the peer's identity and the channel binding.
+
+    Args:
+        ssl_object: The connection's `ssl.SSLObject` (``writer.get_extra_info("ssl_object")``).
+
+    Raises:
+        TypeError: `ssl_object` is not an `ssl.SSLObject` or `ssl.SSLSocket`.
+    """
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        raise TypeError(f"ssl_object must be an ssl.SSLObject, not {type(ssl_object).__name__}")
+    binding = ssl_object.get_channel_binding("tls-unique") or b""
+    return Certified(certificate_identity(ssl_object.getpeercert()), binding)
 
 
 def tls_contexts(
@@ -18,9 +97,10 @@ def tls_contexts(
     """Build the server and client contexts for mutual TLS inside a cluster.
 
     Both sides present `cert` and require the other's certificate to be signed by `ca`
-    (TLS 1.2 or newer). Node addresses are usually IPs, and the cluster CA signs only cluster
-    members, so host names are not checked by default; pass ``check_hostname=True`` when the
-    certificates name the hosts the peers are dialled by.
+    (TLS 1.2 or newer). The identity that counts is the ``dynamo-core://`` URI in the
+    certificate, checked by the handshake; host names are not checked by default (node
+    addresses are usually IPs); pass ``check_hostname=True`` when the certificates also name
+    the hosts the peers are dialled by.
 
     Returns:
         ``(server_context, client_context)`` for

@@ -13,26 +13,53 @@ node's timeouts, retries, hints and anti-entropy handle loss. A broken connectio
 with jittered exponential backoff.
 
 Inbound, a connection that sends a malformed, oversized or unauthenticated frame, or does not
-finish its handshake in time, is closed with a logged reason (logger ``dynamo_core.aio``) and a
-counter; the node never sees it.
+finish its TLS and application handshakes within `handshake_timeout`, is closed with a reason
+logged (logger ``dynamo_core.aio``, at most one line per reason every 10 seconds) and a
+counter; the node never sees it. Connections that have not finished their handshake are capped,
+in total and per source address: beyond the caps a new connection is closed at once, so
+strangers cost a socket for a moment, not the node's file descriptors. With a secret, every
+frame after the handshake is [sealed][dynamo_core.aio.auth.FrameSeal].
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import logging
 import random
 import ssl as _ssl
+import time
+import weakref
 from collections import deque
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import attrs
 
 from dynamo_core import codec
-from dynamo_core._check import check_node_id, check_positive_float, check_positive_int
-from dynamo_core.aio.auth import Acceptor, AuthError, Connector, Peer, check_secret
+from dynamo_core._check import (
+    check_bytes,
+    check_node_id,
+    check_positive_float,
+    check_positive_int,
+)
+from dynamo_core.aio.auth import (
+    DEFAULT_CLUSTER,
+    NONCE_SIZE,
+    TAG_SIZE,
+    Acceptor,
+    AuthError,
+    Certified,
+    ConfigMismatch,
+    ConfigSummary,
+    Connector,
+    FrameSeal,
+    Hello,
+    Peer,
+    check_secret,
+)
 from dynamo_core.aio.framing import (
     DEFAULT_MAX_FRAME,
     MAX_FRAME_LIMIT,
@@ -44,6 +71,7 @@ from dynamo_core.aio.framing import (
 )
 from dynamo_core.aio.inbox import ClientCall, Inbound, Inbox
 from dynamo_core.aio.protocol import ClientResponse, RequestResponse, request_from_dict
+from dynamo_core.aio.tls import certified
 from dynamo_core.errors import DecodeError
 from dynamo_core.messages import RequestFailed, decode_message
 
@@ -57,6 +85,7 @@ Address = tuple[str, int]
 _READ_CHUNK: Final = 256 * 1024
 
 _STAT_NAMES: Final = (
+    "accept_errors",
     "auth_failures",
     "bytes_received",
     "bytes_sent",
@@ -76,8 +105,35 @@ _STAT_NAMES: Final = (
     "frames_sent",
     "handshake_timeouts",
     "inbound_connections",
+    "refused_unauthenticated",
     "shed_client_requests",
+    "tls_failures",
 )
+
+_LOG_INTERVAL: Final = 10.0  # seconds between two log lines for the same kind of refusal
+_ACCEPT_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class _Throttle:
+    """Log at most one warning per reason every `_LOG_INTERVAL` seconds; count the rest."""
+
+    __slots__ = ("_next", "_suppressed")
+
+    def __init__(self) -> None:
+        self._next: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, reason: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next.get(reason, 0.0):
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+            return
+        self._next[reason] = now + _LOG_INTERVAL
+        suppressed = self._suppressed.pop(reason, 0)
+        if suppressed:
+            message += " (and %d more like it since the last report)"
+            args = (*args, suppressed)
+        log.warning(message, *args)
 
 
 async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> None:
@@ -91,43 +147,70 @@ async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> No
 
 async def dial(
     address: Address,
-    connector: Connector,
+    connector: Callable[[Certified | None], Connector],
     *,
     ssl: _ssl.SSLContext | None,
     connect_timeout: float,
     handshake_timeout: float,
     limit: int,
     max_frame: int,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, FrameStream]:
-    """Connect to `address` and run the dialling side of the handshake with `connector`.
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, FrameStream, Peer]:
+    """Connect to `address` and run the dialling side of the TLS and application handshakes.
+
+    Args:
+        address: Where to connect.
+        connector: Makes the handshake's connecting side from what TLS established (`None`
+            without TLS).
+        ssl: A client context for TLS, or `None`.
+        connect_timeout: Seconds to open the TCP connection.
+        handshake_timeout: Seconds for the TLS handshake and the four handshake frames.
+        limit: The stream buffer limit.
+        max_frame: The frame cap of the frames read.
 
     Returns:
-        The raw reader, the writer and the frame reader over the raw reader, once the proof
-        was sent.
+        The raw reader, the writer, the frame reader over the raw reader and the acceptor.
 
     Raises:
-        OSError, TimeoutError: the connection or the handshake failed (the socket is closed).
-        AuthError: the other side's challenge did not check out.
+        OSError, TimeoutError: the connection or a handshake failed (the socket is closed).
+        AuthError: the other side did not check out.
+        dynamo_core.errors.DecodeError: the other side sent a malformed handshake frame.
     """
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(*address, ssl=ssl, limit=limit), connect_timeout
+        asyncio.open_connection(*address, limit=limit), connect_timeout
     )
     try:
-        frames = FrameStream(reader, max_frame)
+        frames = FrameStream(reader, sealed_cap(max_frame))
         async with asyncio.timeout(handshake_timeout):
-            writer.write(encode_frame(connector.hello()))
+            tls = None
+            if ssl is not None:
+                await writer.start_tls(
+                    ssl, server_hostname=address[0] if ssl.check_hostname else None
+                )
+                tls = certified(writer.get_extra_info("ssl_object"))
+            side = connector(tls)
+            writer.write(encode_frame(side.hello()))
             challenge = await frames.next()
             if challenge is None:
                 raise ConnectionResetError(
-                    "the other side closed the connection during the handshake (wrong secret?)"
+                    "the other side closed the connection during the handshake "
+                    "(refused: wrong cluster, id, role, certificate or secret? see its log)"
                 )
-            proof, _ = connector.on_challenge(challenge)
-            writer.write(encode_frame(proof))
-            await writer.drain()
+            writer.write(encode_frame(side.on_challenge(challenge)))
+            proof = await frames.next()
+            if proof is None:
+                raise ConnectionResetError(
+                    "the other side refused this side's proof (wrong secret? see its log)"
+                )
+            peer = side.on_proof(proof)
     except BaseException:
         await close_writer(writer)
         raise
-    return reader, writer, frames
+    return reader, writer, frames, peer
+
+
+def sealed_cap(max_frame: int) -> int:
+    """The frame cap on the wire for payloads of at most `max_frame`: room for a frame's tag."""
+    return min(max_frame + TAG_SIZE, MAX_FRAME_LIMIT)
 
 
 def parse_address(text: object, name: str = "address") -> Address:
@@ -192,6 +275,9 @@ class TransportConfig:
             when no driver is attached.
         max_client_buffer: Bytes of responses a client may leave unread before its connection
             is closed (aborted: the unread responses are freed at once).
+        max_unauthenticated: Inbound connections that have not finished their handshake, in
+            total; more are closed at once (and counted as ``refused_unauthenticated``).
+        max_unauthenticated_per_host: The same, per source address.
     """
 
     max_frame: int = attrs.field(default=DEFAULT_MAX_FRAME, validator=_frame_cap)
@@ -204,6 +290,8 @@ class TransportConfig:
     backoff_max: float = attrs.field(default=2.0, validator=_positive)
     max_inbox: int = attrs.field(default=100_000, validator=_positive_int)
     max_client_buffer: int = attrs.field(default=64 * 2**20, validator=_positive_int)
+    max_unauthenticated: int = attrs.field(default=128, validator=_positive_int)
+    max_unauthenticated_per_host: int = attrs.field(default=16, validator=_positive_int)
 
     def __attrs_post_init__(self) -> None:
         if self.backoff_max < self.backoff_initial:
@@ -270,6 +358,7 @@ class _Outbound:
         "peer",
         "queue",
         "queued_bytes",
+        "seal",
         "state",
         "task",
         "wake",
@@ -279,8 +368,9 @@ class _Outbound:
     def __init__(self, peer: str, address: Address) -> None:
         self.peer = peer
         self.address = address
-        self.queue: deque[bytes] = deque()
+        self.queue: deque[bytes] = deque()  # payloads, sealed when written
         self.queued_bytes = 0
+        self.seal: FrameSeal | None = None
         self.state = "connecting"  # connecting | up | down (backing off: sends are dropped)
         self.wake = asyncio.Event()
         self.broken = False
@@ -291,6 +381,44 @@ class _Outbound:
 
 _HIGH_WATER: Final = 1 << 20  # bytes buffered in a connection before sends queue instead
 
+_started: weakref.WeakSet[TcpTransport] = weakref.WeakSet()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is ``localhost`` or a loopback IP address (where no security is fine)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _quiet_accept_errors(
+    previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None,
+) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """Wrap a loop exception handler: accept errors become a counter and a throttled line.
+
+    asyncio reports running out of file descriptors on accept (EMFILE and kin, expected under
+    attack) with a traceback every time; everything else goes to `previous`.
+    """
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        sock = context.get("socket")
+        if isinstance(exc, OSError) and exc.errno in _ACCEPT_ERRNOS and sock is not None:
+            for transport in list(_started):
+                if transport._listens_on(sock):
+                    transport._on_accept_error(exc)
+                    return
+        if previous is None:
+            loop.default_exception_handler(context)
+        else:
+            previous(loop, context)
+
+    handler.dynamo_core_quiet = True  # type: ignore[attr-defined]
+    return handler
+
 
 class TcpTransport:
     """Node-to-node messages and client requests over TCP (optionally TLS and a cluster secret).
@@ -300,33 +428,49 @@ class TcpTransport:
         listen: The ``(host, port)`` or ``"host:port"`` to listen on; port 0 picks a free port
             (see `address` after `start`).
         peers: Every other node: ``{node_id: (host, port)}``. Only these ids may connect as nodes.
-        secret: The cluster secret (at least 16 bytes), or `None`. With a secret, both sides
-            of every connection prove they know it (HMAC-SHA256 challenge-response) before any
-            message flows, so a process without it can neither join, read nor write.
-        server_ssl: A server-side `ssl.SSLContext` for the listening socket, or `None`.
+        secret: The node secret (at least 32 random bytes, see
+            [`load_secret`][dynamo_core.aio.auth.load_secret]), or `None`. With it, nodes
+            prove it to each other before any message flows and seal every frame, so a process
+            without it can neither join, read the cluster's messages into a node, nor inject.
+        client_secret: The client secret, different from `secret`, or `None`. With a node
+            secret, clients are accepted only when this is given, and must prove it; they can
+            never act as nodes.
+        server_ssl: A server-side `ssl.SSLContext` for accepted connections, or `None`.
         client_ssl: A client-side `ssl.SSLContext` for outbound connections, or `None`.
-            [`tls_contexts`][dynamo_core.aio.tls_contexts] builds both for mutual TLS.
+            [`tls_contexts`][dynamo_core.aio.tls_contexts] builds both for mutual TLS; each
+            peer's certificate must then name it (``dynamo-core://node/ID``).
         config: Limits and timings.
         seed: Seeds the reconnect jitter (tests pass one; default: random).
         allow_clients: Whether clients may connect to this listener.
+        cluster: The cluster's name: nodes and clients of another cluster are refused, even
+            with the same secret.
+        config_summary: This node's [configuration
+            summary][dynamo_core.aio.config.config_summary], sent to peers: a peer whose
+            summary differs is refused, and the difference logged on both sides.
 
     Raises:
         TypeError, ValueError: an argument is invalid.
     """
 
     __slots__ = (
+        "__weakref__",
         "_address",
+        "_client_secret",
         "_closing",
         "_connections",
         "_handlers",
         "_out",
+        "_pending",
         "_rng",
         "_secret",
         "_server",
         "_stats",
+        "_throttle",
         "allow_clients",
         "client_ssl",
+        "cluster",
         "config",
+        "config_summary",
         "inbox",
         "listen",
         "node_id",
@@ -346,8 +490,14 @@ class TcpTransport:
         config: TransportConfig | None = None,
         seed: int | None = None,
         allow_clients: bool = True,
+        client_secret: bytes | None = None,
+        cluster: str = DEFAULT_CLUSTER,
+        config_summary: ConfigSummary = (),
     ) -> None:
         self.node_id = check_node_id(node_id, "node_id")
+        self.cluster = check_node_id(cluster, "cluster")
+        Hello("node", node_id, bytes(NONCE_SIZE), cluster, config_summary)  # checks the summary
+        self.config_summary = config_summary
         self.listen = parse_address(listen, "listen")
         if not isinstance(peers, Mapping):
             raise TypeError(
@@ -361,6 +511,9 @@ class TcpTransport:
             checked[peer] = parse_address(peers[peer], f"peers[{peer!r}]")
         self.peers: dict[str, Address] = checked
         self._secret = check_secret(secret)
+        self._client_secret = check_secret(client_secret, "client_secret")
+        if secret is not None and secret == client_secret:
+            raise ValueError("client_secret must differ from secret: clients must not hold it")
         for name, ctx in (("server_ssl", server_ssl), ("client_ssl", client_ssl)):
             if ctx is not None and not isinstance(ctx, _ssl.SSLContext):
                 raise TypeError(
@@ -382,6 +535,8 @@ class TcpTransport:
         self._address: Address | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, int] = {}  # source host -> connections still in the handshake
+        self._throttle = _Throttle()
         self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -407,19 +562,43 @@ class TcpTransport:
         if self._server is not None or self._closing:
             raise RuntimeError("the transport was already started")
         self._server = await asyncio.start_server(
-            self._on_connection, self.listen[0], self.listen[1], ssl=self.server_ssl
-        )
+            self._on_connection, self.listen[0], self.listen[1], limit=_READ_CHUNK
+        )  # TLS starts in the handler, under the handshake timeout and the caps
         sock = self._server.sockets[0].getsockname()
         self._address = (str(sock[0]), int(sock[1]))
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        if not getattr(previous, "dynamo_core_quiet", False):
+            loop.set_exception_handler(_quiet_accept_errors(previous))
+        _started.add(self)
         for out in self._out.values():
             out.task = asyncio.create_task(self._run_outbound(out), name=f"dynamo-out-{out.peer}")
         log.info("%s listening on %s:%d", self.node_id, *self._address)
+        if self._secret is None and self.server_ssl is None and not is_loopback(self.listen[0]):
+            log.warning(
+                "%s: INSECURE: listening on %s with neither a secret nor TLS: anyone who "
+                "reaches the port can read, write and pose as a node",
+                self.node_id,
+                self.listen[0],
+            )
+
+    def _listens_on(self, sock: Any) -> bool:
+        server = self._server
+        fileno = sock.fileno()
+        return server is not None and any(s.fileno() == fileno for s in server.sockets)
+
+    def _on_accept_error(self, exc: OSError) -> None:
+        self._stats["accept_errors"] += 1
+        self._throttle.warning(
+            "accept_errors", "%s: cannot accept a connection: %s", self.node_id, exc.strerror
+        )
 
     async def close(self) -> None:
         """Stop listening, close every connection and stop reconnecting. Idempotent."""
         if self._closing:
             return
         self._closing = True
+        _started.discard(self)
         if self._server is not None:
             self._server.close()
         tasks = [out.task for out in self._out.values() if out.task is not None]
@@ -459,7 +638,11 @@ class TcpTransport:
             TypeError: `payload` is not `bytes`.
             ValueError: `payload` is over `max_frame`.
         """
-        frame = encode_frame(payload, max_frame=self.config.max_frame)
+        check_bytes(payload, "payload")
+        if len(payload) > self.config.max_frame:
+            raise ValueError(
+                f"payload is {len(payload)} bytes; max_frame is {self.config.max_frame}"
+            )
         out = self._out.get(target)
         if out is None or self._closing:
             self._stats["dropped_unknown_peer"] += 1
@@ -474,19 +657,26 @@ class TcpTransport:
             and not out.broken
             and writer.transport.get_write_buffer_size() < _HIGH_WATER
         ):  # the fast path: straight into the connection's buffer, no task switch
+            frame = self._frame(out, payload)
             writer.write(frame)
             self._stats["frames_sent"] += 1
             self._stats["bytes_sent"] += len(frame)
             return
         if (
             len(out.queue) >= self.config.max_queue
-            or out.queued_bytes + len(frame) > self.config.max_queue_bytes
+            or out.queued_bytes + len(payload) > self.config.max_queue_bytes
         ):
             self._stats["dropped_queue_full"] += 1
             return
-        out.queue.append(frame)
-        out.queued_bytes += len(frame)
+        out.queue.append(payload)
+        out.queued_bytes += len(payload)
         out.wake.set()
+
+    def _frame(self, out: _Outbound, payload: bytes) -> bytes:
+        """Seal `payload` for the current connection to `out.peer` (in write order) and frame it."""
+        if out.seal is not None:
+            payload = out.seal.seal(payload)
+        return encode_frame(payload, max_frame=self.config.max_frame + TAG_SIZE)
 
     def peer_state(self, peer: str) -> str:
         """``"connecting"``, ``"up"`` or ``"down"`` for a known peer.
@@ -507,31 +697,60 @@ class TcpTransport:
         base = min(self.config.backoff_max, self.config.backoff_initial * (1 << min(attempts, 30)))
         return base * (0.5 + 0.5 * self._rng.random())
 
-    async def _connect(self, out: _Outbound) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(
+        self, out: _Outbound
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Peer]:
         cfg = self.config
-        reader, writer, _ = await dial(
+
+        def connector(tls: Certified | None) -> Connector:
+            return Connector(
+                "node",
+                self.node_id,
+                secret=self._secret,
+                expect=out.peer,
+                cluster=self.cluster,
+                certified=tls,
+                config=self.config_summary,
+            )
+
+        reader, writer, _, peer = await dial(
             out.address,
-            Connector("node", self.node_id, secret=self._secret, expect=out.peer),
+            connector,
             ssl=self.client_ssl,
             connect_timeout=cfg.connect_timeout,
             handshake_timeout=cfg.handshake_timeout,
             limit=_READ_CHUNK,
             max_frame=MAX_HANDSHAKE_FRAME,  # only the handshake is read on an outbound connection
         )
-        return reader, writer
+        return reader, writer, peer
 
     async def _run_outbound(self, out: _Outbound) -> None:
         """Keep one connection to `out.peer` open and flush its queue into it."""
         while not self._closing:
             try:
-                reader, writer = await self._connect(out)
+                reader, writer, peer = await self._connect(out)
             except (OSError, TimeoutError, AuthError, DecodeError) as exc:
                 out.state = "down"
                 out.attempts += 1
                 self._stats["connect_failures"] += 1
                 if isinstance(exc, AuthError | DecodeError):
                     self._stats["auth_failures"] += 1
-                    log.warning("%s: handshake with %s failed: %s", self.node_id, out.peer, exc)
+                    self._throttle.warning(
+                        f"out-{out.peer}",
+                        "%s: handshake with %s failed: %s",
+                        self.node_id,
+                        out.peer,
+                        exc,
+                    )
+                elif isinstance(exc, _ssl.SSLError):
+                    self._stats["tls_failures"] += 1
+                    self._throttle.warning(
+                        f"out-{out.peer}",
+                        "%s: TLS handshake with %s failed: %s",
+                        self.node_id,
+                        out.peer,
+                        exc,
+                    )
                 else:
                     log.debug("%s: cannot reach %s: %r", self.node_id, out.peer, exc)
                 dropped = len(out.queue)
@@ -549,6 +768,7 @@ class TcpTransport:
             out.attempts = 0
             out.state = "up"
             out.broken = False
+            out.seal = peer.seal
             out.writer = writer
             self._connections.add(writer)
             watcher = asyncio.create_task(self._watch(reader, out))
@@ -558,6 +778,7 @@ class TcpTransport:
                 log.info("%s: connection to %s lost: %r", self.node_id, out.peer, exc)
             finally:
                 out.writer = None
+                out.seal = None
                 watcher.cancel()
                 out.state = "connecting"
                 if not self._closing:
@@ -575,7 +796,7 @@ class TcpTransport:
                 raise ConnectionResetError(f"{out.peer} closed the connection")
             if not out.queue:
                 continue
-            frames = list(out.queue)
+            frames = [self._frame(out, payload) for payload in out.queue]
             out.queue.clear()
             out.queued_bytes = 0
             writer.writelines(frames)
@@ -592,11 +813,39 @@ class TcpTransport:
 
     # -- receiving ---------------------------------------------------------------------------
 
+    def _admit(self, writer: asyncio.StreamWriter) -> str | None:
+        """Count a new connection as pending its handshake; `None` (and closed) over a cap."""
+        where = writer.get_extra_info("peername")
+        host = str(where[0]) if isinstance(where, tuple) and where else "?"
+        cfg = self.config
+        pending = self._pending.get(host, 0)
+        if self._closing:  # accepted while closing: refuse
+            writer.transport.abort()
+            return None
+        if (
+            pending >= cfg.max_unauthenticated_per_host
+            or sum(self._pending.values()) >= cfg.max_unauthenticated
+        ):  # too many strangers mid-handshake: this one costs nothing more
+            writer.transport.abort()
+            self._refused("refused_unauthenticated", host, "too many unauthenticated connections")
+            return None
+        self._pending[host] = pending + 1
+        return host
+
+    def _authenticated(self, host: str) -> None:
+        left = self._pending[host] - 1
+        if left:
+            self._pending[host] = left
+        else:
+            del self._pending[host]
+
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if self._closing:  # accepted while closing: refuse
-            await close_writer(writer)
+        # No await before the TLS handshake starts: asyncio runs this task before it first
+        # reads the socket, so the peer's first TLS bytes go to TLS, not to `reader`.
+        host = self._admit(writer)
+        if host is None:
             return
         task = asyncio.current_task()
         assert task is not None
@@ -606,71 +855,113 @@ class TcpTransport:
         where = writer.get_extra_info("peername")
         frames = FrameStream(reader, MAX_HANDSHAKE_FRAME)  # unauthenticated: small frames only
         frames.until_authenticated()
+        in_handshake = True
         try:
-            peer = await self._accept(frames, writer)
-            frames.allow(self.config.max_frame)
+            try:
+                peer = await self._accept(frames, writer)
+            finally:
+                self._authenticated(host)
+            in_handshake = False
+            frames.allow(sealed_cap(self.config.max_frame))
             if peer.role == "node":
-                assert peer.node_id is not None
-                await self._read_node(peer.node_id, frames)
+                await self._read_node(peer, frames)
             else:
                 self._stats["client_connections"] += 1
-                await self._read_client(frames, writer)
-        except FrameTooLarge as exc:
-            self._stats["closed_oversized"] += 1
-            log.warning("%s: closing connection from %s: %s", self.node_id, where, exc)
-        except FrameError as exc:
-            self._stats["closed_malformed"] += 1
-            log.warning("%s: closing connection from %s: %s", self.node_id, where, exc)
-        except AuthError as exc:
-            self._stats["auth_failures"] += 1
-            log.warning("%s: refused connection from %s: %s", self.node_id, where, exc)
-        except DecodeError as exc:
-            self._stats["closed_malformed"] += 1
-            log.warning(
-                "%s: closing connection from %s: malformed frame: %s", self.node_id, where, exc
-            )
-        except TimeoutError:
-            self._stats["handshake_timeouts"] += 1
-            log.warning("%s: closing connection from %s: handshake timed out", self.node_id, where)
-        except (OSError, _ssl.SSLError) as exc:
-            log.debug("%s: connection from %s broke: %r", self.node_id, where, exc)
+                await self._read_client(peer, frames, writer)
         except asyncio.CancelledError:  # close() cancels handlers; this task is ours to end
             pass
+        except Exception as exc:
+            self._closed_by(exc, where, in_handshake=in_handshake)
         finally:
             self._connections.discard(writer)
             self._handlers.discard(task)
             await close_writer(writer)
 
-    async def _accept(self, frames: FrameStream, writer: asyncio.StreamWriter) -> Peer:
-        acceptor = Acceptor(
-            self.node_id, secret=self._secret, peers=self.peers, allow_clients=self.allow_clients
+    def _closed_by(self, exc: Exception, where: object, *, in_handshake: bool) -> None:
+        """Count and log (throttled) why an inbound connection ended; re-raise a bug."""
+        match exc:
+            case FrameTooLarge():
+                self._refused("closed_oversized", where, exc)
+            case FrameError():
+                self._refused("closed_malformed", where, exc)
+            case AuthError():
+                self._refused("auth_failures", where, exc)
+            case DecodeError():
+                self._refused("closed_malformed", where, f"malformed frame: {exc}")
+            case TimeoutError():
+                self._refused("handshake_timeouts", where, "handshake timed out")
+            case _ssl.SSLError():
+                self._refused("tls_failures", where, f"TLS handshake failed: {exc.reason or exc}")
+            case OSError() if in_handshake and self.server_ssl is not None:
+                self._refused("tls_failures", where, f"TLS handshake failed: {exc!r}")
+            case OSError():
+                log.debug("%s: connection from %s broke: %r", self.node_id, where, exc)
+            case _:
+                raise exc
+
+    def _refused(self, counter: str, where: object, reason: object) -> None:
+        self._stats[counter] += 1
+        self._throttle.warning(
+            counter, "%s: closing connection from %s: %s", self.node_id, where, reason
         )
+
+    async def _accept(self, frames: FrameStream, writer: asyncio.StreamWriter) -> Peer:
         async with asyncio.timeout(self.config.handshake_timeout):
+            tls = None
+            if self.server_ssl is not None:
+                await writer.start_tls(self.server_ssl)
+                tls = certified(writer.get_extra_info("ssl_object"))
+            acceptor = Acceptor(
+                self.node_id,
+                secret=self._secret,
+                client_secret=self._client_secret,
+                peers=self.peers,
+                allow_clients=self.allow_clients,
+                cluster=self.cluster,
+                certified=tls,
+                config=self.config_summary,
+            )
             hello = await frames.next()
             if hello is None:
                 raise ConnectionResetError("closed before the handshake")
-            writer.write(encode_frame(acceptor.on_hello(hello)))
-            await writer.drain()
+            try:
+                challenge = acceptor.on_hello(hello)
+            except ConfigMismatch as exc:  # tell the peer what we run, so it can say why
+                writer.write(encode_frame(exc.reply))
+                await writer.drain()
+                raise
+            writer.write(encode_frame(challenge))
             proof = await frames.next()
             if proof is None:
                 raise ConnectionResetError("closed during the handshake")
-            return acceptor.on_proof(proof)
+            mine, peer = acceptor.on_proof(proof)
+            writer.write(encode_frame(mine))
+            await writer.drain()
+            return peer
 
-    async def _read_node(self, sender: str, frames: FrameStream) -> None:
+    async def _read_node(self, peer: Peer, frames: FrameStream) -> None:
         max_frame = self.config.max_frame
         stats = self._stats
         inbox = self.inbox
+        sender = peer.node_id
+        assert sender is not None
+        seal = peer.seal
         while (payload := await frames.next()) is not None:
+            if seal is not None:
+                payload = seal.open(payload)
             message = decode_message(payload, max_bytes=max_frame)
             stats["frames_received"] += 1
             stats["bytes_received"] += len(payload) + 4
             if not inbox.put(Inbound(sender, message)):
                 stats["dropped_inbox_full"] += 1
 
-    async def _read_client(self, frames: FrameStream, writer: asyncio.StreamWriter) -> None:
+    async def _read_client(
+        self, peer: Peer, frames: FrameStream, writer: asyncio.StreamWriter
+    ) -> None:
         max_frame = self.config.max_frame
         limit = self.config.max_client_buffer
         stats = self._stats
+        seal = peer.seal
 
         def respond(response: RequestResponse) -> None:
             if writer.is_closing():
@@ -682,11 +973,15 @@ class TcpTransport:
                 transport.abort()  # drop its unread responses now (close() would keep them)
                 return
             payload = codec.dumps(response.to_dict())
-            writer.write(encode_frame(payload, max_frame=max_frame))
+            if seal is not None:
+                payload = seal.seal(payload)
+            writer.write(encode_frame(payload, max_frame=max_frame + TAG_SIZE))
             stats["frames_sent"] += 1
             stats["bytes_sent"] += len(payload) + 4
 
         while (payload := await frames.next()) is not None:
+            if seal is not None:
+                payload = seal.open(payload)
             request = request_from_dict(codec.loads(payload, max_bytes=max_frame))
             stats["client_requests"] += 1
             stats["frames_received"] += 1

@@ -30,7 +30,8 @@ def run() -> Callable[..., Any]:
 
 @pytest.fixture
 def certs() -> Path:
-    """The throwaway test certificates (see certs/gen.sh)."""
+    """The throwaway test certificates: one per node A, B, C, ``client-ops``, and a rogue CA's
+    ``rogue/node-A`` (see certs/gen.sh)."""
     return CERTS
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aio.processes import stop
 from dynamo_core.cli import main
 
 
@@ -50,22 +50,17 @@ def start(data: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     return proc
 
 
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
-    return out
-
-
 def test_serve_put_get_stats_and_restart(
     tmp_path: Path, free_port: Callable[[], int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = free_port()
-    secret = tmp_path / "secret"
-    secret.write_text("a-cluster-secret-of-32-characters\n")
+    secret, clients = tmp_path / "secret", tmp_path / "clients"
+    assert main(["secret", "--out", str(secret)]) == 0
+    assert main(["secret", "--out", str(clients)]) == 0
+    keys = ["--secret-file", str(secret), "--client-secret-file", str(clients)]
     data = tmp_path / "a"
-    nodes = ["--nodes", f"127.0.0.1:{port}", "--secret-file", str(secret)]
-    proc = start(data, port, "--secret-file", str(secret))
+    nodes = ["--nodes", f"127.0.0.1:{port}", "--secret-file", str(clients)]
+    proc = start(data, port, *keys)
     try:
         assert main(["put", "cart", "apple", *nodes]) == 0
         assert "stored on A" in capsys.readouterr().out
@@ -92,7 +87,7 @@ def test_serve_put_get_stats_and_restart(
         out = stop(proc)
     assert "node A stopped" in out
     assert (data / "incarnation").read_text().strip() == "0"
-    proc = start(data, port, "--secret-file", str(secret))  # same data: a new incarnation
+    proc = start(data, port, *keys)  # same data: a new incarnation
     try:
         assert main(["get", "cart", *nodes]) == 0
         assert capsys.readouterr().out.splitlines()[0] == "apple,pear"
@@ -107,7 +102,7 @@ def test_serve_put_get_stats_and_restart(
         (["--peers", "B"], "ID=HOST:PORT"),
         (["--peers", "A=127.0.0.1:1"], "must not name this node"),
         (["--tls-cert", "x.pem"], "go together"),
-        (["--secret-file", "/nonexistent/secret"], "cannot read --secret-file"),
+        (["--secret-file", "/nonexistent/secret"], "--secret-file: [Errno 2]"),
         (["--peers", "B=127.0.0.1:1", "--n", "3"], "more than the 2 nodes"),
         (["--n", "1", "--r", "1", "--w", "2"], "w must be in 1..n=1"),
         (["--n", "1", "--r", "1", "--w", "1", "--partitions", "3"], "partitions"),
