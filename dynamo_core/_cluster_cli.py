@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import ssl
 
     from dynamo_core.aio.transport import Address
-    from dynamo_core.storage import SQLiteStorage
 
 __all__ = ["add_commands"]
 
