@@ -2185,17 +2185,18 @@ class Node:
             return False
 
     def _absorb(self, key: bytes, state: DVVSet[bytes]) -> bool:
-        """Merge a peer's state (a repair, a hint); True when it is stored.
+        """Merge a peer's state (a repair, a hint); False when it should be sent again later.
 
-        A refusal (a limit, a quarantined record) is counted by `_merge`; a dot collision keeps
-        ours and is counted here. Both versions then stay where they are, visibly divergent
-        (anti-entropy keeps finding the key) rather than one of them silently lost.
+        A refusal (a limit, a quarantined record) is counted by `_merge` and may pass: the
+        sender retries. A dot collision never passes: it keeps ours, is counted here and is
+        settled (True). Both versions then stay where they are, visibly divergent (anti-entropy
+        keeps finding the key) rather than one of them silently lost.
         """
         try:
             return self._merge(key, state) is None
         except DotCollision:
             self._stats["dot_collisions"] += 1
-            return False
+            return True
 
     def _apply_store(
         self, key: bytes, state: DVVSet[bytes], hint: str | None, now: float

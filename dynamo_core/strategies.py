@@ -657,7 +657,7 @@ def fault_plans(
     nodes are down or isolated at once. Shrinks towards fewer, earlier faults. The default
     names are those of ``SimulatedCluster(5)``.
 
-    Example:
+    Examples:
         >>> from hypothesis import given
         >>> from dynamo_core.testing import SimulatedCluster
         >>> @given(fault_plans())

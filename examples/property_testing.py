@@ -8,6 +8,8 @@ shrunk to a one-item counterexample. Then a storage backend with a planted bug m
 
 Run it: ``python examples/property_testing.py`` (needs hypothesis: the ``hypothesis`` extra).
 Its last line is the findings as JSON. The functions named ``test_*`` also run under pytest.
+
+# requires: hypothesis, pytest (pip)
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def storage_failure() -> str:
 QUIET = settings(database=None, derandomize=True, max_examples=200, print_blob=False, deadline=None)
 # The explain phase traces every line (slow before Python 3.12) and would only point at the
 # suite's own check: skip it for the state machine, and keep its runs short.
-STORAGE = settings(QUIET, stateful_step_count=10, phases=[Phase.generate, Phase.shrink])
+STORAGE = settings(QUIET, stateful_step_count=20, phases=[Phase.generate, Phase.shrink])
 
 
 def main() -> None:
