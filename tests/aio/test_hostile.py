@@ -253,7 +253,7 @@ async def pose_as(port: int, node: str) -> tuple[asyncio.StreamReader, asyncio.S
     connector = Connector("node", node, secret=None)
     writer.write(encode_frame(connector.hello()))
     header = await reader.readexactly(4)
-    proof, _ = connector.on_challenge(await reader.readexactly(int.from_bytes(header, "big")))
+    proof = connector.on_challenge(await reader.readexactly(int.from_bytes(header, "big")))
     writer.write(encode_frame(proof))
     await writer.drain()
     return reader, writer
@@ -461,7 +461,7 @@ def test_finding_7_a_client_that_does_not_read_is_cut_off_and_its_buffer_freed(
             writer.write(encode_frame(connector.hello()))
             header = await reader.readexactly(4)
             challenge = await reader.readexactly(int.from_bytes(header, "big"))
-            proof, _ = connector.on_challenge(challenge)
+            proof = connector.on_challenge(challenge)
             writer.write(encode_frame(proof))
             for rid in range(1, 200):
                 writer.write(encode_frame(codec.dumps(ClientGet(rid, b"big").to_dict())))
