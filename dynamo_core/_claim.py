@@ -316,6 +316,7 @@ class Claim:
             if picker.left:
                 self._take_spread(picker, starts[node])
         self.balance(targets)
+        self.repair(targets)
 
     def _take_layout(self, picker: _Picker) -> None:
         """Claim for a ring of at most `replicas` nodes, preparing spacing for later joins.
@@ -453,6 +454,7 @@ class Claim:
         for node in leaving:
             self.counts.pop(node, None)
         self.balance(targets)
+        self.repair(targets)
 
     def _hand_off_rest(
         self,
@@ -545,6 +547,204 @@ class Claim:
         if best is None:  # pragma: no cover - counts guarantee a donor partition
             raise AssertionError("no partition to move")
         self.assign(best[1], best[2])
+
+    # -- repair -------------------------------------------------------------------------------
+
+    def _spacing_labels(self) -> tuple[dict[str, Hashable], int]:
+        """What a spaced layout must keep apart, and the window: zones if there are enough."""
+        if self.zoned and self.zone_window >= self.replicas:
+            return {node: self.zones[node] for node in self.counts}, self.zone_window
+        return {node: node for node in self.counts}, self.node_window
+
+    def spacing_possible(self) -> bool:
+        """Whether a layout with the current counts has no violation (see `ring`'s docs).
+
+        With labels (zones when there are at least `replicas` of them, else nodes) of total
+        counts c and window w, a cycle with no label twice within w exists if and only if
+        every ``c * w <= Q``: necessary because a label's partitions are pairwise w apart,
+        sufficient by `column_layout`. A ring with fewer nodes than `replicas` never qualifies.
+        """
+        if len(self.counts) < self.replicas:
+            return False
+        labels, window = self._spacing_labels()
+        totals = collections.Counter[Hashable]()
+        for node, count in self.counts.items():
+            totals[labels[node]] += count
+        return max(totals.values()) * window <= len(self.owners)
+
+    def violating(self) -> list[int]:
+        """The partitions that take part in a violation, in ring order. Cost: O(Q * replicas)."""
+        owners = self.owners
+        size = len(owners)
+        out: set[int] = set()
+        rows: list[tuple[Sequence[Hashable], int]] = [(owners, self.node_window)]
+        if self.zoned:
+            zones = self.zones
+            rows.append(([zones[node] for node in owners], self.zone_window))
+        for labels, window in rows:
+            for dist in range(1, min(window - 1, size // 2) + 1):
+                for pos in range(size):
+                    if labels[pos] == labels[pos - dist]:
+                        out.add(pos)
+                        out.add((pos - dist) % size)
+        return sorted(out)
+
+    def repair(self, targets: Mapping[str, Share]) -> None:
+        """Remove violations by local changes that keep every node within its share.
+
+        Each step takes a partition in a violation and either gives it to a node with room
+        under its ceiling or swaps it with a partition of another node, whichever removes the
+        most violations (ties: the lower partition, then the lower node id). Steps stop when no
+        violation is left, none removes one, or the work budget (about ten passes over the
+        ring) is spent; if violations remain although `spacing_possible`, `relayout` lays out
+        a spaced ring keeping as many partitions where they are as it can.
+        """
+        if self.violations == 0 or len(self.counts) < self.replicas:
+            return
+        budget = 10 * len(self.owners) * self.replicas
+        while self.violations > 0 and budget > 0:
+            spent = self._repair_step(targets, budget)
+            if spent <= 0:
+                break
+            budget -= spent
+        if self.violations > 0 and self.spacing_possible():
+            self.relayout()
+
+    def _repair_step(self, targets: Mapping[str, Share], budget: int) -> int:
+        """Make the best change for the first fixable violation; return the work it cost.
+
+        Returns the (positive) work done if a change was made, else minus the work.
+        """
+        owners = self.owners
+        nodes = sorted(self.counts)
+        mine: dict[str, list[int]] = {node: [] for node in nodes}
+        for pos, node in enumerate(owners):
+            mine[node].append(pos)
+        work = len(owners)
+        for pos in self.violating():
+            old = owners[pos]
+            best: tuple[int, int, str] | None = None
+            if self.counts[old] > targets[old].floor:
+                for node in nodes:
+                    if node != old and self.counts[node] < targets[node].ceil:
+                        key = (self.delta(pos, node), -1, node)
+                        if key[0] < 0 and (best is None or key < best):
+                            best = key
+            for node in nodes:
+                if node == old:
+                    continue
+                first = self.delta(pos, node)
+                if first >= 0:
+                    continue
+                owners[pos] = node  # the first half of a swap, undone below
+                for other in mine[node]:
+                    key = (first + self.delta(other, old), other, node)
+                    if key[0] < 0 and (best is None or key < best):
+                        best = key
+                owners[pos] = old
+                work += len(mine[node])
+            if best is not None:
+                _, other, node = best
+                self.assign(pos, node)
+                if other >= 0:
+                    self.assign(other, old)
+                return work
+            if work >= budget:
+                break
+        return -work
+
+    def relayout(self) -> None:
+        """Lay the ring out afresh with no violation, keeping the counts (and most owners).
+
+        `column_layout` gives a spaced cycle of anonymous labels; each is then matched to a
+        real label (zone or node) of the same count, greedily by how many partitions it would
+        keep, over a few rotations; inside a zone, nodes keep the partitions they hold and
+        fill the rest in node-id order. Applied only if it has fewer violations.
+        """
+        owners = self.owners
+        size = len(owners)
+        labels, _ = self._spacing_labels()
+        totals = collections.Counter[Hashable]()
+        for node, count in self.counts.items():
+            totals[labels[node]] += count
+        order = sorted(totals, key=lambda label: (-totals[label], repr(label)))
+        layout = column_layout([totals[label] for label in order], size)
+        current = [labels[node] for node in owners]
+        best: tuple[int, int, dict[int, Hashable]] | None = None
+        for shift in range(min(size, 2 * self.replicas + 2)):
+            overlap = collections.Counter(
+                zip(layout[size - shift :] + layout[: size - shift], current, strict=True)
+            )
+            match: dict[int, Hashable] = {}
+            used: set[Hashable] = set()
+            kept = 0
+            for (slot, label), count in sorted(
+                overlap.items(), key=lambda item: (-item[1], item[0][0], repr(item[0][1]))
+            ):
+                if slot in match or label in used or totals[order[slot]] != totals[label]:
+                    continue
+                match[slot] = label
+                used.add(label)
+                kept += count
+            spare = [label for label in order if label not in used]
+            for slot in range(len(order)):
+                if slot not in match:
+                    match[slot] = next(
+                        label for label in spare if totals[label] == totals[order[slot]]
+                    )
+                    spare.remove(match[slot])
+            if best is None or kept > best[0]:
+                best = (kept, shift, match)
+        assert best is not None
+        _, shift, match = best
+        rotated = layout[size - shift :] + layout[: size - shift]
+        quota = dict(self.counts)
+        new: list[str | None] = [None] * size
+        for pos, slot in enumerate(rotated):
+            if labels[owners[pos]] == match[slot] and quota[owners[pos]] > 0:
+                new[pos] = owners[pos]
+                quota[owners[pos]] -= 1
+        members = sorted(self.counts)
+        for pos, slot in enumerate(rotated):
+            if new[pos] is None:
+                node = next(n for n in members if quota[n] > 0 and labels[n] == match[slot])
+                new[pos] = node
+                quota[node] -= 1
+        candidate = Claim([node or "" for node in new], self.zones, self.replicas, zoned=self.zoned)
+        candidate.configure(
+            zoned=self.zoned, node_window=self.node_window, zone_window=self.zone_window
+        )
+        if candidate.violations < self.violations:
+            for pos, node in enumerate(candidate.owners):
+                self.assign(pos, node)
+
+
+def column_layout(counts: Sequence[int], size: int) -> list[int]:
+    """A cycle of `size` holding label i ``counts[i]`` times, each label spaced as far as it can.
+
+    `counts` must be sorted in decreasing order and sum to `size`. With t the largest count,
+    the cycle is cut into t blocks of near-equal length and the labels, each repeated, fill
+    the blocks column by column (the first cell of every block, then the second...). A label
+    of count t fills one whole column; a shorter one meets each block at most once and, where
+    it crosses from one column to the next, skips a block. So two partitions of one label are
+    at least ``size // t`` apart: for any window w with ``t * w <= size``, no label repeats
+    within w. Cost: O(size).
+    """
+    top = counts[0]
+    base, longer = divmod(size, top)
+    starts = [row * base + min(row, longer) for row in range(top)]
+    lengths = [base + (row < longer) for row in range(top)]
+    cells = [
+        starts[row] + col for col in range(base + (longer > 0)) for row in range(top)
+        if col < lengths[row]
+    ]
+    out = [0] * size
+    index = 0
+    for label, count in enumerate(counts):
+        for cell in cells[index : index + count]:
+            out[cell] = label
+        index += count
+    return out
 
 
 class _Matching:
