@@ -273,6 +273,40 @@ class Claim:
         *,
         zoned: bool,
     ) -> None:
+        """Give the joining `nodes` partitions taken from the others (see `_join_from`).
+
+        If the claim from the joiners' `starts` leaves violations although `spacing_possible`,
+        it is tried again from starts shifted by 1, 2, ... positions (up to the spacing of a
+        joiner's partitions, at most ``2 * replicas + 2`` tries) and the first spaced result
+        is kept; only if none is spaced does `relayout` run. Cost: O(Q * replicas) per try.
+        """
+        size = len(self.owners)
+        trial = self.copy(list(self.owners), self.zones)
+        trial._join_from(nodes, targets, starts, zoned=zoned)
+        if trial.violations and trial.spacing_possible():
+            stride = min(size // max(1, targets[node].floor) for node in nodes)
+            for shift in range(1, min(stride, 2 * self.replicas + 2)):
+                other = self.copy(list(self.owners), self.zones)
+                shifted = {node: (starts[node] + shift) % size for node in nodes}
+                other._join_from(nodes, targets, shifted, zoned=zoned)
+                if other.violations < trial.violations:
+                    trial = other
+                if not trial.violations:
+                    break
+        self.configure(zoned=zoned, node_window=trial.node_window, zone_window=trial.zone_window)
+        for pos, node in enumerate(trial.owners):
+            self.assign(pos, node)
+        self.balance(targets)
+        self.repair(targets)
+
+    def _join_from(
+        self,
+        nodes: Sequence[str],
+        targets: Mapping[str, Share],
+        starts: Mapping[str, int],
+        *,
+        zoned: bool,
+    ) -> None:
         """Give the joining `nodes` partitions taken from the others, as balance requires.
 
         Every existing node keeps between its new floor and ``min(count, new ceiling)``, so no
@@ -316,7 +350,7 @@ class Claim:
             if picker.left:
                 self._take_spread(picker, starts[node])
         self.balance(targets)
-        self.repair(targets)
+        self.repair(targets, relayout=False)
 
     def _take_layout(self, picker: _Picker) -> None:
         """Claim for a ring of at most `replicas` nodes, preparing spacing for later joins.
@@ -589,69 +623,115 @@ class Claim:
                         out.add((pos - dist) % size)
         return sorted(out)
 
-    def repair(self, targets: Mapping[str, Share]) -> None:
-        """Remove violations by local changes that keep every node within its share.
+    def repair(self, targets: Mapping[str, Share], *, relayout: bool = True) -> None:
+        """Remove violations by short chains of moves that keep every node within its share.
 
-        Each step takes a partition in a violation and either gives it to a node with room
-        under its ceiling or swaps it with a partition of another node, whichever removes the
-        most violations (ties: the lower partition, then the lower node id). Steps stop when no
-        violation is left, none removes one, or the work budget (about ten passes over the
-        ring) is spent; if violations remain although `spacing_possible`, `relayout` lays out
-        a spaced ring keeping as many partitions where they are as it can.
+        For a partition in a violation, a breadth-first search looks for the shortest chain:
+        its owner gives it to a node that fits there, that node gives one of its partitions to
+        another node that fits there, and so on, until a node with room under its ceiling (or
+        the first owner, closing a cycle) takes the last one. The chain is kept if it removes
+        violations. Searches stop when no violation is left, none can be removed this way, or
+        the work budget (about ten passes over the ring) is spent; if violations remain
+        although `spacing_possible`, `relayout` lays out a spaced ring keeping as many
+        partitions where they are as it can. Ties go to the lower node id and partition.
         """
-        if self.violations == 0 or len(self.counts) < self.replicas:
+        if self.violations == 0:
+            return
+        if len(self.counts) <= self.replicas:
+            # Every preference list holds every node: a fresh layout moves no data, and the
+            # column layout is the one later joins space best from.
+            if relayout:
+                self.relayout()
             return
         budget = 10 * len(self.owners) * self.replicas
+        failed: set[int] = set()
         while self.violations > 0 and budget > 0:
-            spent = self._repair_step(targets, budget)
-            if spent <= 0:
+            pending = [pos for pos in self.violating() if pos not in failed]
+            if not pending:
                 break
-            budget -= spent
-        if self.violations > 0 and self.spacing_possible():
+            pos = pending[0]
+            fixed, work = self._repair_chain(pos, targets)
+            budget -= work
+            if not fixed:
+                failed.add(pos)
+        if relayout and self.violations > 0 and self.spacing_possible():
             self.relayout()
 
-    def _repair_step(self, targets: Mapping[str, Share], budget: int) -> int:
-        """Make the best change for the first fixable violation; return the work it cost.
-
-        Returns the (positive) work done if a change was made, else minus the work.
-        """
+    def _fits(self, pos: int, node: str) -> bool:
+        """Whether `node` could own `pos` without a violation (ignoring the current owner)."""
         owners = self.owners
+        size = len(owners)
+        for q in _neighbours(pos, self.node_window, size):
+            if owners[q] == node:
+                return False
+        if self.zoned:
+            zones = self.zones
+            zone = zones[node]
+            for q in _neighbours(pos, self.zone_window, size):
+                if zones[owners[q]] == zone and q != pos:
+                    return False
+        return True
+
+    def _repair_chain(self, pos: int, targets: Mapping[str, Share]) -> tuple[bool, int]:
+        """Find and apply the shortest chain that removes `pos`'s violation; return the work."""
+        owners = self.owners
+        first = owners[pos]
         nodes = sorted(self.counts)
+        counts = self.counts
+        shrink = counts[first] > targets[first].floor
         mine: dict[str, list[int]] = {node: [] for node in nodes}
-        for pos, node in enumerate(owners):
-            mine[node].append(pos)
+        for q, node in enumerate(owners):
+            mine[node].append(q)
+        came: dict[str, tuple[str, int]] = {}
+        frontier: list[str] = []
         work = len(owners)
-        for pos in self.violating():
-            old = owners[pos]
-            best: tuple[int, int, str] | None = None
-            if self.counts[old] > targets[old].floor:
-                for node in nodes:
-                    if node != old and self.counts[node] < targets[node].ceil:
-                        key = (self.delta(pos, node), -1, node)
-                        if key[0] < 0 and (best is None or key < best):
-                            best = key
-            for node in nodes:
-                if node == old:
-                    continue
-                first = self.delta(pos, node)
-                if first >= 0:
-                    continue
-                owners[pos] = node  # the first half of a swap, undone below
-                for other in mine[node]:
-                    key = (first + self.delta(other, old), other, node)
-                    if key[0] < 0 and (best is None or key < best):
-                        best = key
-                owners[pos] = old
-                work += len(mine[node])
-            if best is not None:
-                _, other, node = best
-                self.assign(pos, node)
-                if other >= 0:
-                    self.assign(other, old)
-                return work
-            if work >= budget:
+        for node in nodes:
+            if node != first and self._fits(pos, node):
+                came[node] = (first, pos)
+                frontier.append(node)
+        end: str | None = None
+        while frontier and end is None:
+            end = next(
+                (node for node in frontier if shrink and counts[node] < targets[node].ceil), None
+            )
+            if end is not None:
                 break
-        return -work
+            following: list[str] = []
+            for giver in frontier:
+                for q in mine[giver]:
+                    work += 1
+                    for node in nodes:
+                        if node in came or node == giver or not self._fits(q, node):
+                            continue
+                        came[node] = (giver, q)
+                        if node == first:
+                            end = first
+                            break
+                        following.append(node)
+                    if end is not None:
+                        break
+                if end is not None:
+                    break
+            frontier = following
+        if end is None:
+            return False, work
+        chain: list[tuple[int, str]] = []
+        node = end
+        while True:
+            giver, q = came[node]
+            chain.append((q, node))
+            if q == pos:
+                break
+            node = giver
+        before = self.violations
+        undo = [(q, owners[q]) for q, _ in chain]
+        for q, node in chain:
+            self.assign(q, node)
+        if self.violations < before:
+            return True, work
+        for q, node in reversed(undo):
+            self.assign(q, node)
+        return False, work
 
     def relayout(self) -> None:
         """Lay the ring out afresh with no violation, keeping the counts (and most owners).

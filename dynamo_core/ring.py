@@ -877,6 +877,75 @@ class HashRing:
             raise ValueError(f"index must be in 0..{self._partitions - 1}, got {index}")
         return TokenRange(index << self._shift, (index + 1) << self._shift)
 
+    def partition_of(self, tok: int) -> int:
+        """Return the index of the partition that holds token `tok` (strategy 3 only).
+
+        Riak's ``hash_to_partition_id``: ``tok >> (64 - log2(Q))``, so partition i covers
+        [`partition_range(i)`][dynamo_core.ring.HashRing.partition_range] and
+        ``partition(key) == partition_of(token(key))``. Cost: O(1).
+
+        Raises:
+            TypeError: `tok` is not an `int`.
+            ValueError: the ring uses strategy 1, or `tok` is outside ``[0, 2**64)``.
+        """
+        if self._partitions is None:
+            raise ValueError("partition_of() needs a strategy-3 ring (partitions=...), not vnodes")
+        if type(tok) is not int:
+            raise TypeError(f"tok must be an int token, not {type(tok).__name__}")
+        if not 0 <= tok < TOKEN_SPACE:
+            raise ValueError(f"tok must be in [0, 2**64), got {tok}")
+        return tok >> self._shift
+
+    # -- spacing -------------------------------------------------------------------------------
+
+    def spacing_violations(self) -> tuple[int, ...]:
+        """Return where the spacing rule fails (Riak's ``meets_target_n``, as a list).
+
+        The rule: any `replicas` consecutive partitions, wrapping from the last to the first,
+        belong to distinct nodes, and, when the members have at least `replicas` distinct zones
+        (a node without a zone counts as its own), to distinct zones. The result holds the
+        index of the first partition of every window that breaks it, in order; it is empty
+        when the rule holds and when the ring is empty. A ring with fewer members than
+        `replicas` breaks it everywhere. Cost: O(Q * replicas).
+
+        Raises:
+            ValueError: the ring uses strategy 1.
+        """
+        if self._partitions is None:
+            raise ValueError("spacing_violations() needs a strategy-3 ring, not vnodes")
+        if not self._weights:
+            return ()
+        owners = self._owners
+        keys = self._zone_keys
+        window = self._replicas
+        rows: list[Sequence[object]] = [owners]
+        if self._zoned() and len(set(keys.values())) >= window:
+            rows.append([keys[node] for node in owners])
+        size = len(owners)
+        bad: list[int] = []
+        for start in range(size):
+            for labels in rows:
+                seen = {labels[(start + i) % size] for i in range(window)}
+                if len(seen) < window:
+                    bad.append(start)
+                    break
+        return tuple(bad)
+
+    def spacing_possible(self) -> bool:
+        """Whether a layout meeting the spacing rule exists for the members' partition counts.
+
+        With c the most partitions one label holds (the label being the zone when there are at
+        least `replicas` zones, else the node) and Q partitions, a spaced layout exists if and
+        only if there are at least `replicas` members and ``c * replicas <= Q`` (see the ring
+        concepts page). The claim then always produces one. Cost: O(n) for n members.
+
+        Raises:
+            ValueError: the ring uses strategy 1.
+        """
+        if self._partitions is None:
+            raise ValueError("spacing_possible() needs a strategy-3 ring, not vnodes")
+        return self._claim is not None and self._claim.spacing_possible()
+
     # -- segments, ranges, ownership -------------------------------------------------------------
 
     def _segment_bounds(self) -> list[tuple[int, int]]:
