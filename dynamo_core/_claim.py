@@ -263,6 +263,22 @@ class Claim:
         self.counts[new] = self.counts.get(new, 0) + 1
         self.changed.add(pos)
 
+    def rename(self, old: str, new: str) -> None:
+        """Give every partition of `old` to `new` (a replace: spacing is unchanged)."""
+        owners = self.owners
+        for pos, node in enumerate(owners):
+            if node == old:
+                owners[pos] = new
+                self.changed.add(pos)
+        self.counts[new] = self.counts.pop(old)
+
+    def reshape(self, targets: Mapping[str, Share], *, zoned: bool) -> None:
+        """Restore balance and spacing after a member's weight or zone changed in place."""
+        self.zoned = zoned
+        self.set_windows()
+        self.balance(targets)
+        self.repair(targets)
+
     # -- join ---------------------------------------------------------------------------------
 
     def join(

@@ -98,6 +98,19 @@ class _EmptyTable(list[Any]):
 _EMPTY: Final = _EmptyTable()
 
 
+class _Keep:
+    """The type of `KEEP`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep()
+"""The default of `zone=` in `replace` and `update_node`: keep the zone the node has."""
+
+
 def _bad_key(key: object) -> NoReturn:
     check_key(key)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -483,6 +496,115 @@ class HashRing:
         starts = {node: self._token_fn(node.encode("utf-8")) >> self._shift for node in nodes}
         self._claim.join(nodes, targets, starts, zoned=self._zoned())
         self._after_change(before)
+
+    def replace(
+        self,
+        old: str,
+        new: str,
+        *,
+        weight: float | None = None,
+        zone: str | None | _Keep = KEEP,
+    ) -> None:
+        """Put `new` in `old`'s place: Riak's ``cluster replace``.
+
+        `new` takes `old`'s weight and zone unless `weight` or `zone` says otherwise (pass
+        ``zone=None`` for no zone). Strategy 3: `new` takes every partition of `old` and
+        nothing else changes, so ``old_ring.transfers_to(ring)`` sends exactly `old`'s data,
+        all of it to `new`; a different weight or zone then rebalances and respaces as
+        [`update_node`][dynamo_core.ring.HashRing.update_node] does. Strategy 1: `new` places
+        its own tokens (token positions derive from the name), as `remove_node` then
+        `add_node` would.
+
+        Cost: strategy 3, O(Q * replicas) to recount spacing plus O(moved * span) to refresh
+        the preference lists; strategy 1, as a leave and a join.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `old` is not a member, `new` is one, or an argument is out of range
+                (a different weight must also give every node at least one partition). The
+                ring is unchanged.
+        """
+        self._member(old)
+        check_node_id(new, "new")
+        if new in self._weights:
+            raise ValueError(f"node {new!r} is already a member of the ring")
+        new_weight = self._weights[old] if weight is None else check_positive_float(weight, "weight")
+        new_zone = self._zones[old] if isinstance(zone, _Keep) else zone
+        if new_zone is not None:
+            check_node_id(new_zone, "zone")
+        if self._vnodes is not None:
+            self._check_new([new], {new: new_weight}, {new: new_zone})
+            self.remove_node(old)
+            self.add_node(new, weight=new_weight, zone=new_zone)
+            return
+        targets = None
+        if new_weight != self._weights[old]:
+            weights = {n: w for n, w in self._weights.items() if n != old}
+            targets = self._shares_or_raise({**weights, new: new_weight})
+        self._fingerprint = None
+        before = self._windows()
+        claim = self._claim
+        assert claim is not None
+        self._admit(new, self._weights[old], self._zones[old])
+        claim.rename(old, new)
+        del self._weights[old], self._zones[old], self._zone_keys[old]
+        if (new_weight, new_zone) != (self._weights[new], self._zones[new]):
+            self._update(new, new_weight, new_zone, targets)
+        self._after_change(before)
+
+    def update_node(
+        self, node: str, *, weight: float | None = None, zone: str | None | _Keep = KEEP
+    ) -> None:
+        """Change a member's `weight` or `zone` in place (unchanged unless given).
+
+        Strategy 3: the node's share follows its new weight — a heavier node takes partitions
+        from the others as a join would, a lighter one hands some out as a leave would — and
+        the claim then restores spacing (zones included) as after any change; `transfers_to`
+        gives the plan. Strategy 1: the node's tokens are placed again for the new weight.
+
+        Cost: as a join or a leave of the node's change in share.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `node` is not a member or an argument is out of range (every node
+                must keep at least one partition). The ring is unchanged.
+        """
+        self._member(node)
+        new_weight = self._weights[node] if weight is None else check_positive_float(weight, "weight")
+        new_zone = self._zones[node] if isinstance(zone, _Keep) else zone
+        if new_zone is not None:
+            check_node_id(new_zone, "zone")
+        if (new_weight, new_zone) == (self._weights[node], self._zones[node]):
+            return
+        if self._vnodes is not None:
+            count = self._token_count(new_weight)
+            if count > MAX_NODE_TOKENS:
+                raise ValueError(
+                    f"weight {new_weight!r} gives {count} tokens at vnodes={self._vnodes}; "
+                    f"the limit per node is {MAX_NODE_TOKENS}"
+                )
+            self._fingerprint = None
+            self._admit(node, new_weight, new_zone)
+            self._rebuild_vnodes()
+            return
+        targets = self._shares_or_raise({**self._weights, node: new_weight})
+        self._fingerprint = None
+        before = self._windows()
+        self._update(node, new_weight, new_zone, targets)
+        self._after_change(before)
+
+    def _update(
+        self, node: str, weight: float, zone: str | None, targets: Mapping[str, Share] | None
+    ) -> None:
+        """Strategy 3: give `node` a new weight and zone, then rebalance and respace."""
+        claim = self._claim
+        assert claim is not None
+        self._admit(node, weight, zone)
+        # A new zone changes the walks that read the node's partitions even if none moves.
+        claim.changed.update(pos for pos, owner in enumerate(self._owners) if owner == node)
+        if targets is None:
+            targets = self._shares_or_raise(self._weights)
+        claim.reshape(targets, zoned=self._zoned())
 
     def remove_node(self, node: str) -> None:
         """Remove `node`; its data's new homes are given by `transfers_to`.
