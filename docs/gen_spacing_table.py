@@ -3,13 +3,13 @@
 Run it from the repository root: ``python docs/gen_spacing_table.py`` rewrites the table between
 its markers in ring.md; ``--check`` exits 1 if the committed table is out of date, and
 ``--sizes 16,64`` limits the run to some ring sizes (the test suite checks the small ones, the
-large ones take minutes). For each ring size Q (replicas 2 to 5, member counts up to 24 or Q, node ids
-``node-000``, ...) it counts the (replicas, member count) pairs at which a spaced layout exists
-(`HashRing.spacing_possible`) and those at which the claim produced one
+large ones take minutes). For each ring size Q (replicas 2 to 5, member counts up to 24 or Q,
+node ids ``node-000``, ...) it counts the (replicas, member count) pairs at which a spaced
+layout exists (`HashRing.spacing_possible`) and those at which the claim produced one
 (`HashRing.spacing_violations` is empty), for four histories: joins one at a time, all members
 at once, groups of three, and leaves one at a time from 24 members. The "before" column is the
-previous claim (spacing by the joiners' picks and the leave matching alone), measured with this script
-on that code and kept here as data.
+previous claim (spacing by the joiners' picks and the leave matching alone), measured with this
+script on that code and kept here as data.
 """
 
 from __future__ import annotations

@@ -688,7 +688,9 @@ class Claim:
                     return False
         return True
 
-    def _repair_chain(self, pos: int, targets: Mapping[str, Share]) -> tuple[bool, int]:
+    def _repair_chain(  # noqa: PLR0912 - one breadth-first search with its bookkeeping
+        self, pos: int, targets: Mapping[str, Share]
+    ) -> tuple[bool, int]:
         """Find and apply the shortest chain that removes `pos`'s violation; return the work."""
         owners = self.owners
         first = owners[pos]
@@ -749,7 +751,7 @@ class Claim:
             self.assign(q, node)
         return False, work
 
-    def relayout(self) -> None:
+    def relayout(self) -> None:  # noqa: PLR0912 - build, match, then assign
         """Lay the ring out afresh with no violation, keeping the counts (and most owners).
 
         `column_layout` gives a spaced cycle of anonymous labels; each is then matched to a
@@ -831,7 +833,9 @@ def column_layout(counts: Sequence[int], size: int) -> list[int]:
     starts = [row * base + min(row, longer) for row in range(top)]
     lengths = [base + (row < longer) for row in range(top)]
     cells = [
-        starts[row] + col for col in range(base + (longer > 0)) for row in range(top)
+        starts[row] + col
+        for col in range(base + (longer > 0))
+        for row in range(top)
         if col < lengths[row]
     ]
     out = [0] * size

@@ -1051,7 +1051,7 @@ class Node:
             raise ValueError(f"node {old!r} is not a member (or is already leaving)")
         if self._will_be_member(new):
             raise ValueError(f"node {new!r} is already a member (or its join is requested)")
-        return self._request_change("replace", old, now, None, 1.0, new)
+        return self._request_change("replace", old, now, None, 1.0, new=new)
 
     def update_member(
         self, node: str, now: float, *, zone: str | None = None, weight: float = 1.0
@@ -1100,6 +1100,7 @@ class Node:
         now: float,
         zone: str | None,
         weight: float,
+        *,
         new: str | None = None,
     ) -> list[Effect]:
         t = self._advance(now)

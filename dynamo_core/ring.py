@@ -503,7 +503,7 @@ class HashRing:
         new: str,
         *,
         weight: float | None = None,
-        zone: str | None | _Keep = KEEP,
+        zone: str | _Keep | None = KEEP,
     ) -> None:
         """Put `new` in `old`'s place: Riak's ``cluster replace``.
 
@@ -528,7 +528,9 @@ class HashRing:
         check_node_id(new, "new")
         if new in self._weights:
             raise ValueError(f"node {new!r} is already a member of the ring")
-        new_weight = self._weights[old] if weight is None else check_positive_float(weight, "weight")
+        new_weight = (
+            self._weights[old] if weight is None else check_positive_float(weight, "weight")
+        )
         new_zone = self._zones[old] if isinstance(zone, _Keep) else zone
         if new_zone is not None:
             check_node_id(new_zone, "zone")
@@ -553,7 +555,7 @@ class HashRing:
         self._after_change(before)
 
     def update_node(
-        self, node: str, *, weight: float | None = None, zone: str | None | _Keep = KEEP
+        self, node: str, *, weight: float | None = None, zone: str | _Keep | None = KEEP
     ) -> None:
         """Change a member's `weight` or `zone` in place (unchanged unless given).
 
@@ -570,7 +572,9 @@ class HashRing:
                 must keep at least one partition). The ring is unchanged.
         """
         self._member(node)
-        new_weight = self._weights[node] if weight is None else check_positive_float(weight, "weight")
+        new_weight = (
+            self._weights[node] if weight is None else check_positive_float(weight, "weight")
+        )
         new_zone = self._zones[node] if isinstance(zone, _Keep) else zone
         if new_zone is not None:
             check_node_id(new_zone, "zone")

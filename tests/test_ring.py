@@ -531,7 +531,9 @@ def others_moved_only_for_spacing(
     assert ring.partitions is not None  # strategy 1 moves only the movers' ranges
     # While every node holds every key the owners are rearranged freely (no data moves);
     # otherwise only to space a ring that can be spaced, or to reduce violations.
-    assert len(ring) <= ring.replicas or not ring.spacing_violations() or not ring.spacing_possible()
+    assert (
+        len(ring) <= ring.replicas or not ring.spacing_violations() or not ring.spacing_possible()
+    )
 
 
 @settings(max_examples=60)

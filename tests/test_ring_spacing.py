@@ -117,7 +117,7 @@ def test_the_column_layout_spaces_every_label_as_far_as_its_count_allows(
     counts.sort(reverse=True)
     size = sum(counts)
     layout = column_layout(counts, size)
-    assert Counter(layout) == {label: count for label, count in enumerate(counts)}
+    assert Counter(layout) == dict(enumerate(counts))
     gap = size // counts[0]  # every window up to this size holds distinct labels
     for start in range(size):
         window = [layout[(start + i) % size] for i in range(gap)]
@@ -191,8 +191,10 @@ def test_drawn_sizes_histories_and_names(bits: int, replicas: int, data: st.Data
     steps = 3 if size > 4096 else 10
     for _ in range(steps):
         outside = [node for node in pool if node not in ring]
-        if ring.nodes and data.draw(st.booleans()):
-            leaving = data.draw(st.lists(st.sampled_from(ring.nodes), max_size=3, unique=True))
+        leave: bool = data.draw(st.booleans())
+        if ring.nodes and leave:
+            members: list[str] = list(ring.nodes)
+            leaving = data.draw(st.lists(st.sampled_from(members), max_size=3, unique=True))
             ring.remove_nodes(leaving)
         elif outside and len(ring) < size:
             most = min(len(outside), size - len(ring), 12)
@@ -272,7 +274,11 @@ def test_partition_of_is_the_partition_whose_range_holds_the_token(tok: int, bit
 
 @pytest.mark.parametrize(
     ("tok", "error", "match"),
-    [(-1, ValueError, r"\[0, 2\*\*64\)"), (TOKEN_SPACE, ValueError, r"\[0, 2\*\*64\)"), (1.0, TypeError, "int")],
+    [
+        (-1, ValueError, r"\[0, 2\*\*64\)"),
+        (TOKEN_SPACE, ValueError, r"\[0, 2\*\*64\)"),
+        (1.0, TypeError, "int"),
+    ],
 )
 def test_partition_of_refuses_bad_tokens(tok: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
