@@ -8,9 +8,11 @@ and leaves) plus a hypothesis-drawn sample up to 65,536 partitions.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -285,3 +287,15 @@ def test_partition_of_refuses_bad_tokens(tok: object, error: type, match: str) -
         HashRing(3, partitions=16).partition_of(tok)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="strategy-3"):
         HashRing(3, vnodes=2).partition_of(0)
+
+
+def test_the_committed_spacing_table_is_current_for_small_rings() -> None:
+    script = Path(__file__).parent.parent / "docs" / "gen_spacing_table.py"
+    spec = importlib.util.spec_from_file_location("gen_spacing_table", script)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check", "--sizes", "16,32"]) == 0, (
+        "run: python docs/gen_spacing_table.py"
+    )
