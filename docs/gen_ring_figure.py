@@ -10,10 +10,13 @@ deterministic.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # for the sibling helper _svg
+
+import _svg
 
 from dynamo_core import HashRing
 
@@ -137,13 +140,30 @@ def render() -> str:
     for i in taken:
         counts[before.segments()[i][1][0]] += 1
     given = ", ".join(f"{n}: {c}" for n, c in counts.items())
+    # The joiner also replicates the partitions just before each one it took: those whose
+    # preference list now reaches it.
+    replicated = {
+        i
+        for i, ((_, old), (_, new)) in enumerate(
+            zip(before.segments(), after.segments(), strict=True)
+        )
+        if "e" in new and "e" not in old and i not in taken
+    }
+    only_e = all(transfer.target == "e" for transfer in before.transfers_to(after))
     parts += [
         (
             f'<text x="615" y="200" font-size="12" text-anchor="middle">e took {len(taken)} '
             "partitions</text>"
         ),
         f'<text x="615" y="218" font-size="12" text-anchor="middle">({given})</text>',
-        '<text x="615" y="236" font-size="12" text-anchor="middle">nothing else moved</text>',
+        (
+            f'<text x="615" y="236" font-size="12" text-anchor="middle">and became a replica of '
+            f"{len(replicated)} more</text>"
+        ),
+        (
+            '<text x="615" y="254" font-size="12" text-anchor="middle">'
+            f"{'only e received data' if only_e else 'others received data too'}</text>"
+        ),
         (
             '<text x="410" y="405" font-size="12" text-anchor="middle" fill="#555">'
             "Each sector is a partition, labelled with its owner; numbers mark the walk that picks "
@@ -155,19 +175,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 if ring.svg is stale")
-    args = parser.parse_args(argv)
-    svg = render()
-    if args.check:
-        current = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
-        if current != svg:
-            print(f"{OUT} is out of date: run python docs/gen_ring_figure.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(svg, encoding="utf-8")
-    print(f"wrote {OUT}")
-    return 0
+    return _svg.write_or_check(OUT, render(), argv, "gen_ring_figure.py")
 
 
 if __name__ == "__main__":

@@ -165,8 +165,8 @@ def _demo(args: argparse.Namespace) -> int:
             ui.say(f"  - {problem}")
         return 1
     ui.say(
-        "\nThe story went as told. Next: `dynamo-core simulate --seeds 100` checks thousands "
-        "of such histories under random faults."
+        "\nThe story went as told. Next: `dynamo-core simulate --seeds 100` checks 100 "
+        "such histories under random faults."
     )
     return 0
 
