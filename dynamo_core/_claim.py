@@ -263,9 +263,59 @@ class Claim:
         self.counts[new] = self.counts.get(new, 0) + 1
         self.changed.add(pos)
 
+    def rename(self, old: str, new: str) -> None:
+        """Give every partition of `old` to `new` (a replace: spacing is unchanged)."""
+        owners = self.owners
+        for pos, node in enumerate(owners):
+            if node == old:
+                owners[pos] = new
+                self.changed.add(pos)
+        self.counts[new] = self.counts.pop(old)
+
+    def reshape(self, targets: Mapping[str, Share], *, zoned: bool) -> None:
+        """Restore balance and spacing after a member's weight or zone changed in place."""
+        self.zoned = zoned
+        self.set_windows()
+        self.balance(targets)
+        self.repair(targets)
+
     # -- join ---------------------------------------------------------------------------------
 
     def join(
+        self,
+        nodes: Sequence[str],
+        targets: Mapping[str, Share],
+        starts: Mapping[str, int],
+        *,
+        zoned: bool,
+    ) -> None:
+        """Give the joining `nodes` partitions taken from the others (see `_join_from`).
+
+        If the claim from the joiners' `starts` leaves violations although `spacing_possible`,
+        it is tried again from starts shifted by 1, 2, ... positions (up to the spacing of a
+        joiner's partitions, at most ``2 * replicas + 2`` tries) and the first spaced result
+        is kept; only if none is spaced does `relayout` run. Cost: O(Q * replicas) per try.
+        """
+        size = len(self.owners)
+        trial = self.copy(list(self.owners), self.zones)
+        trial._join_from(nodes, targets, starts, zoned=zoned)
+        if trial.violations and trial.spacing_possible():
+            stride = min(size // max(1, targets[node].floor) for node in nodes)
+            for shift in range(1, min(stride, 2 * self.replicas + 2)):
+                other = self.copy(list(self.owners), self.zones)
+                shifted = {node: (starts[node] + shift) % size for node in nodes}
+                other._join_from(nodes, targets, shifted, zoned=zoned)
+                if other.violations < trial.violations:
+                    trial = other
+                if not trial.violations:
+                    break
+        self.configure(zoned=zoned, node_window=trial.node_window, zone_window=trial.zone_window)
+        for pos, node in enumerate(trial.owners):
+            self.assign(pos, node)
+        self.balance(targets)
+        self.repair(targets)
+
+    def _join_from(
         self,
         nodes: Sequence[str],
         targets: Mapping[str, Share],
@@ -316,6 +366,7 @@ class Claim:
             if picker.left:
                 self._take_spread(picker, starts[node])
         self.balance(targets)
+        self.repair(targets, relayout=False)
 
     def _take_layout(self, picker: _Picker) -> None:
         """Claim for a ring of at most `replicas` nodes, preparing spacing for later joins.
@@ -453,6 +504,7 @@ class Claim:
         for node in leaving:
             self.counts.pop(node, None)
         self.balance(targets)
+        self.repair(targets)
 
     def _hand_off_rest(
         self,
@@ -545,6 +597,254 @@ class Claim:
         if best is None:  # pragma: no cover - counts guarantee a donor partition
             raise AssertionError("no partition to move")
         self.assign(best[1], best[2])
+
+    # -- repair -------------------------------------------------------------------------------
+
+    def _spacing_labels(self) -> tuple[dict[str, Hashable], int]:
+        """What a spaced layout must keep apart, and the window: zones if there are enough."""
+        if self.zoned and self.zone_window >= self.replicas:
+            return {node: self.zones[node] for node in self.counts}, self.zone_window
+        return {node: node for node in self.counts}, self.node_window
+
+    def spacing_possible(self) -> bool:
+        """Whether a layout with the current counts has no violation (see `ring`'s docs).
+
+        With labels (zones when there are at least `replicas` of them, else nodes) of total
+        counts c and window w, a cycle with no label twice within w exists if and only if
+        every ``c * w <= Q``: necessary because a label's partitions are pairwise w apart,
+        sufficient by `column_layout`. A ring with fewer nodes than `replicas` never qualifies.
+        """
+        if len(self.counts) < self.replicas:
+            return False
+        labels, window = self._spacing_labels()
+        totals = collections.Counter[Hashable]()
+        for node, count in self.counts.items():
+            totals[labels[node]] += count
+        return max(totals.values()) * window <= len(self.owners)
+
+    def violating(self) -> list[int]:
+        """The partitions that take part in a violation, in ring order. Cost: O(Q * replicas)."""
+        owners = self.owners
+        size = len(owners)
+        out: set[int] = set()
+        rows: list[tuple[Sequence[Hashable], int]] = [(owners, self.node_window)]
+        if self.zoned:
+            zones = self.zones
+            rows.append(([zones[node] for node in owners], self.zone_window))
+        for labels, window in rows:
+            for dist in range(1, min(window - 1, size // 2) + 1):
+                for pos in range(size):
+                    if labels[pos] == labels[pos - dist]:
+                        out.add(pos)
+                        out.add((pos - dist) % size)
+        return sorted(out)
+
+    def repair(self, targets: Mapping[str, Share], *, relayout: bool = True) -> None:
+        """Remove violations by short chains of moves that keep every node within its share.
+
+        For a partition in a violation, a breadth-first search looks for the shortest chain:
+        its owner gives it to a node that fits there, that node gives one of its partitions to
+        another node that fits there, and so on, until a node with room under its ceiling (or
+        the first owner, closing a cycle) takes the last one. The chain is kept if it removes
+        violations. Searches stop when no violation is left, none can be removed this way, or
+        the work budget (about ten passes over the ring) is spent; if violations remain
+        although `spacing_possible`, `relayout` lays out a spaced ring keeping as many
+        partitions where they are as it can. Ties go to the lower node id and partition.
+        """
+        if self.violations == 0:
+            return
+        if len(self.counts) <= self.replicas:
+            # Every preference list holds every node: a fresh layout moves no data, and the
+            # column layout is the one later joins space best from.
+            if relayout:
+                self.relayout()
+            return
+        budget = 10 * len(self.owners) * self.replicas
+        failed: set[int] = set()
+        while self.violations > 0 and budget > 0:
+            pending = [pos for pos in self.violating() if pos not in failed]
+            if not pending:
+                break
+            pos = pending[0]
+            fixed, work = self._repair_chain(pos, targets)
+            budget -= work
+            if not fixed:
+                failed.add(pos)
+        if relayout and self.violations > 0 and self.spacing_possible():
+            self.relayout()
+
+    def _fits(self, pos: int, node: str) -> bool:
+        """Whether `node` could own `pos` without a violation (ignoring the current owner)."""
+        owners = self.owners
+        size = len(owners)
+        for q in _neighbours(pos, self.node_window, size):
+            if owners[q] == node:
+                return False
+        if self.zoned:
+            zones = self.zones
+            zone = zones[node]
+            for q in _neighbours(pos, self.zone_window, size):
+                if zones[owners[q]] == zone and q != pos:
+                    return False
+        return True
+
+    def _repair_chain(  # noqa: PLR0912 - one breadth-first search with its bookkeeping
+        self, pos: int, targets: Mapping[str, Share]
+    ) -> tuple[bool, int]:
+        """Find and apply the shortest chain that removes `pos`'s violation; return the work."""
+        owners = self.owners
+        first = owners[pos]
+        nodes = sorted(self.counts)
+        counts = self.counts
+        shrink = counts[first] > targets[first].floor
+        mine: dict[str, list[int]] = {node: [] for node in nodes}
+        for q, node in enumerate(owners):
+            mine[node].append(q)
+        came: dict[str, tuple[str, int]] = {}
+        frontier: list[str] = []
+        work = len(owners)
+        for node in nodes:
+            if node != first and self._fits(pos, node):
+                came[node] = (first, pos)
+                frontier.append(node)
+        end: str | None = None
+        while frontier and end is None:
+            end = next(
+                (node for node in frontier if shrink and counts[node] < targets[node].ceil), None
+            )
+            if end is not None:
+                break
+            following: list[str] = []
+            for giver in frontier:
+                for q in mine[giver]:
+                    work += 1
+                    for node in nodes:
+                        if node in came or node == giver or not self._fits(q, node):
+                            continue
+                        came[node] = (giver, q)
+                        if node == first:
+                            end = first
+                            break
+                        following.append(node)
+                    if end is not None:
+                        break
+                if end is not None:
+                    break
+            frontier = following
+        if end is None:
+            return False, work
+        chain: list[tuple[int, str]] = []
+        node = end
+        while True:
+            giver, q = came[node]
+            chain.append((q, node))
+            if q == pos:
+                break
+            node = giver
+        before = self.violations
+        undo = [(q, owners[q]) for q, _ in chain]
+        for q, node in chain:
+            self.assign(q, node)
+        if self.violations < before:
+            return True, work
+        for q, node in reversed(undo):
+            self.assign(q, node)
+        return False, work
+
+    def relayout(self) -> None:  # noqa: PLR0912 - build, match, then assign
+        """Lay the ring out afresh with no violation, keeping the counts (and most owners).
+
+        `column_layout` gives a spaced cycle of anonymous labels; each is then matched to a
+        real label (zone or node) of the same count, greedily by how many partitions it would
+        keep, over a few rotations; inside a zone, nodes keep the partitions they hold and
+        fill the rest in node-id order. Applied only if it has fewer violations.
+        """
+        owners = self.owners
+        size = len(owners)
+        labels, _ = self._spacing_labels()
+        totals = collections.Counter[Hashable]()
+        for node, count in self.counts.items():
+            totals[labels[node]] += count
+        order = sorted(totals, key=lambda label: (-totals[label], repr(label)))
+        layout = column_layout([totals[label] for label in order], size)
+        current = [labels[node] for node in owners]
+        best: tuple[int, int, dict[int, Hashable]] | None = None
+        for shift in range(min(size, 2 * self.replicas + 2)):
+            overlap = collections.Counter(
+                zip(layout[size - shift :] + layout[: size - shift], current, strict=True)
+            )
+            match: dict[int, Hashable] = {}
+            used: set[Hashable] = set()
+            kept = 0
+            for (slot, label), count in sorted(
+                overlap.items(), key=lambda item: (-item[1], item[0][0], repr(item[0][1]))
+            ):
+                if slot in match or label in used or totals[order[slot]] != totals[label]:
+                    continue
+                match[slot] = label
+                used.add(label)
+                kept += count
+            spare = [label for label in order if label not in used]
+            for slot in range(len(order)):
+                if slot not in match:
+                    match[slot] = next(
+                        label for label in spare if totals[label] == totals[order[slot]]
+                    )
+                    spare.remove(match[slot])
+            if best is None or kept > best[0]:
+                best = (kept, shift, match)
+        assert best is not None
+        _, shift, match = best
+        rotated = layout[size - shift :] + layout[: size - shift]
+        quota = dict(self.counts)
+        new: list[str | None] = [None] * size
+        for pos, slot in enumerate(rotated):
+            if labels[owners[pos]] == match[slot] and quota[owners[pos]] > 0:
+                new[pos] = owners[pos]
+                quota[owners[pos]] -= 1
+        members = sorted(self.counts)
+        for pos, slot in enumerate(rotated):
+            if new[pos] is None:
+                node = next(n for n in members if quota[n] > 0 and labels[n] == match[slot])
+                new[pos] = node
+                quota[node] -= 1
+        candidate = Claim([node or "" for node in new], self.zones, self.replicas, zoned=self.zoned)
+        candidate.configure(
+            zoned=self.zoned, node_window=self.node_window, zone_window=self.zone_window
+        )
+        if candidate.violations < self.violations:
+            for pos, node in enumerate(candidate.owners):
+                self.assign(pos, node)
+
+
+def column_layout(counts: Sequence[int], size: int) -> list[int]:
+    """A cycle of `size` holding label i ``counts[i]`` times, each label spaced as far as it can.
+
+    `counts` must be sorted in decreasing order and sum to `size`. With t the largest count,
+    the cycle is cut into t blocks of near-equal length and the labels, each repeated, fill
+    the blocks column by column (the first cell of every block, then the second...). A label
+    of count t fills one whole column; a shorter one meets each block at most once and, where
+    it crosses from one column to the next, skips a block. So two partitions of one label are
+    at least ``size // t`` apart: for any window w with ``t * w <= size``, no label repeats
+    within w. Cost: O(size).
+    """
+    top = counts[0]
+    base, longer = divmod(size, top)
+    starts = [row * base + min(row, longer) for row in range(top)]
+    lengths = [base + (row < longer) for row in range(top)]
+    cells = [
+        starts[row] + col
+        for col in range(base + (longer > 0))
+        for row in range(top)
+        if col < lengths[row]
+    ]
+    out = [0] * size
+    index = 0
+    for label, count in enumerate(counts):
+        for cell in cells[index : index + count]:
+            out[cell] = label
+        index += count
+    return out
 
 
 class _Matching:

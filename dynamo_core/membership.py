@@ -64,7 +64,7 @@ MAX_PLAN: Final = 2**18
 """The most transfers one version's plan may hold."""
 
 _MAX_CHANGE_ID: Final = 512
-_OPS: Final = ("join", "leave")
+_OPS: Final = ("join", "leave", "replace", "update")
 
 
 # -- value types -------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def _check_change_id(_: object, attribute: attrs.Attribute[str], value: object) 
 
 def _check_op(_: object, attribute: attrs.Attribute[str], value: object) -> None:
     if value not in _OPS:
-        raise ValueError(f"{attribute.name} must be 'join' or 'leave', got {value!r:.40}")
+        raise ValueError(f"{attribute.name} must be one of {', '.join(_OPS)}, got {value!r:.40}")
 
 
 def _check_node(_: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -95,43 +95,57 @@ def _check_weight(_: object, attribute: attrs.Attribute[float], value: object) -
     check_positive_float(value, attribute.name)
 
 
+def _check_new(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is not None:
+        check_node_id(value, attribute.name)
+
+
 @attrs.frozen
 class Change:
-    """An admin request: `node` joins (with `zone` and `weight`) or leaves the cluster.
+    """An admin request: `node` joins, leaves, is replaced, or changes its zone or weight.
 
     Attributes:
         id: Unique among all requests (the node that took it, its incarnation and a counter).
-        op: ``"join"`` or ``"leave"``.
-        node: The node joining or leaving.
-        zone: The joiner's failure zone (joins only), or `None`.
-        weight: The joiner's relative weight (joins only).
+        op: ``"join"``, ``"leave"``, ``"replace"`` (`new` takes `node`'s place, zone and
+            weight: Riak's ``cluster replace``) or ``"update"`` (`node` gets `zone` and
+            `weight` in place).
+        node: The node joining, leaving, being replaced or updated.
+        zone: The joiner's failure zone (joins and updates), or `None`.
+        weight: The joiner's relative weight (joins and updates).
+        new: The replacement (replaces only), else `None`.
 
     Raises:
-        TypeError, ValueError: a field is invalid (a leave with a zone or a weight other than 1).
+        TypeError, ValueError: a field is invalid (a leave or a replace with a zone or a weight
+            other than 1, a replace without `new` or by `node` itself, `new` on another op).
     """
 
     id: str = attrs.field(validator=_check_change_id)
-    op: Literal["join", "leave"] = attrs.field(validator=_check_op)
+    op: Literal["join", "leave", "replace", "update"] = attrs.field(validator=_check_op)
     node: str = attrs.field(validator=_check_node)
     zone: str | None = attrs.field(default=None, validator=_check_zone)
     weight: float = attrs.field(default=1.0, validator=_check_weight)
+    new: str | None = attrs.field(default=None, validator=_check_new)
 
     def __attrs_post_init__(self) -> None:
-        if self.op == "leave" and (self.zone is not None or self.weight != 1.0):
-            raise ValueError("a leave takes no zone and no weight")
+        if self.op in ("leave", "replace") and (self.zone is not None or self.weight != 1.0):
+            raise ValueError(f"a {self.op} takes no zone and no weight")
+        if (self.op == "replace") != (self.new is not None):
+            raise ValueError("new is required by a replace, and only by a replace")
+        if self.new == self.node:
+            raise ValueError(f"a node cannot replace itself ({self.node!r})")
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``membership_change`` envelope."""
-        return codec.envelope(
-            "membership_change",
-            {
-                "id": self.id,
-                "op": self.op,
-                "node": self.node,
-                "zone": self.zone,
-                "weight": self.weight,
-            },
-        )
+        body: dict[str, codec.JSONValue] = {
+            "id": self.id,
+            "op": self.op,
+            "node": self.node,
+            "zone": self.zone,
+            "weight": self.weight,
+        }
+        if self.new is not None:
+            body["new"] = self.new
+        return codec.envelope("membership_change", body)
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -141,18 +155,25 @@ class Change:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded change.
         """
         obj = codec.open_envelope(
-            data, "membership_change", required=("id", "op", "node", "zone", "weight")
+            data,
+            "membership_change",
+            required=("id", "op", "node", "zone", "weight"),
+            optional=("new",),
         )
         zone = obj["zone"]
+        new = obj.get("new")
         try:
             return cls(
                 codec.as_str(obj["id"], "membership_change.id", max_len=_MAX_CHANGE_ID),
-                codec.as_str(obj["op"], "membership_change.op", max_len=5),  # type: ignore[arg-type]
+                codec.as_str(obj["op"], "membership_change.op", max_len=7),  # type: ignore[arg-type]
                 codec.as_str(obj["node"], "membership_change.node", max_len=MAX_NODE_ID_LEN),
                 None
                 if zone is None
                 else codec.as_str(zone, "membership_change.zone", max_len=MAX_NODE_ID_LEN),
                 codec.as_float(obj["weight"], "membership_change.weight", lo=0.0),
+                None
+                if new is None
+                else codec.as_str(new, "membership_change.new", max_len=MAX_NODE_ID_LEN),
             )
         except (TypeError, ValueError) as exc:
             raise DecodeError(f"membership_change: {exc}") from None
@@ -672,12 +693,15 @@ class Membership:
         self._record = attrs.evolve(rec, previous=previous, completed=tuple(sorted(done.items())))
         return True
 
-    def mint(self) -> VersionRecord | None:  # noqa: PLR0912 - one branch per kind of change
+    def mint(self) -> VersionRecord | None:  # noqa: PLR0912, PLR0915 - one branch per kind of change
         """As the claimant of a settled version, turn every pending change into a new version.
 
         Changes apply in id order: the last request for a node wins; a join of a node that is
-        a member, a leave of a non-member, and a leave that would leave fewer than
-        `min_members` nodes are recorded as applied and ignored. A batch that changes nothing
+        a member, a leave of a non-member, a leave that would leave fewer than `min_members`
+        nodes, a replace of a non-member or by a member, and an update of a non-member are
+        recorded as applied and ignored. The ring changes in one claim per kind: replaces
+        first (each moves exactly the replaced node's partitions, all to its replacement),
+        then updates (zone and weight in place), joins and leaves. A batch that changes nothing
         still yields a version (the same ring at the next epoch, settled at once), so gossip
         tells every node its requests are applied. Cost: O(claim) for the ring change plus
         ``transfers_to`` (O(segments * replicas)).
@@ -695,27 +719,54 @@ class Membership:
         ring = rec.ring
         joins: dict[str, Change] = {}
         leaves: list[str] = []
+        replaces: dict[str, str] = {}
+        updates: dict[str, Change] = {}
         members = set(ring.nodes)
         for change in pending:
+            node = change.node
             if change.op == "join":
-                if change.node in members:
+                if node in members:
                     continue
-                members.add(change.node)
-                if change.node in leaves:  # left and joined again in one batch: it stays
-                    leaves.remove(change.node)
+                members.add(node)
+                if node in leaves:  # left and joined again in one batch: it stays
+                    leaves.remove(node)
                 else:
-                    joins[change.node] = change
-            else:
-                if change.node not in members or len(members) - 1 < self._min_members:
+                    joins[node] = change
+            elif change.op == "leave":
+                if node not in members or len(members) - 1 < self._min_members:
                     continue
-                members.discard(change.node)
-                if change.node in joins:
-                    del joins[change.node]
+                members.discard(node)
+                if node in joins:
+                    del joins[node]
                 else:
-                    leaves.append(change.node)
+                    leaves.append(node)
+            elif change.op == "replace":
+                new_node = change.new
+                assert new_node is not None  # Change checks it
+                if node not in members or new_node in members or new_node in leaves:
+                    continue
+                members.discard(node)
+                members.add(new_node)
+                if node in joins:  # joined in this batch: the replacement joins instead
+                    joins[new_node] = attrs.evolve(joins.pop(node), node=new_node)
+                    continue
+                old = next((o for o, n in replaces.items() if n == node), node)
+                replaces[old] = new_node  # a chain of replaces is one replace
+                if node in updates:
+                    updates[new_node] = attrs.evolve(updates.pop(node), node=new_node)
+            elif node in members:  # an update
+                if node in joins:
+                    joins[node] = attrs.evolve(joins[node], zone=change.zone, weight=change.weight)
+                else:
+                    updates[node] = change
         applied = rec.applied | {c.id for c in pending}
         new = ring.copy()
         try:
+            # Replaces first: each moves exactly its node's partitions, whatever follows.
+            for old, new_node in replaces.items():
+                new.replace(old, new_node)
+            for node in sorted(updates):
+                new.update_node(node, weight=updates[node].weight, zone=updates[node].zone)
             if joins:
                 order = sorted(joins)
                 new.add_nodes(

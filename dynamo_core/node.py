@@ -1061,6 +1061,8 @@ class Node:
         changes = [c for c in m.changes() if c.node == me]
         pending = [c for c in changes if c.id not in rec.applied]
         last = pending[-1].op if pending else None
+        if last == "replace":
+            last = "leave"
         in_prev = rec.previous is not None and me in rec.previous
         if me in rec.ring:
             if last == "leave":
@@ -1072,7 +1074,7 @@ class Node:
             return "leaving"
         if last == "join":
             return "joining"
-        if any(c.op == "leave" for c in changes):
+        if any(c.op in ("leave", "replace") for c in changes):
             holds = next(iter(self._storage.scan(_DATA, _DATA_END)), None) is not None
             return "leaving" if holds or len(self._hints) else "left"
         return "outside"
@@ -1133,26 +1135,83 @@ class Node:
             )
         return self._request_change("leave", node, now, None, 1.0)
 
+    def replace(self, old: str, new: str, now: float) -> list[Effect]:
+        """Ask the cluster to put `new` in `old`'s place (Riak's ``cluster replace``).
+
+        One ring version in which `new` takes exactly `old`'s partitions, zone and weight:
+        only `old`'s data moves, all of it to `new`. Start `new` (outside the ring, with
+        seeds) before or after this call; `old` hands over like a leaving node.
+
+        Returns:
+            The effects.
+
+        Raises:
+            TypeError, ValueError: an argument is invalid, `old` is not a member (or is
+                leaving), or `new` is one (or its join is requested). Nothing changes.
+            dynamo_core.errors.LocalProtocolError: `now` went backwards.
+        """
+        check_node_id(old, "old")
+        check_node_id(new, "new")
+        if not self._will_be_member(old):
+            raise ValueError(f"node {old!r} is not a member (or is already leaving)")
+        if self._will_be_member(new):
+            raise ValueError(f"node {new!r} is already a member (or its join is requested)")
+        return self._request_change("replace", old, now, None, 1.0, new=new)
+
+    def update_member(
+        self, node: str, now: float, *, zone: str | None = None, weight: float = 1.0
+    ) -> list[Effect]:
+        """Ask the cluster to give member `node` this `zone` and `weight` in place.
+
+        The next ring version rebalances for the new weight and respaces for the new zone;
+        the data moves by the version's transfer plan, as for a join.
+
+        Returns:
+            The effects.
+
+        Raises:
+            TypeError, ValueError: an argument is invalid, or `node` is not a member (or is
+                leaving). Nothing changes.
+            dynamo_core.errors.LocalProtocolError: `now` went backwards.
+        """
+        check_node_id(node, "node")
+        if zone is not None:
+            check_node_id(zone, "zone")
+        check_positive_float(weight, "weight")
+        if not self._will_be_member(node):
+            raise ValueError(f"node {node!r} is not a member (or is already leaving)")
+        return self._request_change("update", node, now, zone, float(weight))
+
     def _future_members(self) -> list[str]:
         """The ring's members once every requested change is applied (id order)."""
         members = set(self._ring.nodes)
         for change in self._membership.pending():
             if change.op == "join":
                 members.add(change.node)
-            else:
+            elif change.op == "leave":
                 members.discard(change.node)
+            elif change.op == "replace" and change.node in members and change.new:
+                members.discard(change.node)
+                members.add(change.new)
         return sorted(members)
 
     def _will_be_member(self, node: str) -> bool:
         return node in self._future_members()
 
     def _request_change(
-        self, op: Literal["join", "leave"], node: str, now: float, zone: str | None, weight: float
+        self,
+        op: Literal["join", "leave", "replace", "update"],
+        node: str,
+        now: float,
+        zone: str | None,
+        weight: float,
+        *,
+        new: str | None = None,
     ) -> list[Effect]:
         t = self._advance(now)
         self._change_seq += 1
         change_id = f"{self._id}/{self._incarnation}/{self._change_seq}"
-        change = Change(change_id, op, node, zone, weight)
+        change = Change(change_id, op, node, zone, weight, new)
         out: list[Effect] = []
         before = self._membership.record
         self._membership.request(change)

@@ -102,6 +102,19 @@ class _EmptyTable(list[Any]):
 _EMPTY: Final = _EmptyTable()
 
 
+class _Keep:
+    """The type of `KEEP`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep()
+"""The default of `zone=` in `replace` and `update_node`: keep the zone the node has."""
+
+
 def _bad_key(key: object) -> NoReturn:
     check_key(key)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -493,6 +506,119 @@ class HashRing:
         starts = {node: self._token_fn(node.encode("utf-8")) >> self._shift for node in nodes}
         self._claim.join(nodes, targets, starts, zoned=self._zoned())
         self._after_change(before)
+
+    def replace(
+        self,
+        old: str,
+        new: str,
+        *,
+        weight: float | None = None,
+        zone: str | _Keep | None = KEEP,
+    ) -> None:
+        """Put `new` in `old`'s place: Riak's ``cluster replace``.
+
+        `new` takes `old`'s weight and zone unless `weight` or `zone` says otherwise (pass
+        ``zone=None`` for no zone). Strategy 3: `new` takes every partition of `old` and
+        nothing else changes, so ``old_ring.transfers_to(ring)`` sends exactly `old`'s data,
+        all of it to `new`; a different weight or zone then rebalances and respaces as
+        [`update_node`][dynamo_core.ring.HashRing.update_node] does. Strategy 1: `new` places
+        its own tokens (token positions derive from the name), as `remove_node` then
+        `add_node` would.
+
+        Cost: strategy 3, O(Q * replicas) to recount spacing plus O(moved * span) to refresh
+        the preference lists; strategy 1, as a leave and a join.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `old` is not a member, `new` is one, or an argument is out of range
+                (a different weight must also give every node at least one partition). The
+                ring is unchanged.
+        """
+        self._member(old)
+        check_node_id(new, "new")
+        if new in self._weights:
+            raise ValueError(f"node {new!r} is already a member of the ring")
+        new_weight = (
+            self._weights[old] if weight is None else check_positive_float(weight, "weight")
+        )
+        new_zone = self._zones[old] if isinstance(zone, _Keep) else zone
+        if new_zone is not None:
+            check_node_id(new_zone, "zone")
+        if self._vnodes is not None:
+            self._check_new([new], {new: new_weight}, {new: new_zone})
+            self.remove_node(old)
+            self.add_node(new, weight=new_weight, zone=new_zone)
+            return
+        targets = None
+        if new_weight != self._weights[old]:
+            weights = {n: w for n, w in self._weights.items() if n != old}
+            targets = self._shares_or_raise({**weights, new: new_weight})
+        self._fingerprint = None
+        before = self._windows()
+        claim = self._claim
+        assert claim is not None
+        self._admit(new, self._weights[old], self._zones[old])
+        claim.rename(old, new)
+        del self._weights[old], self._zones[old], self._zone_keys[old]
+        if (new_weight, new_zone) != (self._weights[new], self._zones[new]):
+            self._update(new, new_weight, new_zone, targets)
+        self._after_change(before)
+
+    def update_node(
+        self, node: str, *, weight: float | None = None, zone: str | _Keep | None = KEEP
+    ) -> None:
+        """Change a member's `weight` or `zone` in place (unchanged unless given).
+
+        Strategy 3: the node's share follows its new weight — a heavier node takes partitions
+        from the others as a join would, a lighter one hands some out as a leave would — and
+        the claim then restores spacing (zones included) as after any change; `transfers_to`
+        gives the plan. Strategy 1: the node's tokens are placed again for the new weight.
+
+        Cost: as a join or a leave of the node's change in share.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `node` is not a member or an argument is out of range (every node
+                must keep at least one partition). The ring is unchanged.
+        """
+        self._member(node)
+        new_weight = (
+            self._weights[node] if weight is None else check_positive_float(weight, "weight")
+        )
+        new_zone = self._zones[node] if isinstance(zone, _Keep) else zone
+        if new_zone is not None:
+            check_node_id(new_zone, "zone")
+        if (new_weight, new_zone) == (self._weights[node], self._zones[node]):
+            return
+        if self._vnodes is not None:
+            count = self._token_count(new_weight)
+            if count > MAX_NODE_TOKENS:
+                raise ValueError(
+                    f"weight {new_weight!r} gives {count} tokens at vnodes={self._vnodes}; "
+                    f"the limit per node is {MAX_NODE_TOKENS}"
+                )
+            self._fingerprint = None
+            self._admit(node, new_weight, new_zone)
+            self._rebuild_vnodes()
+            return
+        targets = self._shares_or_raise({**self._weights, node: new_weight})
+        self._fingerprint = None
+        before = self._windows()
+        self._update(node, new_weight, new_zone, targets)
+        self._after_change(before)
+
+    def _update(
+        self, node: str, weight: float, zone: str | None, targets: Mapping[str, Share] | None
+    ) -> None:
+        """Strategy 3: give `node` a new weight and zone, then rebalance and respace."""
+        claim = self._claim
+        assert claim is not None
+        self._admit(node, weight, zone)
+        # A new zone changes the walks that read the node's partitions even if none moves.
+        claim.changed.update(pos for pos, owner in enumerate(self._owners) if owner == node)
+        if targets is None:
+            targets = self._shares_or_raise(self._weights)
+        claim.reshape(targets, zoned=self._zoned())
 
     def remove_node(self, node: str) -> None:
         """Remove `node`; its data's new homes are given by `transfers_to`.
@@ -886,6 +1012,75 @@ class HashRing:
         if not 0 <= index < self._partitions:
             raise ValueError(f"index must be in 0..{self._partitions - 1}, got {index}")
         return TokenRange(index << self._shift, (index + 1) << self._shift)
+
+    def partition_of(self, tok: int) -> int:
+        """Return the index of the partition that holds token `tok` (strategy 3 only).
+
+        Riak's ``hash_to_partition_id``: ``tok >> (64 - log2(Q))``, so partition i covers
+        [`partition_range(i)`][dynamo_core.ring.HashRing.partition_range] and
+        ``partition(key) == partition_of(token(key))``. Cost: O(1).
+
+        Raises:
+            TypeError: `tok` is not an `int`.
+            ValueError: the ring uses strategy 1, or `tok` is outside ``[0, 2**64)``.
+        """
+        if self._partitions is None:
+            raise ValueError("partition_of() needs a strategy-3 ring (partitions=...), not vnodes")
+        if type(tok) is not int:
+            raise TypeError(f"tok must be an int token, not {type(tok).__name__}")
+        if not 0 <= tok < TOKEN_SPACE:
+            raise ValueError(f"tok must be in [0, 2**64), got {tok}")
+        return tok >> self._shift
+
+    # -- spacing -------------------------------------------------------------------------------
+
+    def spacing_violations(self) -> tuple[int, ...]:
+        """Return where the spacing rule fails (Riak's ``meets_target_n``, as a list).
+
+        The rule: any `replicas` consecutive partitions, wrapping from the last to the first,
+        belong to distinct nodes, and, when the members have at least `replicas` distinct zones
+        (a node without a zone counts as its own), to distinct zones. The result holds the
+        index of the first partition of every window that breaks it, in order; it is empty
+        when the rule holds and when the ring is empty. A ring with fewer members than
+        `replicas` breaks it everywhere. Cost: O(Q * replicas).
+
+        Raises:
+            ValueError: the ring uses strategy 1.
+        """
+        if self._partitions is None:
+            raise ValueError("spacing_violations() needs a strategy-3 ring, not vnodes")
+        if not self._weights:
+            return ()
+        owners = self._owners
+        keys = self._zone_keys
+        window = self._replicas
+        rows: list[Sequence[object]] = [owners]
+        if self._zoned() and len(set(keys.values())) >= window:
+            rows.append([keys[node] for node in owners])
+        size = len(owners)
+        bad: list[int] = []
+        for start in range(size):
+            for labels in rows:
+                seen = {labels[(start + i) % size] for i in range(window)}
+                if len(seen) < window:
+                    bad.append(start)
+                    break
+        return tuple(bad)
+
+    def spacing_possible(self) -> bool:
+        """Whether a layout meeting the spacing rule exists for the members' partition counts.
+
+        With c the most partitions one label holds (the label being the zone when there are at
+        least `replicas` zones, else the node) and Q partitions, a spaced layout exists if and
+        only if there are at least `replicas` members and ``c * replicas <= Q`` (see the ring
+        concepts page). The claim then always produces one. Cost: O(n) for n members.
+
+        Raises:
+            ValueError: the ring uses strategy 1.
+        """
+        if self._partitions is None:
+            raise ValueError("spacing_possible() needs a strategy-3 ring, not vnodes")
+        return self._claim is not None and self._claim.spacing_possible()
 
     # -- segments, ranges, ownership -------------------------------------------------------------
 

@@ -205,6 +205,75 @@ def test_joins_move_within_a_tenth_of_the_ideal(before: int, joiners: int, parti
     assert sum(t.range.size for t in record.plan) <= TOKEN_SPACE * 3
 
 
+# -- replace and update ------------------------------------------------------------------------
+
+
+def test_replace_and_update_changes_validate_and_round_trip() -> None:
+    replace = Change("a/0/1", "replace", "b", new="x")
+    update = Change("a/0/2", "update", "b", "z9", 2.0)
+    for change in (replace, update):
+        assert Change.from_dict(codec.loads(codec.dumps(change.to_dict()))) == change
+    assert "new" not in update.to_dict()
+    with pytest.raises(ValueError, match="new is required"):
+        Change("a/0/1", "replace", "b")
+    with pytest.raises(ValueError, match="new is required"):
+        Change("a/0/1", "join", "b", new="x")
+    with pytest.raises(ValueError, match="replace takes no zone"):
+        Change("a/0/1", "replace", "b", "z", new="x")
+    with pytest.raises(ValueError, match="cannot replace itself"):
+        Change("a/0/1", "replace", "b", new="b")
+    with pytest.raises(ValueError, match="new"):
+        Change("a/0/1", "replace", "b", new="")
+    bad = replace.to_dict()
+    bad["new"] = 7
+    with pytest.raises(DecodeError, match="new"):
+        Change.from_dict(bad)
+
+
+def test_a_replace_is_one_version_whose_plan_sends_only_the_old_nodes_data_to_the_new() -> None:
+    m = state("a", "b", "c", "d", "e")
+    before = m.record.ring
+    m.request(Change("x/0/1", "replace", "c", new="f"))
+    record = m.mint()
+    assert record is not None and record.epoch == 1
+    assert record.ring.nodes == ("a", "b", "d", "e", "f")
+    assert record.plan and {t.target for t in record.plan} == {"f"}
+    moved = sum(t.range.size for t in record.plan)
+    held = sum(r.size for r in before.ranges("c", replicated=True))
+    assert moved == held  # exactly c's replicas, all to f
+    assert m.pending() == ()
+
+
+def test_replace_in_a_batch_with_other_changes() -> None:
+    m = state("a", "b", "c", "d")
+    m.request(Change("x/0/1", "join", "e", "z1", 2.0))
+    m.request(Change("x/0/2", "replace", "e", new="f"))  # e joined in this batch: f joins
+    m.request(Change("x/0/3", "replace", "b", new="g"))
+    m.request(Change("x/0/4", "replace", "g", new="h"))  # a chain: b is replaced by h
+    m.request(Change("x/0/5", "replace", "zz", new="k"))  # not a member: ignored
+    m.request(Change("x/0/6", "replace", "a", new="c"))  # by a member: ignored
+    m.request(Change("x/0/7", "update", "h", "z2", 1.0))
+    record = m.mint()
+    assert record is not None
+    ring = record.ring
+    assert ring.nodes == ("a", "c", "d", "f", "h")
+    assert (ring.weight("f"), ring.zone("f")) == (2.0, "z1")
+    assert ring.zone("h") == "z2"
+    ring._check_invariants()
+
+
+def test_an_update_rebalances_in_one_version() -> None:
+    m = state("a", "b", "c", "d")
+    m.request(Change("x/0/1", "update", "b", "z1", 2.0))
+    m.request(Change("x/0/2", "update", "zz", None, 2.0))  # not a member: ignored
+    record = m.mint()
+    assert record is not None
+    assert (record.ring.weight("b"), record.ring.zone("b")) == (2.0, "z1")
+    assert len(record.ring.ranges("b")) >= 1
+    assert record.ring.ownership()["b"] == pytest.approx(2 / 5, abs=1 / 64)
+    assert record.plan and "b" in {t.target for t in record.plan}
+
+
 # -- adoption ----------------------------------------------------------------------------------
 
 

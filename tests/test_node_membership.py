@@ -192,6 +192,55 @@ def test_admin_requests_are_validated() -> None:
     assert node.status in NODE_STATUSES
 
 
+def test_a_replace_moves_exactly_the_old_nodes_data_to_the_new_one() -> None:
+    cluster = loaded()
+    before = holdings(cluster)
+    cluster.add_node("n6")
+    cluster.replace("n3", "n6", via="n2")
+    assert cluster.node("n2").membership.pending_changes[-1].op == "replace"
+    settle(cluster, "n3")
+    after = holdings(cluster)
+    assert after["n6"] == before["n3"]  # every key n3 held, and nothing else
+    for name in ("n1", "n2", "n4", "n5"):
+        assert after[name] == before[name]  # nobody else gains or loses anything
+    assert cluster.node("n3").status == "left" and after["n3"] == set()
+    assert cluster.node("n6").status == "member"
+    assert cluster.ring.nodes == ("n1", "n2", "n4", "n5", "n6")
+    assert cluster.node("n1").ring_version.epoch == 1  # one version
+    check_all_readable(cluster)
+
+
+def test_an_update_rebalances_through_membership() -> None:
+    cluster = loaded()
+    cluster.node("n1").update_member("n2", cluster.now, zone="az1", weight=2.0)
+    settle(cluster)
+    ring = cluster.ring
+    assert (ring.weight("n2"), ring.zone("n2")) == (2.0, "az1")
+    assert ring.ownership()["n2"] == pytest.approx(2 / 6, abs=1 / 32)
+    check_all_readable(cluster)
+
+
+def test_replace_and_update_requests_are_validated() -> None:
+    cluster = loaded(nodes=4)
+    node = cluster.node("n2")
+    with pytest.raises(ValueError, match="not a member"):
+        node.replace("n9", "n8", cluster.now)
+    with pytest.raises(ValueError, match="already a member"):
+        node.replace("n3", "n4", cluster.now)
+    with pytest.raises(TypeError, match="new"):
+        node.replace("n3", 7, cluster.now)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a member"):
+        node.update_member("n9", cluster.now, weight=2.0)
+    with pytest.raises(ValueError, match="weight"):
+        node.update_member("n3", cluster.now, weight=-1.0)
+    node.replace("n3", "n8", cluster.now)
+    with pytest.raises(ValueError, match="already leaving"):
+        node.replace("n3", "n9", cluster.now)  # already being replaced
+    with pytest.raises(ValueError, match="already a member"):
+        node.join("n8", cluster.now)  # its replace is already requested
+    assert node.membership.pending_changes[-1].new == "n8"
+
+
 # -- the node core directly ------------------------------------------------------------------------
 
 

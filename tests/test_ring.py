@@ -29,7 +29,7 @@ from hypothesis.stateful import (
 from dynamo_core import EmptyRingError, HashRing, TokenRange, Transfer, codec
 from dynamo_core import ring as ring_module
 from dynamo_core.errors import DecodeError, DynamoError
-from dynamo_core.hashing import TOKEN_SPACE, keyed_token, token
+from dynamo_core.hashing import TOKEN_SPACE, coalesce, keyed_token, token
 from dynamo_core.strategies import keys, node_ids, rings, tokens
 
 SECRET = b"0123456789abcdef-cluster-secret!"
@@ -525,15 +525,33 @@ def moved(old: HashRing, new: HashRing) -> list[tuple[TokenRange, str, str]]:
     return [(rng, a[0], b[0]) for rng, a, b in pieces(old, new) if a[0] != b[0]]
 
 
+def others_moved_only_for_spacing(
+    ring: HashRing, changes: list[tuple[TokenRange, str, str]], movers: list[str], *, source: bool
+) -> None:
+    """Only the movers' partitions changed hands, unless spacing needed more (strategy 3)."""
+    if all((old if source else new) in movers for _, old, new in changes):
+        return
+    assert ring.partitions is not None  # strategy 1 moves only the movers' ranges
+    # While every node holds every key the owners are rearranged freely (no data moves);
+    # otherwise only to space a ring that can be spaced, or to reduce violations.
+    assert (
+        len(ring) <= ring.replicas or not ring.spacing_violations() or not ring.spacing_possible()
+    )
+
+
 @settings(max_examples=60)
 @given(ring=rings(min_nodes=1, max_nodes=7, weights=False), node=node_ids())
-def test_a_join_moves_only_its_share_and_only_to_the_joiner(ring: HashRing, node: str) -> None:
+def test_a_join_moves_its_share_to_the_joiner_and_others_only_for_spacing(
+    ring: HashRing, node: str
+) -> None:
     assume(node not in ring)
     before = ring.copy()
     ring.add_node(node)
     changes = moved(before, ring)
-    assert all(new == node for _, _, new in changes)
-    fraction = sum(rng.size for rng, _, _ in changes) / TOKEN_SPACE
+    others_moved_only_for_spacing(ring, changes, [node], source=False)
+    if len(ring) <= ring.replicas:
+        assert all(t.target == node for t in check_plan(before, ring))
+    fraction = sum(rng.size for rng, _, new in changes if new == node) / TOKEN_SPACE
     if ring.partitions is not None:
         # Exactly the joiner's partitions moved: floor or ceiling of Q / (n + 1).
         assert math.floor(ring.partitions / len(ring)) <= fraction * ring.partitions
@@ -543,13 +561,15 @@ def test_a_join_moves_only_its_share_and_only_to_the_joiner(ring: HashRing, node
 
 @settings(max_examples=60)
 @given(ring=rings(min_nodes=2, weights=False), data=st.data())
-def test_a_leave_moves_only_the_leavers_share(ring: HashRing, data: st.DataObject) -> None:
+def test_a_leave_moves_the_leavers_share_and_others_only_for_spacing(
+    ring: HashRing, data: st.DataObject
+) -> None:
     node = data.draw(st.sampled_from(ring.nodes))
     before = ring.copy()
     ring.remove_node(node)
     changes = moved(before, ring)
-    assert all(old == node for _, old, _ in changes)
-    fraction = sum(rng.size for rng, _, _ in changes) / TOKEN_SPACE
+    others_moved_only_for_spacing(ring, changes, [node], source=True)
+    fraction = sum(rng.size for rng, old, _ in changes if old == node) / TOKEN_SPACE
     assert math.isclose(fraction, before.ownership()[node])
     if ring.partitions is not None:
         # Handed off evenly: every remaining node is within one partition of the others.
@@ -567,8 +587,9 @@ def test_weighted_joins_move_little_beyond_the_joiners_share(ring: HashRing, wei
     changes = moved(before, ring)
     to_others = [c for c in changes if c[2] != "joiner"]
     # Only to keep every node within one partition of its share may another node gain, and
-    # then at most one partition per node.
-    assert len(to_others) <= len(ring)
+    # then at most one partition per node, unless spacing needed more.
+    if len(to_others) > len(ring):
+        others_moved_only_for_spacing(ring, changes, ["joiner"], source=False)
     assert counts(ring)["joiner"] >= 1
 
 
@@ -635,8 +656,8 @@ def test_a_batch_join_moves_only_to_the_joiners(ring: HashRing, count: int) -> N
     ring.add_nodes(new, zones=dict.fromkeys(new[:1], "az-new"))
     ring._check_invariants()
     changes = moved(before, ring)
-    assert all(target in new for _, _, target in changes)
-    fraction = sum(rng.size for rng, _, _ in changes) / TOKEN_SPACE
+    others_moved_only_for_spacing(ring, changes, new, source=False)
+    fraction = sum(rng.size for rng, _, target in changes if target in new) / TOKEN_SPACE
     assert math.isclose(fraction, sum(ring.ownership()[n] for n in new))
     check_plan(before, ring)
 
@@ -650,7 +671,7 @@ def test_a_batch_leave_moves_only_the_leavers_share(ring: HashRing, data: st.Dat
     before = ring.copy()
     ring.remove_nodes(leaving)
     ring._check_invariants()
-    assert all(old in leaving for _, old, _ in moved(before, ring))
+    others_moved_only_for_spacing(ring, moved(before, ring), leaving, source=True)
     check_plan(before, ring)
 
 
@@ -1008,7 +1029,7 @@ class RingMachine(RuleBasedStateMachine):
         self.model[node] = (weight, zone)
         changes = moved(before, self.ring) if len(before) else []
         if not self.weighted:
-            assert all(new == node for _, _, new in changes)
+            others_moved_only_for_spacing(self.ring, changes, [node], source=False)
         check_plan(before, self.ring)
         return node
 
@@ -1024,7 +1045,7 @@ class RingMachine(RuleBasedStateMachine):
         del self.model[node]
         changes = moved(before, self.ring) if len(self.ring) else []
         if not self.weighted:
-            assert all(old == node for _, old, _ in changes)
+            others_moved_only_for_spacing(self.ring, changes, [node], source=True)
         check_plan(before, self.ring)
 
     @rule(
@@ -1045,7 +1066,7 @@ class RingMachine(RuleBasedStateMachine):
         for node in nodes:
             self.model[node] = (1.0, zone)
         if not self.weighted and len(before):
-            assert all(new in nodes for _, _, new in moved(before, self.ring))
+            others_moved_only_for_spacing(self.ring, moved(before, self.ring), nodes, source=False)
         check_plan(before, self.ring)
 
     @rule(data=st.data())
@@ -1060,7 +1081,59 @@ class RingMachine(RuleBasedStateMachine):
         for node in leaving:
             del self.model[node]
         if not self.weighted and len(self.ring):
-            assert all(old in leaving for _, old, _ in moved(before, self.ring))
+            others_moved_only_for_spacing(self.ring, moved(before, self.ring), leaving, source=True)
+        check_plan(before, self.ring)
+
+    @rule(data=st.data(), new=node_ids(), weight=st.none() | st.sampled_from([0.5, 2.0]))
+    def replace(self, data: st.DataObject, new: str, weight: float | None) -> None:
+        if not self.model:
+            return
+        old = data.draw(st.sampled_from(sorted(self.model)))
+        before = self.ring.copy()
+        if new in self.model:
+            with pytest.raises(ValueError, match="already"):
+                self.ring.replace(old, new)
+            assert self.ring == before
+            return
+        weight = weight if self.weighted else None
+        weights = [w for n, (w, _) in self.model.items() if n != old]
+        weights.append(self.model[old][0] if weight is None else weight)
+        partitions = self.ring.partitions
+        if partitions is not None and any(partitions * w < sum(weights) for w in weights):
+            with pytest.raises(ValueError, match="under one"):
+                self.ring.replace(old, new, weight=weight)
+            assert self.ring == before
+            return
+        self.ring.replace(old, new, weight=weight)
+        old_weight, zone = self.model.pop(old)
+        self.model[new] = (old_weight if weight is None else weight, zone)
+        plan = check_plan(before, self.ring)
+        if self.ring.partitions is not None and weight in (None, old_weight):
+            # Exactly old's partitions change hands, all to new, and new receives all data.
+            assert all((o, n) == (old, new) for _, o, n in moved(before, self.ring))
+            assert all(t.target == new for t in plan)
+            assert len(self.ring.ranges(new)) == len(before.ranges(old))
+
+    @rule(
+        data=st.data(),
+        weight=st.sampled_from([0.5, 1.0, 2.0]),
+        zone=st.none() | st.sampled_from(["az1", "az2", "az3"]),
+    )
+    def update(self, data: st.DataObject, weight: float, zone: str | None) -> None:
+        if not self.model:
+            return
+        node = data.draw(st.sampled_from(sorted(self.model)))
+        weight = weight if self.weighted else 1.0
+        before = self.ring.copy()
+        weights = [w for n, (w, _) in self.model.items() if n != node] + [weight]
+        partitions = self.ring.partitions
+        if partitions is not None and any(partitions * w < sum(weights) for w in weights):
+            with pytest.raises(ValueError, match="under one"):
+                self.ring.update_node(node, weight=weight, zone=zone)
+            assert self.ring == before
+            return
+        self.ring.update_node(node, weight=weight, zone=zone)
+        self.model[node] = (weight, zone)
         check_plan(before, self.ring)
 
     @rule()
@@ -1098,3 +1171,102 @@ def test_the_committed_ring_figure_is_current() -> None:
     assert svg.startswith("<svg ")
     assert svg == module.render(), "the figure must be deterministic"
     assert module.main(["--check"]) == 0, "run: python docs/gen_ring_figure.py"
+
+
+# -- replace and in-place changes ------------------------------------------------------------------
+
+
+def test_replace_moves_exactly_the_old_nodes_partitions_to_the_new_one() -> None:
+    ring = HashRing(3, partitions=256)
+    ring.add_nodes(["a", "b", "c", "d", "e"], zones={"c": "az1"}, weights={"c": 2.0})
+    before = ring.copy()
+    ring.replace("c", "f")
+    ring._check_invariants()
+    assert (ring.weight("f"), ring.zone("f")) == (2.0, "az1")
+    assert "c" not in ring
+    assert moved(before, ring) and all((o, n) == ("c", "f") for _, o, n in moved(before, ring))
+    plan = check_plan(before, ring)
+    # f receives every range c held a replica of, and nobody else receives anything.
+    assert {t.target for t in plan} == {"f"}
+    assert coalesced(t.range for t in plan) == before.ranges("c", replicated=True)
+
+
+def coalesced(ranges: Iterator[TokenRange]) -> list[TokenRange]:
+    return coalesce(sorted(ranges, key=lambda r: r.start))
+
+
+def test_replace_with_a_new_weight_or_zone_rebalances() -> None:
+    ring = HashRing(3, partitions=256)
+    ring.add_nodes(["a", "b", "c", "d"], zones={n: f"az{i}" for i, n in enumerate("abcd")})
+    ring.replace("a", "x", weight=3.0, zone=None)
+    ring._check_invariants()
+    assert (ring.weight("x"), ring.zone("x")) == (3.0, None)
+    assert counts(ring)["x"] in (128, 129)  # 3 / 6 of 256
+    # x holds half the ring: no layout keeps 3 consecutive partitions on distinct nodes.
+    assert not ring.spacing_possible()
+    assert ring.spacing_violations()
+    ring.update_node("x", weight=1.0, zone="az9")
+    assert (ring.weight("x"), ring.zone("x")) == (1.0, "az9")
+    assert set(counts(ring).values()) == {64}
+    assert ring.spacing_possible()
+    assert ring.spacing_violations() == ()
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda r: r.replace("zz", "n"), ValueError, "not a member"),
+        (lambda r: r.replace("a", "b"), ValueError, "already a member"),
+        (lambda r: r.replace("a", ""), ValueError, "new"),
+        (lambda r: r.replace("a", 7), TypeError, "new"),
+        (lambda r: r.replace("a", "n", weight=0.0), ValueError, "weight"),
+        (lambda r: r.replace("a", "n", weight=1000.0), ValueError, "under one"),
+        (lambda r: r.replace("a", "n", zone=""), ValueError, "zone"),
+        (lambda r: r.update_node("zz", weight=2.0), ValueError, "not a member"),
+        (lambda r: r.update_node("a", weight=-1.0), ValueError, "weight"),
+        (lambda r: r.update_node("a", weight=1000.0), ValueError, "under one"),
+        (lambda r: r.update_node("a", zone=3), TypeError, "zone"),
+    ],
+    ids=[
+        "replace-stranger",
+        "replace-by-member",
+        "replace-by-empty",
+        "replace-by-int",
+        "replace-zero-weight",
+        "replace-huge-weight",
+        "replace-empty-zone",
+        "update-stranger",
+        "update-negative-weight",
+        "update-huge-weight",
+        "update-int-zone",
+    ],
+)
+def test_bad_replace_and_update_raise_and_change_nothing(
+    call: object, error: type, match: str
+) -> None:
+    ring = build(["a", "b", "c", "d"], partitions=64)
+    before = ring.copy()
+    with pytest.raises(error, match=match):
+        call(ring)  # type: ignore[operator]
+    assert ring == before
+    ring._check_invariants()
+
+
+def test_update_node_moves_the_weight_change_only() -> None:
+    ring = build(8, partitions=1024)
+    before = ring.copy()
+    ring.update_node("node-000", weight=2.0)
+    ring._check_invariants()
+    assert counts(ring)["node-000"] in (227, 228)  # 2 / 9 of 1024
+    gained = [c for c in moved(before, ring) if c[2] == "node-000"]
+    assert len(gained) == counts(ring)["node-000"] - 128
+    assert ring.spacing_violations() == ()
+    ring.update_node("node-000", weight=1.0)
+    assert set(counts(ring).values()) == {128}
+    ring.update_node("node-000")  # no change asked: nothing happens
+    strategy_1 = build(3, vnodes=4)
+    strategy_1.update_node("node-001", weight=2.0, zone="z")
+    strategy_1._check_invariants()
+    assert strategy_1.ownership()["node-001"] > build(3, vnodes=4).ownership()["node-001"]
+    strategy_1.replace("node-001", "other")
+    assert (strategy_1.weight("other"), strategy_1.zone("other")) == (2.0, "z")

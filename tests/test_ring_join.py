@@ -24,10 +24,16 @@ def test_what_a_join_moves_and_to_whom(ring: HashRing, weight: float, zone: str 
     before = ring.copy()
     ring.add_node("joiner", weight=weight, zone=zone)
     plain = all(r.weight(n) == 1.0 and r.zone(n) is None for r in (before, ring) for n in r.nodes)
+    # While the ring has at most `replicas` members every node holds every key, so the claim
+    # may lay the owners out afresh: no data moves. Past that, a partition moves to an existing
+    # node only where spacing needs a repair chain: with weights or zones that can happen; with
+    # equal weights and no zones, a ring that was spaced and stays spaceable never needs one.
+    settled = len(before.nodes) > before.replicas and not before.spacing_violations()
     for key in KEYS:
         old, new = before.preference_list(key), ring.preference_list(key)
-        # Ownership moves only to the joiner: no other node gains a partition.
-        assert new[0] in (old[0], "joiner")
+        if settled and plain and ring.spacing_possible():
+            # Ownership moves only to the joiner: no other node gains a partition.
+            assert new[0] in (old[0], "joiner")
         # Every replica a node gains takes the place of one another node loses (the list
         # only grows while the ring had fewer nodes than replicas).
         gained, lost = set(new) - set(old), set(old) - set(new)

@@ -408,6 +408,21 @@ class SimulatedCluster:
         self._apply(target, effects)
         self._schedule(target)
 
+    def replace(self, old: str, new: str, *, via: str | None = None) -> None:
+        """Ask node `via` (default: the first running member) to put `new` in `old`'s place.
+
+        Raises:
+            ValueError: `old` is not a member or `new` is one (see
+                [`Node.replace`][dynamo_core.node.Node.replace]).
+            dynamo_core.errors.DynamoError: `via` is down.
+        """
+        target = self._admin_via(via)
+        node = self.node(target)
+        effects = node.replace(old, new, self._now)
+        self._trace(f"{self._now:.9f} admin replace {old} by {new} via {target}")
+        self._apply(target, effects)
+        self._schedule(target)
+
     def crash(self, name: str, *, wipe: bool = False) -> None:
         """Stop node `name`: its volatile state is gone; with `wipe`, its storage too (amnesia).
 

@@ -83,10 +83,11 @@ WORKLOAD_FAULTS: Final = ("hostile",)
 FAULTS: Final = (*NETWORK_FAULTS, *PARTITION_FAULTS, *NODE_FAULTS, *WORKLOAD_FAULTS)
 """Every fault the nemesis knows, by name."""
 
-CHURN_EVENTS: Final = ("join", "double_join", "leave", "partitioned", "join_leave")
+CHURN_EVENTS: Final = ("join", "double_join", "leave", "partitioned", "join_leave", "replace")
 """What the churn nemesis does: one join; two joins at once; one leave; a join or a leave
 submitted while a random bisection is in force; a node that joins and then leaves again (the
-riak_kv#1754 pattern)."""
+riak_kv#1754 pattern); a member replaced by a new node (Riak's ``cluster replace``, counted as
+one join and one leave)."""
 
 _SPARES: Final = 3  # node ids beyond the initial ones that churn may add
 
@@ -787,6 +788,25 @@ class Simulation:
         self._leaves += 1
         return True
 
+    def _try_replace(self) -> bool:
+        rng = self._rng
+        cluster = self.cluster
+        via = self._admin_node()
+        spares = self._joinable()
+        if via is None or not spares:
+            return False
+        old = rng.choice(list(cluster.node(via).ring.nodes))
+        new = rng.choice(sorted(spares))
+        if new not in cluster.nodes:
+            cluster.add_node(new)
+        try:
+            cluster.replace(old, new, via=via)
+        except ValueError:
+            return False
+        self._joins += 1
+        self._leaves += 1
+        return True
+
     def _churn(self) -> None:
         if not self._loading:
             return
@@ -799,6 +819,8 @@ class Simulation:
             self._try_join(2)
         elif kind == "leave":
             self._try_leave()
+        elif kind == "replace":
+            self._try_replace()
         elif kind == "partitioned":
             nodes = list(self.cluster.nodes)
             rng.shuffle(nodes)
