@@ -214,7 +214,7 @@ def version_refusal(
 
     * at most `MAX_MEMBERS` members;
     * every member is `known`: a member of the current version, a seed, or a node whose join
-      request this node knows (a node still *outside* a ring learns its members, so for it
+      (or replace) request this node knows (a node still *outside* a ring learns its members, so for it
       this rule does not apply);
     * its epoch is reachable: every version applies at least one change the previous one had
       not, so ``record.epoch - current.epoch`` can be at most the number of changes `record`

@@ -1788,6 +1788,7 @@ class Node:
         m = self._membership
         known = set(m.record.members()) | set(self._seeds) | {self._id}
         known.update(c.node for c in m.changes() if c.op == "join")
+        known.update(c.new for c in m.changes() if c.new is not None)  # replacements
         return version_refusal(record, m.record, known, outside=m.outside)
 
     def _maybe_mint(self, before: VersionRecord, now: float, out: list[Effect]) -> None:
