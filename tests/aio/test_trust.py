@@ -154,7 +154,7 @@ def test_clients_cannot_act_as_nodes_and_ids_must_be_utf8(
 
         asyncio.run(through_a_bad_node())
         # The node still serves, and counted every refusal.
-        assert main(["stats", *client_opts]) == 0
+        assert main(["stats", *client_opts, "--json"]) == 0
         stats = json.loads(capsys.readouterr().out)["stats"]
         assert stats["transport_auth_failures"] == 2
         assert stats["transport_closed_malformed"] == 2
@@ -187,7 +187,7 @@ def test_unauthenticated_connections_are_cheap(
         client_opts = ["--nodes", f"127.0.0.1:{port}", "--secret-file", str(clients)]
         assert main(["put", "k", "v", "--timeout", "10", *client_opts]) == 0
         assert "stored on A" in capsys.readouterr().out
-        assert main(["stats", *client_opts]) == 0
+        assert main(["stats", *client_opts, "--json"]) == 0
         stats = json.loads(capsys.readouterr().out)["stats"]
         assert stats["transport_refused_unauthenticated"] >= 300 - 16
     finally:
@@ -300,7 +300,7 @@ def test_a_mutual_tls_cluster_binds_certificates_to_node_ids(
         assert "stored on" in capsys.readouterr().out
         for name in ("node-A", "client-ops"):
             assert asyncio.run(claim_b(ports["C"], certs, name))
-        assert main(["stats", *client]) == 0
+        assert main(["stats", *client, "--json"]) == 0
         stats = json.loads(capsys.readouterr().out)["stats"]
         assert stats["transport_auth_failures"] == 2
         assert stats["transport_peers_up"] == 2  # the real A and B are still connected
@@ -334,7 +334,7 @@ def test_a_shared_cluster_file_and_nodes_that_disagree_with_it(
         try:
             opts = ["--config", str(config), "--timeout", "3"]
             for _ in range(100):  # until both refused each other at least once
-                assert main(["stats", *opts, "--nodes", f"127.0.0.1:{pa}"]) == 0
+                assert main(["stats", *opts, "--nodes", f"127.0.0.1:{pa}", "--json"]) == 0
                 stats = json.loads(capsys.readouterr().out)["stats"]
                 if stats["transport_auth_failures"] and stats["transport_connect_failures"]:
                     break
@@ -389,7 +389,7 @@ def test_a_relay_without_the_secret_cannot_inject_a_client_put(
         assert relay.tampered
         assert main(["get", KEY, "--json", *opts]) == 0
         assert json.loads(capsys.readouterr().out)["values"] == []  # nothing forged stored
-        assert main(["stats", *opts]) == 0
+        assert main(["stats", *opts, "--json"]) == 0
         stats = json.loads(capsys.readouterr().out)["stats"]
         assert stats["transport_auth_failures"] == 1
         assert stats["client_puts"] == 0
