@@ -56,8 +56,10 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps 'merkletools==1.0.3'
 	touch $@
 
+# BASELINE=path.json prints every case beside a saved run (.bench/results.json of an earlier
+# `make bench`, copied aside); BENCH_ARGS passes anything else (--only node --quick).
 bench: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) site build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench *.egg-info

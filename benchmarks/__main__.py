@@ -1,7 +1,8 @@
-"""Run the benchmarks: ``python -m benchmarks [--quick] [--only TEXT] [--json PATH]``.
+"""Run the benchmarks: ``python -m benchmarks [--quick] [--only TEXT] [--baseline PATH]``.
 
 Every ``benchmarks/bench_*.py`` module is imported and its ``groups(quick)`` measured. Tables go to
-stdout, all numbers to a JSON file.
+stdout, all numbers to a JSON file. With ``--baseline``, a JSON file an earlier run wrote, every
+case is also printed beside its baseline figure (see `benchmarks.baseline`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import platform
 import sys
 from pathlib import Path
 
+from benchmarks.baseline import DEFAULT_TOLERANCE, compare, format_comparison, load
 from benchmarks.harness import GroupResult, format_table, measure, write_json
 
 
@@ -21,7 +23,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="run only modules whose name contains this")
     parser.add_argument("--repeats", type=int, default=None, help="samples per case (median)")
     parser.add_argument("--json", type=Path, default=Path(".bench/results.json"))
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="a results JSON to compare this run with"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="mark cases slower than baseline by more than this factor (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-slower",
+        action="store_true",
+        help="exit 1 when a case is marked slower than the baseline",
+    )
     args = parser.parse_args(argv)
+    baseline = load(args.baseline) if args.baseline is not None else None
     repeats = args.repeats or (3 if args.quick else 7)
 
     here = Path(__file__).parent
@@ -43,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
             print(module.report(args.quick), end="\n\n", flush=True)
     write_json(results, args.json)
     print(f"results written to {args.json}")
+    if baseline is not None:
+        rows = compare(baseline, results)
+        print(f"\n{format_comparison(rows, tolerance=args.tolerance)}\n")
+        if args.fail_slower and any(row.slower(args.tolerance) for row in rows):
+            return 1
     return 0
 
 

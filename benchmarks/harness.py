@@ -18,7 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Case", "CaseResult", "Group", "GroupResult", "format_table", "measure", "write_json"]
+__all__ = [
+    "Case",
+    "CaseResult",
+    "Group",
+    "GroupResult",
+    "format_table",
+    "format_time",
+    "measure",
+    "write_json",
+]
 
 Timer = Callable[[], float]
 
@@ -133,7 +142,8 @@ def measure(
     return GroupResult(group.title, tuple(group.compare), tuple(results))
 
 
-def _format_time(seconds: float) -> str:
+def format_time(seconds: float) -> str:
+    """Render a duration with three significant digits and a unit (s, ms, µs or ns)."""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
@@ -147,7 +157,7 @@ def format_table(result: GroupResult) -> str:
     for case in result.cases:
         ratios = [f"{case.ratios[ref]:.2f}" for ref in result.compare]
         rows.append(
-            [case.name, _format_time(case.seconds_per_op), f"{case.ops_per_second:,.0f}", *ratios]
+            [case.name, format_time(case.seconds_per_op), f"{case.ops_per_second:,.0f}", *ratios]
         )
     lines = [f"### {result.title}", ""]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
