@@ -376,6 +376,18 @@ def open_envelope(
         DecodeError: `value` is not an envelope of `kind`, has an unsupported version, or its
             fields do not match.
     """
+    if type(value) is dict and value.get("type") == kind:
+        # Fast path: exactly the fields asked for and a known version; anything else goes
+        # through the checks below, which accept the same envelopes and name what is wrong.
+        version = value.get("v")
+        extra = len(value) - 2 - len(required)
+        if (
+            type(version) is int
+            and 1 <= version <= FORMAT_VERSION
+            and all(map(value.__contains__, required))
+            and (extra == 0 or (extra > 0 and extra == sum(map(value.__contains__, optional))))
+        ):
+            return value
     obj = fields(value, kind, required=("type", "v", *required), optional=optional)
     if obj["type"] != kind:
         got = obj["type"]

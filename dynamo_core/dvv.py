@@ -22,6 +22,8 @@ a dot. A dot must never be issued twice with different values (Riak's KV679 bug)
 
 from __future__ import annotations
 
+from binascii import a2b_base64 as _a2b_base64
+from binascii import b2a_base64 as _b2a_base64
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Generic, NamedTuple, TypeVar, overload
 
@@ -383,15 +385,32 @@ class DVVSet(Generic[V]):
         Raises:
             TypeError: A value (or what `encode` returned for it) is not `bytes`.
         """
-        entries: list[codec.JSONValue] = [
-            [
-                node,
-                counter,
-                [[dot, _encode_value(value, encode, "dvvset value")] for dot, value in dots],
+        if encode is None:  # the node's case: bytes values, encoded inline
+            b2a = _b2a_base64
+            entries: list[codec.JSONValue] = [
+                [
+                    node,
+                    counter,
+                    [
+                        [dot, b2a(value, newline=False).decode("ascii")]
+                        if type(value) is bytes
+                        else [dot, _encode_value(value, None, "dvvset value")]
+                        for dot, value in dots
+                    ],
+                ]
+                for node, counter, dots in self._entries
             ]
-            for node, counter, dots in self._entries
-        ]
-        return codec.envelope("dvvset", {"entries": entries})
+        else:
+            entries = [
+                [
+                    node,
+                    counter,
+                    [[dot, _encode_value(value, encode, "dvvset value")] for dot, value in dots],
+                ]
+                for node, counter, dots in self._entries
+            ]
+        # codec.envelope("dvvset", ...), inlined: this is on every message's path
+        return {"type": "dvvset", "v": codec.FORMAT_VERSION, "entries": entries}
 
     @overload
     @classmethod
@@ -447,35 +466,11 @@ class DVVSet(Generic[V]):
         Raises:
             dynamo_core.errors.DecodeError: `data` is malformed, over a cap, or `decode` failed.
         """
-        obj = codec.open_envelope(data, "dvvset", required=("entries",))
-        raw_entries = codec.as_list(obj["entries"], "dvvset.entries", max_items=max_entries)
-        entries: list[_Entry[Any]] = []
-        budget = max_values
-        previous = ""
-        for i, raw in enumerate(raw_entries):
-            what = f"dvvset.entries[{i}]"
-            triple = codec.as_list(raw, what, max_items=3)
-            if len(triple) != 3:
-                raise DecodeError(f"{what} must be [node, counter, dots], got {len(triple)} items")
-            node = codec.as_str(triple[0], f"{what}.node", max_len=MAX_NODE_ID_LEN)
-            if i and not previous < node:
-                raise DecodeError(f"{what}.node must sort after the previous one (no repeats)")
-            previous = node
-            counter = codec.as_int(triple[1], f"{what}.counter", lo=1)
-            raw_dots = codec.as_list(triple[2], f"{what}.dots", max_items=budget)
-            budget -= len(raw_dots)
-            dots: list[tuple[int, Any]] = []
-            ceiling = counter
-            for j, raw_dot in enumerate(raw_dots):
-                where = f"{what}.dots[{j}]"
-                pair = codec.as_list(raw_dot, where, max_items=2)
-                if len(pair) != 2:
-                    raise DecodeError(f"{where} must be [dot, value], got {len(pair)} items")
-                dot = codec.as_int(pair[0], f"{where}.dot", lo=1, hi=ceiling)
-                ceiling = dot - 1
-                raw_value = codec.as_bytes(pair[1], f"{where}.value", max_len=max_value_bytes)
-                dots.append((dot, raw_value))
-            entries.append((node, counter, tuple(dots)))
+        entries: list[_Entry[Any]] | None = _decode_quickly(
+            data, max_entries, max_values, max_value_bytes
+        )
+        if entries is None:
+            entries = _decode_slowly(data, max_entries, max_values, max_value_bytes)
         if decode is not None:
             entries = [
                 (
@@ -509,6 +504,109 @@ class DVVSet(Generic[V]):
                 assert type(item[0]) is int
                 assert 1 <= item[0] < previous
                 previous = item[0]
+
+
+def _decode_quickly(  # noqa: PLR0911
+    data: object, max_entries: int, max_values: int, max_value_bytes: int
+) -> list[_Entry[bytes]] | None:
+    """Decode a well-formed encoding in one tight pass; `None` for anything unusual.
+
+    Accepts exactly what `_decode_slowly` accepts (the tests check both ways) except that it
+    leaves non-ASCII node ids and every refusal to the slow path, which names the bad field.
+    """
+    if type(data) is not dict or len(data) != 3 or data.get("type") != "dvvset":
+        return None
+    version = data.get("v")
+    raw_entries = data.get("entries")
+    if (
+        type(version) is not int
+        or not 1 <= version <= codec.FORMAT_VERSION
+        or type(raw_entries) is not list
+        or len(raw_entries) > max_entries
+    ):
+        return None
+    a2b = _a2b_base64
+    max_encoded = 4 * ((max_value_bytes + 2) // 3)
+    budget = max_values
+    previous = ""
+    entries: list[_Entry[bytes]] = []
+    for raw in raw_entries:
+        if type(raw) is not list or len(raw) != 3:
+            return None
+        node, counter, raw_dots = raw
+        if (
+            type(node) is not str
+            or not previous < node
+            or len(node) > MAX_NODE_ID_LEN
+            or not node.isascii()
+            or type(counter) is not int
+            or not 0 < counter <= _MAX
+            or type(raw_dots) is not list
+        ):
+            return None
+        budget -= len(raw_dots)
+        if budget < 0:
+            return None
+        dots: list[tuple[int, bytes]] = []
+        ceiling = counter
+        for raw_dot in raw_dots:
+            if type(raw_dot) is not list or len(raw_dot) != 2:
+                return None
+            dot, encoded = raw_dot
+            if (
+                type(dot) is not int
+                or not 0 < dot <= ceiling
+                or type(encoded) is not str
+                or len(encoded) > max_encoded
+            ):
+                return None
+            try:
+                value = a2b(encoded, strict_mode=True)
+            except ValueError:
+                return None
+            if len(value) > max_value_bytes:
+                return None
+            dots.append((dot, value))
+            ceiling = dot - 1
+        entries.append((node, counter, tuple(dots)))
+        previous = node
+    return entries
+
+
+def _decode_slowly(
+    data: object, max_entries: int, max_values: int, max_value_bytes: int
+) -> list[_Entry[Any]]:
+    """Validate field by field, raising `DecodeError` that names the first bad field."""
+    obj = codec.open_envelope(data, "dvvset", required=("entries",))
+    raw_entries = codec.as_list(obj["entries"], "dvvset.entries", max_items=max_entries)
+    entries: list[_Entry[Any]] = []
+    budget = max_values
+    previous = ""
+    for i, raw in enumerate(raw_entries):
+        what = f"dvvset.entries[{i}]"
+        triple = codec.as_list(raw, what, max_items=3)
+        if len(triple) != 3:
+            raise DecodeError(f"{what} must be [node, counter, dots], got {len(triple)} items")
+        node = codec.as_str(triple[0], f"{what}.node", max_len=MAX_NODE_ID_LEN)
+        if i and not previous < node:
+            raise DecodeError(f"{what}.node must sort after the previous one (no repeats)")
+        previous = node
+        counter = codec.as_int(triple[1], f"{what}.counter", lo=1)
+        raw_dots = codec.as_list(triple[2], f"{what}.dots", max_items=budget)
+        budget -= len(raw_dots)
+        dots: list[tuple[int, Any]] = []
+        ceiling = counter
+        for j, raw_dot in enumerate(raw_dots):
+            where = f"{what}.dots[{j}]"
+            pair = codec.as_list(raw_dot, where, max_items=2)
+            if len(pair) != 2:
+                raise DecodeError(f"{where} must be [dot, value], got {len(pair)} items")
+            dot = codec.as_int(pair[0], f"{where}.dot", lo=1, hi=ceiling)
+            ceiling = dot - 1
+            raw_value = codec.as_bytes(pair[1], f"{where}.value", max_len=max_value_bytes)
+            dots.append((dot, raw_value))
+        entries.append((node, counter, tuple(dots)))
+    return entries
 
 
 def _dot_key(item: tuple[int, Any]) -> int:
