@@ -98,6 +98,10 @@ MAX_REPAIR_KEYS: Final = 10_000
 """The most keys one [`RepairPush`][dynamo_core.messages.RepairPush] or pull may carry."""
 
 _MAX_ID: Final = codec.MAX_COUNTER
+# The envelope and base64 of the hot messages are written inline (not codec.envelope and
+# codec.encode_bytes): they are on the path of every request.
+_V: Final = codec.FORMAT_VERSION
+_b64: Final = codec.encode_bytes
 
 
 # -- field checks ------------------------------------------------------------------------------
@@ -396,7 +400,7 @@ class Heartbeat:
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_heartbeat`` envelope."""
-        return codec.envelope("node_heartbeat", {"generation": self.generation, "seq": self.seq})
+        return {"type": "node_heartbeat", "v": _V, "generation": self.generation, "seq": self.seq}
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -433,16 +437,15 @@ class StoreRequest:
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_store`` envelope."""
-        return codec.envelope(
-            "node_store",
-            {
-                "op": self.op,
-                "key": codec.encode_bytes(self.key),
-                "state": self.state.to_dict(),
-                "hint": self.hint,
-                "epoch": self.epoch,
-            },
-        )
+        return {
+            "type": "node_store",
+            "v": _V,
+            "op": self.op,
+            "key": _b64(self.key),
+            "state": self.state.to_dict(),
+            "hint": self.hint,
+            "epoch": self.epoch,
+        }
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -479,9 +482,13 @@ class StoreReply:
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_stored`` envelope."""
-        return codec.envelope(
-            "node_stored", {"op": self.op, "stored": self.stored, "reason": self.reason}
-        )
+        return {
+            "type": "node_stored",
+            "v": _V,
+            "op": self.op,
+            "stored": self.stored,
+            "reason": self.reason,
+        }
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -508,9 +515,13 @@ class FetchRequest:
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_fetch`` envelope."""
-        return codec.envelope(
-            "node_fetch", {"op": self.op, "key": codec.encode_bytes(self.key), "hint": self.hint}
-        )
+        return {
+            "type": "node_fetch",
+            "v": _V,
+            "op": self.op,
+            "key": _b64(self.key),
+            "hint": self.hint,
+        }
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -537,7 +548,7 @@ class FetchReply:
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_fetched`` envelope."""
         state = None if self.state is None else self.state.to_dict()
-        return codec.envelope("node_fetched", {"op": self.op, "state": state})
+        return {"type": "node_fetched", "v": _V, "op": self.op, "state": state}
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -1023,6 +1034,8 @@ MESSAGE_TYPES: Final[tuple[type[Any], ...]] = (
     StreamBatch,
 )
 
+_MESSAGE_TYPE_SET: Final = frozenset(MESSAGE_TYPES)
+
 _DECODERS: Final[dict[str, Callable[[object], Message]]] = {
     "node_heartbeat": Heartbeat.from_dict,
     "node_store": StoreRequest.from_dict,
@@ -1069,7 +1082,7 @@ def encode_message(message: Message) -> bytes:
     Raises:
         TypeError: `message` is not a node message.
     """
-    if not isinstance(message, MESSAGE_TYPES):
+    if type(message) not in _MESSAGE_TYPE_SET and not isinstance(message, MESSAGE_TYPES):
         raise TypeError(f"message must be a node message, not {type(message).__name__}")
     return codec.dumps(message.to_dict())
 
@@ -1085,4 +1098,4 @@ def decode_message(
     Raises:
         dynamo_core.errors.DecodeError: `data` is over `max_bytes` or not a valid message.
     """
-    return message_from_dict(codec.loads(data, max_bytes=max_bytes))
+    return codec.decode_by_type(codec.loads(data, max_bytes=max_bytes), _DECODERS, "node message")
