@@ -40,8 +40,9 @@ Keys travel as `bytes` (a `str` key is its UTF-8 encoding); replica states as
 
 from __future__ import annotations
 
+from binascii import a2b_base64
 from collections.abc import Callable
-from typing import Any, Final, Literal, Self, TypeAlias
+from typing import Any, Final, Literal, Self, TypeAlias, TypeVar
 
 import attrs
 
@@ -98,6 +99,9 @@ MAX_REPAIR_KEYS: Final = 10_000
 """The most keys one [`RepairPush`][dynamo_core.messages.RepairPush] or pull may carry."""
 
 _MAX_ID: Final = codec.MAX_COUNTER
+_M = TypeVar("_M")
+_new = object.__new__
+_setattr = object.__setattr__
 # The envelope and base64 of the hot messages are written inline (not codec.envelope and
 # codec.encode_bytes): they are on the path of every request.
 _V: Final = codec.FORMAT_VERSION
@@ -193,6 +197,47 @@ def _decode_nodes(value: object, what: str, *, max_items: int = 1024) -> tuple[s
     return tuple(
         codec.as_str(node, f"{what}[{i}]", max_len=MAX_NODE_ID_LEN) for i, node in enumerate(items)
     )
+
+
+def _is_version(value: object) -> bool:
+    return type(value) is int and 1 <= value <= _V
+
+
+def _is_id(value: object) -> bool:
+    return type(value) is int and 0 <= value <= _MAX_ID
+
+
+def _is_hint(value: object) -> bool:
+    """A hint the slow path accepts: `None` or an ASCII node id (others take the slow path)."""
+    return value is None or (
+        type(value) is str and 0 < len(value) <= MAX_NODE_ID_LEN and value.isascii()
+    )
+
+
+_MAX_KEY_B64: Final = 4 * ((MAX_KEY_BYTES + 2) // 3)
+
+
+def _quick_key(value: object) -> bytes | None:
+    """The key a well-formed base64 field holds; `None` where the slow path must decide."""
+    if type(value) is not str or len(value) > _MAX_KEY_B64:
+        return None
+    try:
+        key = a2b_base64(value, strict_mode=True)
+    except ValueError:
+        return None
+    return key if len(key) <= MAX_KEY_BYTES else None
+
+
+def _trusted(cls: type[_M], **values: object) -> _M:
+    """Build a message from fields the decoder has just checked, without re-running validators.
+
+    The fast paths of the hot decoders use it; each checks its fields exactly as the attrs
+    validators would (the tests compare both paths on hostile inputs).
+    """
+    message = _new(cls)
+    for name, value in values.items():
+        _setattr(message, name, value)
+    return message
 
 
 def _build(cls: type[Any], what: str, *args: object) -> Any:
@@ -454,6 +499,31 @@ class StoreRequest:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
+        if type(data) is dict and data.get("type") == "node_store" and len(data) == 7:
+            # Fast path: what to_dict writes; the checks below name whatever else is wrong.
+            op, key, hint, epoch = (
+                data.get("op"),
+                data.get("key"),
+                data.get("hint"),
+                data.get("epoch"),
+            )
+            if (
+                _is_version(data.get("v"))
+                and _is_id(op)
+                and _is_id(epoch)
+                and "hint" in data
+                and _is_hint(hint)
+                and (raw_key := _quick_key(key)) is not None
+                and "state" in data
+            ):
+                return _trusted(
+                    cls,
+                    op=op,
+                    key=raw_key,
+                    state=DVVSet.from_dict(data["state"]),
+                    hint=hint,
+                    epoch=epoch,
+                )
         obj = codec.open_envelope(
             data, "node_store", required=("op", "key", "state", "hint"), optional=("epoch",)
         )
@@ -497,6 +567,17 @@ class StoreReply:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
+        if type(data) is dict and data.get("type") == "node_stored" and len(data) == 5:
+            op, stored, reason = data.get("op"), data.get("stored"), data.get("reason")
+            if (
+                _is_version(data.get("v"))
+                and _is_id(op)
+                and type(stored) is bool
+                and type(reason) is str
+                and len(reason) <= codec.DEFAULT_MAX_STR
+                and reason.isascii()
+            ):
+                return _trusted(cls, op=op, stored=stored, reason=reason)
         obj = codec.open_envelope(data, "node_stored", required=("op", "stored", "reason"))
         return cls(
             codec.as_int(obj["op"], "node_stored.op"),
@@ -530,6 +611,16 @@ class FetchRequest:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
+        if type(data) is dict and data.get("type") == "node_fetch" and len(data) == 5:
+            op, key, hint = data.get("op"), data.get("key"), data.get("hint")
+            if (
+                _is_version(data.get("v"))
+                and _is_id(op)
+                and "hint" in data
+                and _is_hint(hint)
+                and (raw_key := _quick_key(key)) is not None
+            ):
+                return _trusted(cls, op=op, key=raw_key, hint=hint)
         obj = codec.open_envelope(data, "node_fetch", required=("op", "key", "hint"))
         return cls(
             codec.as_int(obj["op"], "node_fetch.op"),
@@ -557,6 +648,12 @@ class FetchReply:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
+        if type(data) is dict and data.get("type") == "node_fetched" and len(data) == 4:
+            op = data.get("op")
+            if _is_version(data.get("v")) and _is_id(op) and "state" in data:
+                raw = data["state"]
+                state = None if raw is None else DVVSet.from_dict(raw)
+                return _trusted(cls, op=op, state=state)
         obj = codec.open_envelope(data, "node_fetched", required=("op", "state"))
         raw = obj["state"]
         return cls(
