@@ -499,8 +499,13 @@ class StoreRequest:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
+        message = cls._decode_quickly(data)
+        return message if message is not None else cls._decode_checked(data)
+
+    @classmethod
+    def _decode_quickly(cls, data: object) -> Self | None:
+        """What `to_dict` writes, in one pass; `None` sends the rest to `_decode_checked`."""
         if type(data) is dict and data.get("type") == "node_store" and len(data) == 7:
-            # Fast path: what to_dict writes; the checks below name whatever else is wrong.
             op, key, hint, epoch = (
                 data.get("op"),
                 data.get("key"),
@@ -524,6 +529,11 @@ class StoreRequest:
                     hint=hint,
                     epoch=epoch,
                 )
+        return None
+
+    @classmethod
+    def _decode_checked(cls, data: object) -> Self:
+        """Check field by field (accepts what `_decode_quickly` does), naming a bad field."""
         obj = codec.open_envelope(
             data, "node_store", required=("op", "key", "state", "hint"), optional=("epoch",)
         )
@@ -567,6 +577,12 @@ class StoreReply:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
+        message = cls._decode_quickly(data)
+        return message if message is not None else cls._decode_checked(data)
+
+    @classmethod
+    def _decode_quickly(cls, data: object) -> Self | None:
+        """What `to_dict` writes, in one pass; `None` sends the rest to `_decode_checked`."""
         if type(data) is dict and data.get("type") == "node_stored" and len(data) == 5:
             op, stored, reason = data.get("op"), data.get("stored"), data.get("reason")
             if (
@@ -578,6 +594,11 @@ class StoreReply:
                 and reason.isascii()
             ):
                 return _trusted(cls, op=op, stored=stored, reason=reason)
+        return None
+
+    @classmethod
+    def _decode_checked(cls, data: object) -> Self:
+        """Check field by field (accepts what `_decode_quickly` does), naming a bad field."""
         obj = codec.open_envelope(data, "node_stored", required=("op", "stored", "reason"))
         return cls(
             codec.as_int(obj["op"], "node_stored.op"),
@@ -611,6 +632,12 @@ class FetchRequest:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
+        message = cls._decode_quickly(data)
+        return message if message is not None else cls._decode_checked(data)
+
+    @classmethod
+    def _decode_quickly(cls, data: object) -> Self | None:
+        """What `to_dict` writes, in one pass; `None` sends the rest to `_decode_checked`."""
         if type(data) is dict and data.get("type") == "node_fetch" and len(data) == 5:
             op, key, hint = data.get("op"), data.get("key"), data.get("hint")
             if (
@@ -621,6 +648,11 @@ class FetchRequest:
                 and (raw_key := _quick_key(key)) is not None
             ):
                 return _trusted(cls, op=op, key=raw_key, hint=hint)
+        return None
+
+    @classmethod
+    def _decode_checked(cls, data: object) -> Self:
+        """Check field by field (accepts what `_decode_quickly` does), naming a bad field."""
         obj = codec.open_envelope(data, "node_fetch", required=("op", "key", "hint"))
         return cls(
             codec.as_int(obj["op"], "node_fetch.op"),
@@ -648,12 +680,23 @@ class FetchReply:
         Raises:
             dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
         """
+        message = cls._decode_quickly(data)
+        return message if message is not None else cls._decode_checked(data)
+
+    @classmethod
+    def _decode_quickly(cls, data: object) -> Self | None:
+        """What `to_dict` writes, in one pass; `None` sends the rest to `_decode_checked`."""
         if type(data) is dict and data.get("type") == "node_fetched" and len(data) == 4:
             op = data.get("op")
             if _is_version(data.get("v")) and _is_id(op) and "state" in data:
                 raw = data["state"]
                 state = None if raw is None else DVVSet.from_dict(raw)
                 return _trusted(cls, op=op, state=state)
+        return None
+
+    @classmethod
+    def _decode_checked(cls, data: object) -> Self:
+        """Check field by field (accepts what `_decode_quickly` does), naming a bad field."""
         obj = codec.open_envelope(data, "node_fetched", required=("op", "state"))
         raw = obj["state"]
         return cls(
