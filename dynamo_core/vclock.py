@@ -311,7 +311,7 @@ class VectorClock:
         Raises:
             TypeError: `other` is not a `VectorClock`.
         """
-        if not isinstance(other, VectorClock):
+        if type(other) is not VectorClock and not isinstance(other, VectorClock):
             raise TypeError(f"other must be a VectorClock, not {type(other).__name__}")
         a = self._entries
         b = other._entries
@@ -362,17 +362,16 @@ class VectorClock:
         Raises:
             TypeError: `other` is not a `VectorClock`.
         """
-        if not isinstance(other, VectorClock):
+        if type(other) is not VectorClock and not isinstance(other, VectorClock):
             raise TypeError(f"other must be a VectorClock, not {type(other).__name__}")
         a = self._entries
         b = other._entries
         before = after = False
-        if len(a) == len(b):
-            # Fast path: the same nodes, in the same (sorted) order.
-            for node_a, node_b, entry_a, entry_b in zip(a, b, a.values(), b.values()):  # noqa: B905
-                if node_a != node_b:
-                    break
-                if entry_a == entry_b:
+        if len(a) == len(b) and a.keys() == b.keys():
+            # The same nodes, so the same (sorted) order: compare the counters side by side.
+            # Entries shared by identity (a clock and one derived from it) are skipped unread.
+            for entry_a, entry_b in zip(a.values(), b.values()):  # noqa: B905
+                if entry_a is entry_b:
                     continue
                 x = entry_a[0]
                 y = entry_b[0]
@@ -384,11 +383,9 @@ class VectorClock:
                     if after:
                         return _CONCURRENT
                     before = True
-            else:
-                if before:
-                    return _BEFORE
-                return _AFTER if after else _EQUAL
-            before = after = False
+            if before:
+                return _BEFORE
+            return _AFTER if after else _EQUAL
         shared = 0
         for node, mine in a.items():
             theirs = b.get(node)
@@ -425,7 +422,7 @@ class VectorClock:
         Raises:
             TypeError: `other` is not a `VectorClock`.
         """
-        if not isinstance(other, VectorClock):
+        if type(other) is not VectorClock and not isinstance(other, VectorClock):
             raise TypeError(f"other must be a VectorClock, not {type(other).__name__}")
         a = self._entries
         b = other._entries
