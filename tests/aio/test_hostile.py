@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from aio.serving import Serving
 from dynamo_core import (
     DVVSet,
     HashRing,
@@ -46,20 +47,17 @@ CONFIG = NodeConfig(heartbeat_interval=0.1, request_timeout=2.0, anti_entropy_in
 FAST = TransportConfig(connect_timeout=5.0, handshake_timeout=5.0, backoff_max=0.2)
 
 
-class Cluster:
+class Cluster(Serving):
     """Three nodes on SQLite files under `path`; a node restarts on its file."""
 
     def __init__(self, path: Path, ports: dict[str, int], node_class: type[Node] = Node) -> None:
+        super().__init__()
         self.path = path
         self.ports = ports
         self.node_class = node_class
         self.ring = HashRing(3, partitions=16)
         self.ring.add_nodes(IDS)
         self.boots = dict.fromkeys(IDS, 0)
-        self.nodes: dict[str, Node] = {}
-        self.transports: dict[str, TcpTransport] = {}
-        self.stops: dict[str, asyncio.Event] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
 
     def addresses(self) -> list[tuple[str, int]]:
         return [("127.0.0.1", self.ports[n]) for n in IDS]
@@ -79,19 +77,7 @@ class Cluster:
         transport = TcpTransport(
             node, ("127.0.0.1", self.ports[node]), peers, config=FAST, seed=ord(node)
         )
-        self.transports[node] = transport
-        self.stops[node] = asyncio.Event()
-        self.tasks[node] = asyncio.create_task(
-            serve(self.nodes[node], transport, stop=self.stops[node])
-        )
-
-    async def stop(self, node: str) -> None:
-        self.stops[node].set()
-        await self.tasks.pop(node)
-
-    async def stop_all(self) -> None:
-        for node in list(self.tasks):
-            await self.stop(node)
+        self.run(node, transport)
 
     async def restart_all(self, eventually: Eventually) -> None:
         for node in IDS:
