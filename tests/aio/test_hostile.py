@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from aio.processes import serve as serve_process
+from aio.processes import stop
 from aio.serving import Serving
 from dynamo_core import (
     DVVSet,
@@ -423,6 +425,46 @@ def test_finding_4_big_handshake_frames_are_refused_at_the_header(
             await eventually(lambda: node.stats()["closed_oversized"] == 41, what="refusal")
 
     run(main())
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident set of process `pid` (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS line")
+
+
+def test_finding_4_a_serve_process_flooded_with_big_handshake_frames_stays_small(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    port = free_port()
+    proc = serve_process(tmp_path / "a", port)
+    try:
+        before = rss_bytes(proc.pid)
+
+        async def flood() -> None:
+            conns = []
+            for _ in range(40):  # each claims a 16 MiB frame and sends 1 MiB of it
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write((16 * 2**20).to_bytes(4, "big") + b"x" * 2**20)
+                conns.append((reader, writer))
+            for reader, writer in conns:
+                try:  # refused at the header: closed, or reset over the unread rest
+                    assert await asyncio.wait_for(reader.read(), 10) == b""
+                except ConnectionResetError:
+                    pass
+                writer.close()
+            async with Client([("127.0.0.1", port)], timeout=10.0) as client:
+                await client.put("after", b"flood")  # still serving
+                assert (await client.get("after"))[0] == (b"flood",)
+
+        asyncio.run(flood())
+        grown = rss_bytes(proc.pid) - before
+        # The finding: 40 such connections grew a node by 665 MB. Now nothing is buffered.
+        assert grown < 16 * 2**20, f"the node grew by {grown:,} bytes"
+    finally:
+        stop(proc)
 
 
 # -- finding 7: slow readers -------------------------------------------------------------------
