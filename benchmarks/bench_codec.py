@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 from benchmarks.harness import Case, Group
-from dynamo_core import DVVSet
+from dynamo_core import DVVSet, codec
 from dynamo_core.messages import (
     FetchReply,
     FetchRequest,
@@ -41,7 +41,7 @@ def _round(messages: list[Message]) -> None:
         decode_message(encode_message(message))
 
 
-def _floor(dicts: list[object]) -> None:
+def _floor(dicts: list[dict[str, codec.JSONValue]]) -> None:
     for d in dicts:
         json.loads(json.dumps(d))
 
@@ -66,10 +66,15 @@ def groups(quick: bool) -> list[Group]:
     key = b"cart:12345"
     one = _state(1)
     three = _state(3)
-    put = [StoreRequest(7, key, one, None, 4), StoreRequest(7, key, one, None, 4)]
+    put: list[Message] = [StoreRequest(7, key, one, None, 4), StoreRequest(7, key, one, None, 4)]
     put += [StoreReply(7), StoreReply(7)]
-    get = [FetchRequest(8, key), FetchRequest(8, key), FetchReply(8, one), FetchReply(8, one)]
-    siblings = [StoreRequest(9, key, three, None, 4), FetchReply(9, three)]
+    get: list[Message] = [
+        FetchRequest(8, key),
+        FetchRequest(8, key),
+        FetchReply(8, one),
+        FetchReply(8, one),
+    ]
+    siblings: list[Message] = [StoreRequest(9, key, three, None, 4), FetchReply(9, three)]
     return [
         _group("put messages: 2 StoreRequest + 2 StoreReply, per message", put),
         _group("get messages: 2 FetchRequest + 2 FetchReply, per message", get),

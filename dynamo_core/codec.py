@@ -154,7 +154,7 @@ def _unique_object(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
 
 # Built once: json.loads with hooks would construct a new decoder on every call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_object)
-_SCAN = _DECODER.scan_once
+_SCAN: Final[Callable[[str, int], tuple[JSONValue, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def loads(

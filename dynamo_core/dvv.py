@@ -392,7 +392,7 @@ class DVVSet(Generic[V]):
                     node,
                     counter,
                     [
-                        [dot, b2a(value, newline=False).decode("ascii")]
+                        [dot, b2a(value, newline=False).decode("ascii")]  # type: ignore[arg-type]
                         if type(value) is bytes
                         else [dot, _encode_value(value, None, "dvvset value")]
                         for dot, value in dots

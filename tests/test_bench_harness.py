@@ -113,7 +113,7 @@ def test_baseline_comparison_ratios_and_marks(tmp_path: Path) -> None:
 
 
 def test_baseline_drift_catches_a_regression_hidden_by_a_faster_machine() -> None:
-    base = [
+    base: list[dict[str, object]] = [
         {
             "title": "g",
             "cases": [
