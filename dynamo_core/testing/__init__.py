@@ -42,7 +42,7 @@ from dynamo_core import _lazy
 
 if TYPE_CHECKING:
     from dynamo_core.testing.clock import FakeClock
-    from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
+    from dynamo_core.testing.cluster import SimulatedCluster
     from dynamo_core.testing.crash import kill_during
     from dynamo_core.testing.faults import Fault, FaultPlan
     from dynamo_core.testing.history import SetCheck, SetHistory
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         run_simulations,
     )
     from dynamo_core.testing.storage import StorageConformance, storage_state_machine
+    from dynamo_core.testing.world import NetworkConfig, World
 
 # Each public name and the submodule that defines it. Names resolve on first use, so
 # ``from dynamo_core.testing import Simulation`` needs neither pytest nor hypothesis: only the
@@ -67,7 +68,7 @@ _SOURCES = {
     name: f"dynamo_core.testing.{module}"
     for name, module in {
         "FakeClock": "clock",
-        "NetworkConfig": "cluster",
+        "NetworkConfig": "world",
         "SimulatedCluster": "cluster",
         "kill_during": "crash",
         "Fault": "faults",
@@ -88,6 +89,7 @@ _SOURCES = {
         "run_simulations": "simulation",
         "StorageConformance": "storage",
         "storage_state_machine": "storage",
+        "World": "world",
     }.items()
 }
 
@@ -120,6 +122,7 @@ __all__ = [
     "SimulationResult",
     "SimulationSummary",
     "StorageConformance",
+    "World",
     "kill_during",
     "run_simulations",
     "storage_state_machine",

@@ -25,8 +25,6 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, Final
 
-import attrs
-
 from dynamo_core._check import check_node_id, check_positive_float, check_positive_int, check_time
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DynamoError
@@ -42,6 +40,7 @@ from dynamo_core.node import Effect, Node, NodeConfig, Reply, Send
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
 from dynamo_core.storage import MemoryStorage
+from dynamo_core.testing.world import NetworkConfig
 
 __all__ = ["NetworkConfig", "SimulatedCluster"]
 
@@ -50,54 +49,6 @@ _TIMER: Final = 1
 _CALL: Final = 2
 _TIMEOUT: Final = 3
 _EPSILON: Final = 1e-6
-
-
-def _probability(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if type(value) is not float and type(value) is not int:
-        raise TypeError(f"{attribute.name} must be a number, not {type(value).__name__}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value!r}")
-
-
-def _seconds(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    check_time(value, attribute.name)
-
-
-def _delay_range(_: object, attribute: attrs.Attribute[tuple[float, float]], value: object) -> None:
-    if type(value) is not tuple or len(value) != 2:
-        raise TypeError(f"{attribute.name} must be a (low, high) pair of seconds")
-    low, high = (check_time(v, attribute.name) for v in value)
-    if low > high:
-        raise ValueError(f"{attribute.name} must have low <= high, got {value!r}")
-
-
-@attrs.frozen
-class NetworkConfig:
-    """How the simulated network treats each message.
-
-    A message's one-way delay is ``latency + Exponential(mean=jitter)``; with probability `slow`
-    it is delayed by a further uniform draw from `slow_delay` (a congested link, a GC pause).
-    It is lost with probability `drop` and delivered twice with probability `duplicate`.
-    Without `reorder`, messages between two nodes arrive in the order sent (FIFO links, as TCP
-    gives); with it, each message keeps its own delay, so later messages overtake earlier ones.
-
-    Attributes:
-        latency: The minimum one-way delay, in seconds.
-        jitter: The mean of the exponential part of the delay, in seconds.
-        drop: The probability that a message is lost.
-        duplicate: The probability that a message is delivered twice.
-        slow: The probability that a message is delayed by `slow_delay`.
-        slow_delay: The extra delay range, in seconds.
-        reorder: Whether messages on one link may overtake each other.
-    """
-
-    latency: float = attrs.field(default=0.001, validator=_seconds)
-    jitter: float = attrs.field(default=0.002, validator=_seconds)
-    drop: float = attrs.field(default=0.0, validator=_probability)
-    duplicate: float = attrs.field(default=0.0, validator=_probability)
-    slow: float = attrs.field(default=0.0, validator=_probability)
-    slow_delay: tuple[float, float] = attrs.field(default=(0.02, 0.4), validator=_delay_range)
-    reorder: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
 
 def _describe(message: Message) -> str:
