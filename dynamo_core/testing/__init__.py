@@ -30,6 +30,14 @@ with dynamo-core) so its failures show values.
 * [`FaultPlan`][dynamo_core.testing.FaultPlan] — crashes, restarts and partitions at set times,
   to apply to a `SimulatedCluster`; hypothesis draws them with
   [`fault_plans`][dynamo_core.strategies.fault_plans].
+* [`World`][dynamo_core.testing.World] — the generic deterministic simulator: processes of any
+  sans-I/O protocol over the same seeded, faulty network, with crashes (and what survives on
+  disk), amnesia, pauses and clock skew; `SimulatedCluster` runs the library's nodes in it.
+* Checkers returning a [`Verdict`][dynamo_core.testing.Verdict]:
+  [`set_full`][dynamo_core.testing.set_full], [`converged`][dynamo_core.testing.converged] /
+  [`converge`][dynamo_core.testing.converge],
+  [`ReadYourWrites`][dynamo_core.testing.ReadYourWrites], and yours, run together by
+  [`check_all`][dynamo_core.testing.check_all].
 * [`kill_during`][dynamo_core.testing.kill_during] — SIGKILL a writer process in the middle of
   its work and collect what it acknowledged: the core of a durability (crash) test.
 """
@@ -41,6 +49,14 @@ from typing import TYPE_CHECKING, Any
 from dynamo_core import _lazy
 
 if TYPE_CHECKING:
+    from dynamo_core.testing.checks import (
+        ReadYourWrites,
+        Verdict,
+        check_all,
+        converge,
+        converged,
+        set_full,
+    )
     from dynamo_core.testing.clock import FakeClock
     from dynamo_core.testing.cluster import SimulatedCluster
     from dynamo_core.testing.crash import kill_during
@@ -90,6 +106,12 @@ _SOURCES = {
         "StorageConformance": "storage",
         "storage_state_machine": "storage",
         "World": "world",
+        "ReadYourWrites": "checks",
+        "Verdict": "checks",
+        "check_all": "checks",
+        "converge": "checks",
+        "converged": "checks",
+        "set_full": "checks",
     }.items()
 }
 
@@ -114,6 +136,7 @@ __all__ = [
     "FaultPlan",
     "NetworkConfig",
     "QuorumHarness",
+    "ReadYourWrites",
     "SetCheck",
     "SetHistory",
     "SimulatedCluster",
@@ -122,8 +145,13 @@ __all__ = [
     "SimulationResult",
     "SimulationSummary",
     "StorageConformance",
+    "Verdict",
     "World",
+    "check_all",
+    "converge",
+    "converged",
     "kill_during",
     "run_simulations",
+    "set_full",
     "storage_state_machine",
 ]

@@ -396,6 +396,7 @@ class World:
             raise TypeError(f"survive must be callable, not {type(survive).__name__}")
         slot = _Slot(boot, disk, survive, self._now)
         self._slots[name] = slot
+        self._refresh_links()  # an isolated process is cut off from newcomers too
         self._trace(f"spawn {name}")
         return self._boot(name, slot)
 
@@ -530,10 +531,12 @@ class World:
         Raises:
             ValueError: A name is unknown or appears in two groups.
         """
-        named = [self._check_names(group, "partition groups") for group in groups]
-        seen = [name for group in named for name in group]
-        if len(set(seen)) != len(seen):
-            raise ValueError("a process appears in two partition groups")
+        named = [list(group) for group in groups]
+        seen: list[str] = []
+        for name in (name for group in named for name in group):
+            if name not in self._slots or name in seen:
+                raise ValueError(f"unknown or repeated process {name!r} in partition groups")
+            seen.append(name)
         rest = [name for name in self._slots if name not in seen]
         self._groups = [group for group in (*named, rest) if group]
         self._refresh_links()
@@ -571,11 +574,15 @@ class World:
     # -- inputs ------------------------------------------------------------------------------
 
     def call(
-        self, name: str, call: Callable[[Any, float], Iterable[object]], label: str = "input"
+        self,
+        name: str,
+        call: Callable[[Any, float], Iterable[object]],
+        label: str | None = "input",
     ) -> bool:
         """Give process `name` an input now: ``call(process, now)`` returns its effects.
 
-        A paused process gets it when it resumes. `label` goes to the trace.
+        A paused process gets it when it resumes. `label` goes to the trace (`None`: nothing
+        does, when the caller traced the input itself).
 
         Returns:
             `False` if the process is down (nothing happened), else `True`.
@@ -584,7 +591,8 @@ class World:
             KeyError: `name` is not a process of the world.
         """
         slot = self._slot(name)
-        self._trace(f"{label} {name}{'' if slot.process is not None else ' (down)'}")
+        if label is not None:
+            self._trace(f"{label} {name}{'' if slot.process is not None else ' (down)'}")
         if slot.process is None:
             return False
         if slot.held is not None:
@@ -602,8 +610,24 @@ class World:
         self._apply(name, call(process, slot.clock.local(self._now)))
         self._schedule(name, slot)
 
-    def call_at(self, at: float, callback: Callable[[], None], label: str = "call") -> None:
-        """Run `callback()` at virtual time `at` (not before now); `label` goes to the trace."""
+    def emit(self, name: str, effects: Iterable[object]) -> None:
+        """Carry out `effects` as if process `name` had just returned them.
+
+        For a driver that calls a process's method itself (an operator's command, a check), so
+        that what the method returned still reaches the network and the observers.
+
+        Raises:
+            KeyError: `name` is not a process of the world.
+        """
+        slot = self._slot(name)
+        self._apply(name, effects)
+        self._schedule(name, slot)
+
+    def call_at(self, at: float, callback: Callable[[], None], label: str | None = "call") -> None:
+        """Run `callback()` at virtual time `at` (not before now).
+
+        `label` goes to the trace when the callback runs (`None`: nothing does).
+        """
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         self._push(max(check_time(at, "at"), self._now), _CALL, (callback, label))
@@ -639,7 +663,8 @@ class World:
             self._fire(name, incarnation, at)
         else:
             callback, label = payload
-            self._trace(label)
+            if label is not None:
+                self._trace(label)
             callback()
         return True
 
@@ -652,7 +677,6 @@ class World:
             return  # superseded by a newer deadline
         slot.scheduled = None
         local = slot.clock.local(self._now)
-        self._trace(f"timer {name}")
         self._apply(name, process.on_timer(local))
         if slot.process is not process:
             return  # an observer crashed it
