@@ -648,14 +648,16 @@ def fault_plans(
     duration: float = 10.0,
     max_down: int | None = None,
     wipes: bool = False,
+    pauses: bool = False,
 ) -> st.SearchStrategy[FaultPlan]:
-    """Fault plans for a [`SimulatedCluster`][dynamo_core.testing.SimulatedCluster] of `nodes`.
+    """Fault plans for a [`SimulatedCluster`][dynamo_core.testing.SimulatedCluster] or a `World`.
 
-    Draws up to `max_faults` crashes, restarts, isolations, rejoins, partitions and heals at
-    times in ``0 .. duration`` (in tenths of a second, so they shrink to round numbers), each
-    one valid where it falls: a restart follows a crash of the same node, at most `max_down`
-    nodes are down or isolated at once. Shrinks towards fewer, earlier faults. The default
-    names are those of ``SimulatedCluster(5)``.
+    For the nodes (or [`World`][dynamo_core.testing.World] processes) named `nodes`, draws up
+    to `max_faults` crashes, restarts, isolations, rejoins, partitions and heals (and, with
+    `pauses`, pauses and resumes) at times in ``0 .. duration`` (in tenths of a second, so
+    they shrink to round numbers), each one valid where it falls: a restart follows a crash of
+    the same node, at most `max_down` nodes are down, isolated or paused at once. Shrinks
+    towards fewer, earlier faults. The default names are those of ``SimulatedCluster(5)``.
 
     Examples:
         >>> from hypothesis import given
@@ -673,6 +675,7 @@ def fault_plans(
         max_down: The most nodes down or isolated at once (default: a minority,
             ``(len(nodes) - 1) // 2``, so a majority quorum stays possible).
         wipes: Whether crashes may also erase the node's storage (amnesia).
+        pauses: Whether nodes may be paused (a gray failure) and resumed.
 
     Raises:
         ValueError: `nodes` is empty or repeats a name, or another argument is out of range.
@@ -683,33 +686,39 @@ def fault_plans(
     crash: FaultAction = "crash"
 
     @st.composite
-    def build(draw: st.DrawFn) -> FaultPlan:
+    def build(draw: st.DrawFn) -> FaultPlan:  # noqa: PLR0912 - one branch per fault kind
         times = sorted(draw(st.lists(st.integers(0, ticks), max_size=max_faults)))
         down: list[str] = []
         isolated: list[str] = []
+        paused: list[str] = []
         faults: list[Fault] = []
         parted = 0  # the size of the side the current partition cuts off
         for tick in times:
-            out = len(down) + len(isolated) + parted
-            running = [n for n in names if n not in down and n not in isolated]
+            out = len(down) + len(isolated) + len(paused) + parted
+            running = [n for n in names if n not in down and n not in isolated + paused]
             options: list[FaultAction] = []
             if out < down_cap and running:
                 options += [crash, "isolate"] + (["wipe"] if wipes else [])
+                options += ["pause"] if pauses else []
                 if len(running) > 1:
                     options.append("partition")
             if down:
                 options.append("restart")
             if isolated:
                 options.append("rejoin")
+            if paused:
+                options.append("resume")
             if isolated or parted:
                 options.append("heal")
             if not options:  # max_down is 0 and nothing is down: no fault fits here
                 continue
             action = draw(st.sampled_from(options))
-            if action in ("crash", "wipe", "isolate"):
+            if action in ("crash", "wipe", "isolate", "pause"):
                 node = draw(st.sampled_from(running))
-                (isolated if action == "isolate" else down).append(node)
+                {"isolate": isolated, "pause": paused}.get(action, down).append(node)
                 chosen: tuple[str, ...] = (node,)
+            elif action == "resume":
+                chosen = (paused.pop(draw(st.integers(0, len(paused) - 1))),)
             elif action == "restart":
                 chosen = (down.pop(draw(st.integers(0, len(down) - 1))),)
             elif action == "rejoin":

@@ -30,6 +30,14 @@ with dynamo-core) so its failures show values.
 * [`FaultPlan`][dynamo_core.testing.FaultPlan] — crashes, restarts and partitions at set times,
   to apply to a `SimulatedCluster`; hypothesis draws them with
   [`fault_plans`][dynamo_core.strategies.fault_plans].
+* [`World`][dynamo_core.testing.World] — the generic deterministic simulator: processes of any
+  sans-I/O protocol over the same seeded, faulty network, with crashes (and what survives on
+  disk), amnesia, pauses and clock skew; `SimulatedCluster` runs the library's nodes in it.
+* Checkers returning a [`Verdict`][dynamo_core.testing.Verdict]:
+  [`set_full`][dynamo_core.testing.set_full], [`converged`][dynamo_core.testing.converged] /
+  [`converge`][dynamo_core.testing.converge],
+  [`ReadYourWrites`][dynamo_core.testing.ReadYourWrites], and yours, run together by
+  [`check_all`][dynamo_core.testing.check_all].
 * [`kill_during`][dynamo_core.testing.kill_during] — SIGKILL a writer process in the middle of
   its work and collect what it acknowledged: the core of a durability (crash) test.
 """
@@ -41,8 +49,16 @@ from typing import TYPE_CHECKING, Any
 from dynamo_core import _lazy
 
 if TYPE_CHECKING:
+    from dynamo_core.testing.checks import (
+        ReadYourWrites,
+        Verdict,
+        check_all,
+        converge,
+        converged,
+        set_full,
+    )
     from dynamo_core.testing.clock import FakeClock
-    from dynamo_core.testing.cluster import NetworkConfig, SimulatedCluster
+    from dynamo_core.testing.cluster import SimulatedCluster
     from dynamo_core.testing.crash import kill_during
     from dynamo_core.testing.faults import Fault, FaultPlan
     from dynamo_core.testing.history import SetCheck, SetHistory
@@ -59,6 +75,7 @@ if TYPE_CHECKING:
         run_simulations,
     )
     from dynamo_core.testing.storage import StorageConformance, storage_state_machine
+    from dynamo_core.testing.world import NetworkConfig, World
 
 # Each public name and the submodule that defines it. Names resolve on first use, so
 # ``from dynamo_core.testing import Simulation`` needs neither pytest nor hypothesis: only the
@@ -67,7 +84,7 @@ _SOURCES = {
     name: f"dynamo_core.testing.{module}"
     for name, module in {
         "FakeClock": "clock",
-        "NetworkConfig": "cluster",
+        "NetworkConfig": "world",
         "SimulatedCluster": "cluster",
         "kill_during": "crash",
         "Fault": "faults",
@@ -88,6 +105,13 @@ _SOURCES = {
         "run_simulations": "simulation",
         "StorageConformance": "storage",
         "storage_state_machine": "storage",
+        "World": "world",
+        "ReadYourWrites": "checks",
+        "Verdict": "checks",
+        "check_all": "checks",
+        "converge": "checks",
+        "converged": "checks",
+        "set_full": "checks",
     }.items()
 }
 
@@ -112,6 +136,7 @@ __all__ = [
     "FaultPlan",
     "NetworkConfig",
     "QuorumHarness",
+    "ReadYourWrites",
     "SetCheck",
     "SetHistory",
     "SimulatedCluster",
@@ -120,7 +145,13 @@ __all__ = [
     "SimulationResult",
     "SimulationSummary",
     "StorageConformance",
+    "Verdict",
+    "World",
+    "check_all",
+    "converge",
+    "converged",
     "kill_during",
     "run_simulations",
+    "set_full",
     "storage_state_machine",
 ]

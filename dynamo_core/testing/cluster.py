@@ -1,10 +1,11 @@
 """A deterministic, single-threaded cluster of [`Node`][dynamo_core.node.Node]s in virtual time.
 
-[`SimulatedCluster`][dynamo_core.testing.SimulatedCluster] is a driver for the node's pure core:
-it keeps an event heap ordered by ``(time, sequence number)``, delivers every
-[`Send`][dynamo_core.node.Send] through a seeded network that delays, drops, duplicates and
-reorders messages and honours partitions, fires each node's timers at its
-[`deadline`][dynamo_core.node.Node.deadline], and routes client replies. Nodes crash (their
+[`SimulatedCluster`][dynamo_core.testing.SimulatedCluster] hosts the node's pure core in a
+[`World`][dynamo_core.testing.World] — the generic simulator your own protocols run in — which
+keeps the event heap, delivers every [`Send`][dynamo_core.node.Send] through a seeded network
+that delays, drops, duplicates and reorders messages and honours partitions, and fires each
+node's timers at its [`deadline`][dynamo_core.node.Node.deadline]; the cluster adds the ring,
+the clients and their replies. Nodes crash (their
 volatile state is lost, their storage kept), restart, or come back with no storage at all
 (amnesia). Nothing depends on the wall clock, threads, `hash()` or set order: the same seed
 and the same calls give the same event trace, byte for byte, in any process —
@@ -17,15 +18,10 @@ and the tutorial do, or as the substrate of the randomized
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import itertools
-import random
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, Final
-
-import attrs
+from typing import Any
 
 from dynamo_core._check import check_node_id, check_positive_float, check_positive_int, check_time
 from dynamo_core.dvv import DVVSet
@@ -42,62 +38,9 @@ from dynamo_core.node import Effect, Node, NodeConfig, Reply, Send
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
 from dynamo_core.storage import MemoryStorage
+from dynamo_core.testing.world import NetworkConfig, World
 
 __all__ = ["NetworkConfig", "SimulatedCluster"]
-
-_DELIVER: Final = 0
-_TIMER: Final = 1
-_CALL: Final = 2
-_TIMEOUT: Final = 3
-_EPSILON: Final = 1e-6
-
-
-def _probability(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if type(value) is not float and type(value) is not int:
-        raise TypeError(f"{attribute.name} must be a number, not {type(value).__name__}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value!r}")
-
-
-def _seconds(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    check_time(value, attribute.name)
-
-
-def _delay_range(_: object, attribute: attrs.Attribute[tuple[float, float]], value: object) -> None:
-    if type(value) is not tuple or len(value) != 2:
-        raise TypeError(f"{attribute.name} must be a (low, high) pair of seconds")
-    low, high = (check_time(v, attribute.name) for v in value)
-    if low > high:
-        raise ValueError(f"{attribute.name} must have low <= high, got {value!r}")
-
-
-@attrs.frozen
-class NetworkConfig:
-    """How the simulated network treats each message.
-
-    A message's one-way delay is ``latency + Exponential(mean=jitter)``; with probability `slow`
-    it is delayed by a further uniform draw from `slow_delay` (a congested link, a GC pause).
-    It is lost with probability `drop` and delivered twice with probability `duplicate`.
-    Without `reorder`, messages between two nodes arrive in the order sent (FIFO links, as TCP
-    gives); with it, each message keeps its own delay, so later messages overtake earlier ones.
-
-    Attributes:
-        latency: The minimum one-way delay, in seconds.
-        jitter: The mean of the exponential part of the delay, in seconds.
-        drop: The probability that a message is lost.
-        duplicate: The probability that a message is delivered twice.
-        slow: The probability that a message is delayed by `slow_delay`.
-        slow_delay: The extra delay range, in seconds.
-        reorder: Whether messages on one link may overtake each other.
-    """
-
-    latency: float = attrs.field(default=0.001, validator=_seconds)
-    jitter: float = attrs.field(default=0.002, validator=_seconds)
-    drop: float = attrs.field(default=0.0, validator=_probability)
-    duplicate: float = attrs.field(default=0.0, validator=_probability)
-    slow: float = attrs.field(default=0.0, validator=_probability)
-    slow_delay: tuple[float, float] = attrs.field(default=(0.02, 0.4), validator=_delay_range)
-    reorder: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
 
 def _describe(message: Message) -> str:
@@ -164,57 +107,38 @@ class SimulatedCluster:
             raise TypeError(f"seed must be an int, not {type(seed).__name__}")
         self._policy = policy if policy is not None else QuorumPolicy()
         self._config = config if config is not None else NodeConfig()
-        self._network = network if network is not None else NetworkConfig()
-        if not isinstance(self._network, NetworkConfig):
-            raise TypeError(f"network must be a NetworkConfig, not {type(network).__name__}")
+        self._world = World(
+            seed=seed,
+            network=network,
+            start=check_time(start, "start"),
+            record_trace=record_trace,
+            describe=_describe,  # type: ignore[arg-type]  # only node messages travel
+        )
         ring = HashRing(self._policy.n, partitions=partitions)
         for name in names:
             ring.add_node(name)
         self._ring = ring  # the bootstrap ring every node starts from
         self._names = tuple(names)
         self._seeds = tuple(names)
-        self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
-        self._now = check_time(start, "start")
-        self._heap: list[tuple[float, int, int, Any]] = []
-        self._seq = itertools.count()
-        self._storages: dict[str, MemoryStorage] = {name: MemoryStorage() for name in names}
-        self._nodes: dict[str, Node | None] = {}
         self._incarnations = dict.fromkeys(names, 0)
-        self._scheduled: dict[str, float | None] = dict.fromkeys(names)
-        self._blocked: set[tuple[str, str]] = set()
-        self._isolated: list[str] = []
-        self._groups: list[list[str]] = []
-        self._cuts: set[tuple[str, str]] = set()
-        self._link_last: dict[tuple[str, str], float] = {}
         self._pending: dict[str, Callable[[RequestResult], None]] = {}
-        self._paused: dict[str, list[Callable[[], None]]] = {}  # node -> held inputs, in order
         self._request_seq = itertools.count(1)
         self._observers: list[Callable[[float, str, Effect], None]] = []
-        self._hash = hashlib.sha256()
-        self.trace_lines: list[str] | None = [] if record_trace else None
-        self._counts = dict.fromkeys(
-            (
-                "sent",
-                "delivered",
-                "dropped",
-                "duplicated",
-                "slowed",
-                "reordered",
-                "partitioned",
-                "to_down_node",
-                "held",
-            ),
-            0,
-        )
+        self._world.observe(self._on_effect)
         for name in names:
-            self._boot(name, first_epoch=0)
+            self._spawn(name)
 
     # -- views -------------------------------------------------------------------------------
 
     @property
+    def world(self) -> World:
+        """The [`World`][dynamo_core.testing.World] the nodes run in (faults, time, trace)."""
+        return self._world
+
+    @property
     def now(self) -> float:
         """The current virtual time, in seconds."""
-        return self._now
+        return self._world.now
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -226,16 +150,23 @@ class SimulatedCluster:
         """A copy of the cluster's current ring: the newest version any running node holds."""
         return self._current_ring().copy()
 
+    def _node_or_none(self, name: str) -> Node | None:
+        if not self._world.is_up(name):
+            return None
+        node = self._world.process(name)
+        assert isinstance(node, Node)
+        return node
+
     def _current_ring(self) -> HashRing:
         best: Node | None = None
-        for node in self._nodes.values():
-            if node is not None and (best is None or node.ring_version > best.ring_version):
+        for node in self.live_nodes():
+            if best is None or node.ring_version > best.ring_version:
                 best = node
         return self._ring if best is None else best._ring
 
     def ring_versions(self) -> dict[str, RingVersion]:
         """Every running node's installed ring version, by name (in cluster order)."""
-        return {name: node.ring_version for name, node in self._nodes.items() if node is not None}
+        return {node.node_id: node.ring_version for node in self.live_nodes()}
 
     def settled(self) -> bool:
         """Whether every running node holds the same settled ring version, and no change waits.
@@ -261,18 +192,25 @@ class SimulatedCluster:
     @property
     def network(self) -> NetworkConfig:
         """The network's current behaviour."""
-        return self._network
+        return self._world.network
 
     @network.setter
     def network(self, value: NetworkConfig) -> None:
-        if not isinstance(value, NetworkConfig):
-            raise TypeError(f"network must be a NetworkConfig, not {type(value).__name__}")
-        self._network = value
+        self._world.network = value
 
     @property
     def trace_hash(self) -> str:
         """SHA-256 (hex) of the event trace so far: equal for equal seeds and calls."""
-        return self._hash.hexdigest()
+        return self._world.trace_hash
+
+    @property
+    def trace_lines(self) -> list[str] | None:
+        """The trace lines, when the cluster was made with ``record_trace=True``."""
+        return self._world.trace_lines
+
+    def log(self, last: int = 50) -> str:
+        """The last `last` trace lines (see [`World.log`][dynamo_core.testing.World.log])."""
+        return self._world.log(last)
 
     def counts(self) -> dict[str, int]:
         """Message counters, by name.
@@ -281,11 +219,13 @@ class SimulatedCluster:
         an earlier message on its link), ``partitioned`` and ``to_down_node`` (lost on the way),
         ``held`` (delivered to a paused node, which handles it when it resumes).
         """
-        return dict(self._counts)
+        counts = self._world.counts()
+        counts["to_down_node"] = counts.pop("to_down_process")
+        return counts
 
     def is_up(self, name: str) -> bool:
         """Whether node `name` is running."""
-        return self._nodes.get(name) is not None
+        return name in self._incarnations and self._world.is_up(name)
 
     def node(self, name: str) -> Node:
         """Return the running node `name` (to inspect it; drive it through the cluster).
@@ -294,16 +234,16 @@ class SimulatedCluster:
             KeyError: `name` is not a node of the cluster.
             dynamo_core.errors.DynamoError: the node is down.
         """
-        if name not in self._nodes:
+        if name not in self._incarnations:
             raise KeyError(name)
-        node = self._nodes[name]
+        node = self._node_or_none(name)
         if node is None:
             raise DynamoError(f"node {name} is down")
         return node
 
     def live_nodes(self) -> list[Node]:
         """The running nodes, in cluster order."""
-        return [node for node in self._nodes.values() if node is not None]
+        return [node for name in self._names if (node := self._node_or_none(name)) is not None]
 
     def replicas(self, key: str | bytes) -> tuple[str, ...]:
         """The preference list of `key` in the current ring."""
@@ -315,34 +255,26 @@ class SimulatedCluster:
 
     def record(self, line: str) -> None:
         """Add a line of your own (a workload event) to the trace."""
-        self._trace(f"{self._now:.9f} {line}")
-
-    # -- tracing -----------------------------------------------------------------------------
-
-    def _trace(self, line: str) -> None:
-        self._hash.update(line.encode("utf-8"))
-        self._hash.update(b"\n")
-        if self.trace_lines is not None:
-            self.trace_lines.append(line)
+        self._world.record(line)
 
     # -- node lifecycle ----------------------------------------------------------------------
 
-    def _boot(self, name: str, *, first_epoch: int | None) -> None:
+    def _spawn(self, name: str) -> None:
+        self._world.spawn(name, partial(self._boot, name), disk=MemoryStorage)
+
+    def _boot(self, name: str, storage: MemoryStorage, now: float) -> Node:
         self._incarnations[name] += 1
-        node = Node(
+        return Node(
             name,
             self._ring,
             policy=self._policy,
             config=self._config,
-            storage=self._storages[name],
-            now=self._now,
+            storage=storage,
+            now=now,
             incarnation=self._incarnations[name],
-            first_epoch=first_epoch,
+            first_epoch=0 if self._incarnations[name] == 1 else None,
             seeds=self._seeds,
         )
-        self._nodes[name] = node
-        self._scheduled[name] = None
-        self._schedule(name)
 
     def add_node(self, name: str) -> Node:
         """Boot a new node outside the ring (its seeds are the cluster's first nodes).
@@ -360,12 +292,9 @@ class SimulatedCluster:
         if name in self._incarnations:
             raise ValueError(f"{name!r} is already a node of the cluster")
         self._names = (*self._names, name)
-        self._storages[name] = MemoryStorage()
         self._incarnations[name] = 0
-        self._scheduled[name] = None
-        self._trace(f"{self._now:.9f} add {name}")
-        self._boot(name, first_epoch=0)
-        self._refresh_links()
+        self.record(f"add {name}")
+        self._spawn(name)
         return self.node(name)
 
     def _admin_via(self, via: str | None) -> str:
@@ -388,11 +317,9 @@ class SimulatedCluster:
             dynamo_core.errors.DynamoError: `via` is down.
         """
         target = self._admin_via(via)
-        node = self.node(target)
-        effects = node.join(name, self._now, zone=zone, weight=weight)
-        self._trace(f"{self._now:.9f} admin join {name} via {target}")
-        self._apply(target, effects)
-        self._schedule(target)
+        effects = self.node(target).join(name, self.now, zone=zone, weight=weight)
+        self.record(f"admin join {name} via {target}")
+        self._world.emit(target, effects)
 
     def leave(self, name: str, *, via: str | None = None) -> None:
         """Ask node `via` (default: the first running member) to remove `name` from the ring.
@@ -402,11 +329,9 @@ class SimulatedCluster:
             dynamo_core.errors.DynamoError: `via` is down.
         """
         target = self._admin_via(via)
-        node = self.node(target)
-        effects = node.leave(name, self._now)
-        self._trace(f"{self._now:.9f} admin leave {name} via {target}")
-        self._apply(target, effects)
-        self._schedule(target)
+        effects = self.node(target).leave(name, self.now)
+        self.record(f"admin leave {name} via {target}")
+        self._world.emit(target, effects)
 
     def replace(self, old: str, new: str, *, via: str | None = None) -> None:
         """Ask node `via` (default: the first running member) to put `new` in `old`'s place.
@@ -417,11 +342,9 @@ class SimulatedCluster:
             dynamo_core.errors.DynamoError: `via` is down.
         """
         target = self._admin_via(via)
-        node = self.node(target)
-        effects = node.replace(old, new, self._now)
-        self._trace(f"{self._now:.9f} admin replace {old} by {new} via {target}")
-        self._apply(target, effects)
-        self._schedule(target)
+        effects = self.node(target).replace(old, new, self.now)
+        self.record(f"admin replace {old} by {new} via {target}")
+        self._world.emit(target, effects)
 
     def crash(self, name: str, *, wipe: bool = False) -> None:
         """Stop node `name`: its volatile state is gone; with `wipe`, its storage too (amnesia).
@@ -433,12 +356,7 @@ class SimulatedCluster:
             dynamo_core.errors.DynamoError: the node is already down.
         """
         self.node(name)
-        self._nodes[name] = None
-        self._scheduled[name] = None
-        self._paused.pop(name, None)  # what a paused node held dies with it
-        if wipe:
-            self._storages[name] = MemoryStorage()
-        self._trace(f"{self._now:.9f} crash {name}{' wipe' if wipe else ''}")
+        self._world.crash(name, wipe=wipe)  # what a paused node held dies with it
 
     def restart(self, name: str) -> None:
         """Start node `name` again on its storage, as a new incarnation.
@@ -447,12 +365,11 @@ class SimulatedCluster:
             KeyError: `name` is not a node of the cluster.
             dynamo_core.errors.DynamoError: the node is running.
         """
-        if name not in self._nodes:
+        if name not in self._incarnations:
             raise KeyError(name)
-        if self._nodes[name] is not None:
+        if self.is_up(name):
             raise DynamoError(f"node {name} is running")
-        self._trace(f"{self._now:.9f} restart {name}")
-        self._boot(name, first_epoch=None)
+        self._world.restart(name)
 
     def pause(self, name: str) -> None:
         """Pause node `name` (SIGSTOP): it keeps its connections but processes nothing.
@@ -466,10 +383,9 @@ class SimulatedCluster:
             dynamo_core.errors.DynamoError: the node is down or already paused.
         """
         self.node(name)
-        if name in self._paused:
+        if self._world.is_paused(name):
             raise DynamoError(f"node {name} is already paused")
-        self._paused[name] = []
-        self._trace(f"{self._now:.9f} pause {name}")
+        self._world.pause(name)
 
     def resume(self, name: str) -> None:
         """Let a paused node go on: it handles what it held, then its timers run again.
@@ -477,37 +393,21 @@ class SimulatedCluster:
         Raises:
             KeyError: `name` is not paused.
         """
-        held = self._paused.pop(name)
-        self._trace(f"{self._now:.9f} resume {name} ({len(held)} held)")
-        for run in held:
-            run()
-        self._scheduled[name] = None
-        self._schedule(name)
+        if not self.is_paused(name):
+            raise KeyError(name)
+        self._world.resume(name)
 
     def is_paused(self, name: str) -> bool:
         """Whether node `name` is paused."""
-        return name in self._paused
+        return self.is_up(name) and self._world.is_paused(name)
 
     def storage(self, name: str) -> MemoryStorage:
         """The storage (the durable disk) of node `name`, kept across crashes unless wiped."""
-        return self._storages[name]
+        storage = self._world.disk(name)
+        assert isinstance(storage, MemoryStorage)
+        return storage
 
     # -- partitions --------------------------------------------------------------------------
-
-    def _refresh_links(self) -> None:
-        blocked: set[tuple[str, str]] = set(self._cuts)
-        for i, group in enumerate(self._groups):
-            for other in self._groups[i + 1 :]:
-                for a in group:
-                    for b in other:
-                        blocked.add((a, b))
-                        blocked.add((b, a))
-        for node in self._isolated:
-            for peer in self._names:
-                if peer != node:
-                    blocked.add((node, peer))
-                    blocked.add((peer, node))
-        self._blocked = blocked
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Split the cluster: no message passes between nodes of different groups.
@@ -518,122 +418,46 @@ class SimulatedCluster:
         Raises:
             ValueError: A name is unknown or appears in two groups.
         """
-        named = [list(group) for group in groups]
-        seen: list[str] = []
-        for group in named:
-            for node in group:
-                if node not in self._incarnations or node in seen:
-                    raise ValueError(f"unknown or repeated node {node!r} in partition groups")
-                seen.append(node)
-        rest = [node for node in self._names if node not in seen]
-        if rest:
-            named.append(rest)
-        self._groups = [group for group in named if group]
-        self._refresh_links()
-        shown = " | ".join(",".join(group) for group in self._groups)
-        self._trace(f"{self._now:.9f} partition {shown}")
+        self._world.partition(*groups)
 
     def cut(self, a: str, b: str) -> None:
         """Block the link between `a` and `b`, both ways."""
-        for node in (a, b):
-            if node not in self._incarnations:
-                raise ValueError(f"unknown node {node!r}")
-        self._cuts.update({(a, b), (b, a)})
-        self._refresh_links()
-        self._trace(f"{self._now:.9f} cut {a} {b}")
+        self._world.block(a, b)
+        self._world.block(b, a)
 
     def isolate(self, name: str) -> None:
         """Cut node `name` off from every other node (it keeps running)."""
-        if name not in self._incarnations:
-            raise ValueError(f"unknown node {name!r}")
-        if name not in self._isolated:
-            self._isolated.append(name)
-        self._refresh_links()
-        self._trace(f"{self._now:.9f} isolate {name}")
+        self._world.isolate(name)
 
     def rejoin(self, name: str) -> None:
         """Undo `isolate(name)`."""
-        if name in self._isolated:
-            self._isolated.remove(name)
-        self._refresh_links()
-        self._trace(f"{self._now:.9f} rejoin {name}")
+        self._world.rejoin(name)
 
     def heal(self) -> None:
         """Remove every partition, isolation and cut."""
-        self._groups = []
-        self._isolated = []
-        self._cuts = set()
-        self._refresh_links()
-        self._trace(f"{self._now:.9f} heal")
+        self._world.heal()
 
     def can_talk(self, a: str, b: str) -> bool:
         """Whether a message from `a` to `b` would pass the current partitions."""
-        return (a, b) not in self._blocked
+        return self._world.can_talk(a, b)
 
     # -- the event loop ----------------------------------------------------------------------
 
-    def _push(self, at: float, kind: int, payload: Any) -> None:
-        heapq.heappush(self._heap, (at, next(self._seq), kind, payload))
-
-    def _schedule(self, name: str) -> None:
-        node = self._nodes[name]
-        if node is None:
-            return
-        at = max(node.deadline(), self._now)
-        if self._scheduled[name] != at:
-            self._scheduled[name] = at
-            self._push(at, _TIMER, (name, self._incarnations[name]))
-
     def call_at(self, at: float, callback: Callable[[], None], label: str = "call") -> None:
         """Run `callback()` at virtual time `at` (not before now); `label` goes to the trace."""
-        self._push(max(check_time(at, "at"), self._now), _CALL, (callback, label))
+        self._world.call_at(at, callback, label)
 
     def step(self) -> bool:
         """Process the next event. Returns `False` when there is none."""
-        if not self._heap:
-            return False
-        at, _, kind, payload = heapq.heappop(self._heap)
-        self._now = max(self._now, at)
-        if kind == _DELIVER:
-            self._deliver(*payload)
-        elif kind == _TIMER:
-            name, incarnation = payload
-            node = self._nodes[name]
-            if node is None or incarnation != self._incarnations[name] or name in self._paused:
-                return True
-            if self._scheduled[name] != at:
-                return True  # superseded by a newer deadline
-            self._scheduled[name] = None
-            self._apply(name, node.on_timer(self._now))
-            if self._nodes[name] is node:  # a callback may have crashed it
-                if node.deadline() <= self._now:
-                    # A core that keeps asking for "now" must not spin the loop.
-                    self._scheduled[name] = self._now + _EPSILON
-                    self._push(self._now + _EPSILON, _TIMER, (name, incarnation))
-                else:
-                    self._schedule(name)
-        elif kind == _CALL:
-            callback, label = payload
-            self._trace(f"{self._now:.9f} {label}")
-            callback()
-        else:
-            request_id = payload
-            callback = self._pending.pop(request_id, None)
-            if callback is not None:
-                self._trace(f"{self._now:.9f} client-timeout {request_id}")
-                callback(RequestFailed("the client gave up waiting"))
-        return True
+        return self._world.step()
 
     def run_until(self, t: float) -> None:
         """Process every event due at or before virtual time `t`, then set the time to `t`."""
-        t = check_time(t, "t")
-        while self._heap and self._heap[0][0] <= t:
-            self.step()
-        self._now = max(self._now, t)
+        self._world.run_until(t)
 
     def run(self, seconds: float) -> None:
         """Advance virtual time by `seconds`, processing every event due meanwhile."""
-        self.run_until(self._now + check_time(seconds, "seconds"))
+        self._world.run(seconds)
 
     def run_while(self, condition: Callable[[], bool], *, limit: float) -> bool:
         """Process events while `condition()` holds, for at most `limit` virtual seconds.
@@ -641,78 +465,19 @@ class SimulatedCluster:
         Returns:
             `True` if `condition()` became false, `False` if the time limit was reached first.
         """
-        deadline = self._now + check_positive_float(limit, "limit")
-        while condition():
-            if not self._heap or self._heap[0][0] > deadline:
-                self._now = max(self._now, deadline)
-                return not condition()
-            self.step()
-        return True
+        return self._world.run_while(condition, limit=limit)
 
-    # -- the network -------------------------------------------------------------------------
-
-    def _apply(self, name: str, effects: list[Effect]) -> None:
-        for effect in effects:
-            match effect:
-                case Send(target=target, message=message):
-                    self._send(name, target, message)
-                case Reply(request_id=request_id, result=result):
-                    callback = self._pending.pop(request_id, None)
-                    kind = type(result).__name__
-                    self._trace(f"{self._now:.9f} reply {name} {request_id} {kind}")
-                    if callback is not None:
-                        callback(result)
-                case _:
-                    self._trace(f"{self._now:.9f} note {name} {type(effect).__name__}")
-            for observer in self._observers:
-                observer(self._now, name, effect)
-
-    def _send(self, source: str, target: str, message: Message) -> None:
-        net = self._network
-        rng = self._rng
-        self._counts["sent"] += 1
-        if net.drop and rng.random() < net.drop:
-            self._counts["dropped"] += 1
-            self._trace(f"{self._now:.9f} drop {source}>{target} {_describe(message)}")
-            return
-        copies = 2 if net.duplicate and rng.random() < net.duplicate else 1
-        if copies == 2:
-            self._counts["duplicated"] += 1
-        for _ in range(copies):
-            delay = net.latency + (rng.expovariate(1.0 / net.jitter) if net.jitter else 0.0)
-            if net.slow and rng.random() < net.slow:
-                self._counts["slowed"] += 1
-                delay += rng.uniform(*net.slow_delay)
-            at = self._now + delay
-            link = (source, target)
-            last = self._link_last.get(link, 0.0)
-            if at <= last:
-                if net.reorder:
-                    self._counts["reordered"] += 1  # it overtakes an earlier message
-                else:
-                    at = last + _EPSILON
-            self._link_last[link] = max(at, last)
-            self._push(at, _DELIVER, (source, target, message))
-
-    def _deliver(self, source: str, target: str, message: Message) -> None:
-        if (source, target) in self._blocked:
-            self._counts["partitioned"] += 1
-            self._trace(f"{self._now:.9f} cut {source}>{target} {_describe(message)}")
-            return
-        node = self._nodes.get(target)
-        if node is None:
-            self._counts["to_down_node"] += 1
-            self._trace(f"{self._now:.9f} lost {source}>{target} {_describe(message)}")
-            return
-        held = self._paused.get(target)
-        if held is not None:
-            self._counts["held"] += 1
-            held.append(partial(self._deliver, source, target, message))
-            return
-        self._counts["delivered"] += 1
-        self._trace(f"{self._now:.9f} recv {source}>{target} {_describe(message)}")
-        self._apply(target, node.receive(source, message, self._now))
-        self._schedule(target)
+    def _on_effect(self, now: float, name: str, effect: object) -> None:
+        """Route a node's replies to their clients (the world sends its messages)."""
+        if isinstance(effect, Reply):
+            callback = self._pending.pop(effect.request_id, None)
+            self.record(f"reply {name} {effect.request_id} {type(effect.result).__name__}")
+            if callback is not None:
+                callback(effect.result)
+        elif not isinstance(effect, Send):
+            self.record(f"note {name} {type(effect).__name__}")
+        for observer in self._observers:
+            observer(now, name, effect)  # type: ignore[arg-type]  # a node's effect
 
     # -- clients -----------------------------------------------------------------------------
 
@@ -752,53 +517,51 @@ class SimulatedCluster:
         """
         if kind not in ("put", "get"):
             raise ValueError(f"kind must be 'put' or 'get', got {kind!r}")
-        if via not in self._nodes:
+        if via not in self._incarnations:
             raise ValueError(f"via must be a node of the cluster, got {via!r}")
         rid = request_id if request_id is not None else f"r{next(self._request_seq)}"
-        node = self._nodes[via]
-        self._trace(f"{self._now:.9f} client {kind} {rid} via {via}")
-        if node is None:
+        self.record(f"client {kind} {rid} via {via}")
+        if not self.is_up(via):
             down = RequestFailed(f"{via} is down")
-            self.call_at(self._now, lambda: callback(down), f"refused {rid}")
+            self.call_at(self.now, lambda: callback(down), f"refused {rid}")
             return rid
         if kind == "put" and value is None:
             raise ValueError("a put needs a value")
         self._pending[rid] = callback
-        self._push(self._now + check_positive_float(timeout, "timeout"), _TIMEOUT, rid)
-        held = self._paused.get(via)
-        if held is not None:
-            held.append(partial(self._request, via, kind, rid, key, value, context))
-        else:
-            self._request(via, kind, rid, key, value, context)
+        timeout_at = self.now + check_positive_float(timeout, "timeout")
+        self._world.call_at(timeout_at, partial(self._timeout, rid), None)
+        request = partial(self._request, kind, rid, key, value, context)
+        self._world.call(via, request, None)  # a paused node holds it
         return rid
+
+    def _timeout(self, rid: str) -> None:
+        callback = self._pending.pop(rid, None)
+        if callback is not None:
+            self.record(f"client-timeout {rid}")
+            callback(RequestFailed("the client gave up waiting"))
 
     def _request(  # noqa: PLR0917 - a held request, replayed as it was submitted
         self,
-        via: str,
         kind: str,
         rid: str,
         key: str | bytes,
         value: bytes | None,
         context: bytes | None,
-    ) -> None:
-        """Hand a client request to node `via`, as the driver does (a bad one is refused)."""
-        node = self._nodes[via]
-        if node is None:
-            return  # crashed while it held the request: the client times out
+        node: Node,
+        now: float,
+    ) -> list[Effect]:
+        """Hand a client request to `node`, as the driver does (a bad one is refused)."""
         try:
             if kind == "put":
                 assert value is not None
-                effects = node.put(rid, key, value, context, self._now)
-            else:
-                effects = node.get(rid, key, self._now)
+                return node.put(rid, key, value, context, now)
+            return node.get(rid, key, now)
         except (TypeError, ValueError) as exc:  # the client's fault, as the driver answers it
             callback = self._pending.pop(rid, None)
             if callback is not None:
                 failed = RequestFailed(f"bad request: {exc}"[:1024], code="bad_request")
-                self.call_at(self._now, lambda: callback(failed), f"refused {rid}")
-            return
-        self._apply(via, effects)
-        self._schedule(via)
+                self.call_at(now, lambda: callback(failed), f"refused {rid}")
+            return []
 
     def _sync(
         self, kind: str, key: str | bytes, via: str | None, timeout: float, **kw: Any
@@ -862,10 +625,10 @@ class SimulatedCluster:
             data = key.encode("utf-8") if isinstance(key, str) else key
             states: list[DVVSet[bytes] | None] = []
             for name in ring.preference_list(data):
-                node = self._nodes[name]
+                node = self._node_or_none(name)
                 states.append(None if node is None else node.state_of(data))
             if any(state != states[0] for state in states) or (
-                any(self._nodes[n] is None for n in ring.preference_list(data))
+                any(not self.is_up(n) for n in ring.preference_list(data))
             ):
                 out.append(data)
         return out
@@ -876,7 +639,7 @@ class SimulatedCluster:
         for rng, replicas in self._current_ring().segments():
             roots = set()
             for name in replicas:
-                node = self._nodes[name]
+                node = self._node_or_none(name)
                 roots.add(None if node is None else node.merkle_root(rng))
             if len(roots) != 1 or None in roots:
                 out.append(rng)

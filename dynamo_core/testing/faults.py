@@ -21,14 +21,18 @@ from dynamo_core._check import check_node_id, check_time
 
 if TYPE_CHECKING:
     from dynamo_core.testing.cluster import SimulatedCluster
+    from dynamo_core.testing.world import World
 
 __all__ = ["Fault", "FaultAction", "FaultPlan"]
 
-FaultAction = Literal["crash", "wipe", "restart", "isolate", "rejoin", "partition", "heal"]
+FaultAction = Literal[
+    "crash", "wipe", "restart", "isolate", "rejoin", "partition", "heal", "pause", "resume"
+]
 """What a fault does: ``crash`` stops its nodes, ``wipe`` stops them and erases their storage
 (amnesia), ``restart`` boots crashed nodes again, ``isolate`` cuts them off (still running),
 ``rejoin`` undoes that, ``partition`` splits its nodes from the rest, ``heal`` removes every
-partition and isolation (its `nodes` is empty)."""
+partition and isolation (its `nodes` is empty), ``pause`` stops them processing (a gray
+failure: what reaches them waits) and ``resume`` lets them go on."""
 
 _ACTIONS: tuple[str, ...] = get_args(FaultAction)
 
@@ -78,7 +82,9 @@ def _check_faults(_: FaultPlan, __: attrs.Attribute[tuple[Fault, ...]], faults: 
 
 @attrs.frozen
 class FaultPlan:
-    """Faults in time order, to apply to a `SimulatedCluster`.
+    """Faults in time order, to apply to a `SimulatedCluster` or a `World`.
+
+    Its `str` is the schedule one fault a line (``0.5s crash n2``), for a person to read.
 
     Raises:
         TypeError, ValueError: `faults` is not a tuple of `Fault` in order of `at`.
@@ -96,8 +102,14 @@ class FaultPlan:
         """The time of the last fault (0 for an empty plan)."""
         return self.faults[-1].at if self.faults else 0.0
 
-    def apply(self, cluster: SimulatedCluster) -> None:
-        """Schedule every fault on `cluster`, relative to its current virtual time.
+    def __str__(self) -> str:
+        return "\n".join(
+            f"{fault.at:g}s {fault.action} {' '.join(fault.nodes)}".rstrip()
+            for fault in self.faults
+        )
+
+    def apply(self, cluster: SimulatedCluster | World) -> None:
+        """Schedule every fault on `cluster` (or world), relative to its current virtual time.
 
         A fault that does not fit the cluster's state when its time comes (a crash of a node
         that is already down, a restart of a running one) is skipped and recorded in the trace,
@@ -117,7 +129,7 @@ class FaultPlan:
             cluster.call_at(start + fault.at, _runner(cluster, fault), f"fault {fault.action}")
 
 
-def _runner(cluster: SimulatedCluster, fault: Fault) -> Callable[[], None]:
+def _runner(cluster: SimulatedCluster | World, fault: Fault) -> Callable[[], None]:
     action = fault.action
 
     def run() -> None:
@@ -135,5 +147,11 @@ def _runner(cluster: SimulatedCluster, fault: Fault) -> Callable[[], None]:
                 cluster.crash(node, wipe=action == "wipe")
         for node in fault.nodes if action in ("isolate", "rejoin") else ():
             (cluster.isolate if action == "isolate" else cluster.rejoin)(node)
+        for node in fault.nodes if action in ("pause", "resume") else ():
+            want = "paused" if action == "resume" else "running"
+            if not (cluster.is_up(node) and cluster.is_paused(node) == (action == "resume")):
+                cluster.record(f"skipped {action} {node}: it is not {want}")
+            else:
+                (cluster.pause if action == "pause" else cluster.resume)(node)
 
     return run
