@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Final, Literal, assert_never, cast
 
 import attrs
@@ -91,6 +90,7 @@ from dynamo_core.node.effects import (
     TransferDone,
     VersionRefused,
 )
+from dynamo_core.node.replica import Replica, Segment, Write
 from dynamo_core.quorum import (
     Complete,
     Fetched,
@@ -108,7 +108,6 @@ from dynamo_core.quorum import (
 from dynamo_core.ring import HashRing
 from dynamo_core.storage import MemoryStorage
 from dynamo_core.streaming import (
-    MAX_BATCH_ITEMS,
     RangeStream,
     SendPull,
     StoreItems,
@@ -123,23 +122,9 @@ __all__ = ["Node"]
 _MAX_STREAM_BATCH: Final = 8 * 2**20
 _MAX_INCARNATION: Final = 2**31 - 1
 _RANDOM_EPOCHS: Final = (2**40, 2**52)
-_CACHE_SIZE: Final = 4096  # decoded replica states kept in memory (volatile)
 _MAX_REFUSED: Final = 1024  # refused ring versions remembered (each is reported once)
 
 # -- internal bookkeeping ----------------------------------------------------------------------
-
-
-class _Range:
-    """One ring segment this node replicates: its replicas and its (lazily built) tree."""
-
-    __slots__ = ("depth", "empty_root", "range", "replicas", "tree")
-
-    def __init__(self, rng: TokenRange, replicas: tuple[str, ...], depth: int) -> None:
-        self.range = rng
-        self.replicas = replicas
-        self.depth = depth
-        self.tree: merkle.MerkleTree | None = None
-        self.empty_root = b""
 
 
 class _Request:
@@ -374,7 +359,6 @@ class Node:
 
     __slots__ = (
         "_ae_cursor",
-        "_cache",
         "_change_seq",
         "_config",
         "_detector",
@@ -404,16 +388,13 @@ class Node:
         "_peers",
         "_policy",
         "_previous",
-        "_quarantined",
-        "_range_by_start",
-        "_ranges",
         "_refused",
+        "_replica",
         "_requests",
         "_ring",
         "_seeds",
         "_seen_forwards",
         "_served",
-        "_starts",
         "_stats",
         "_storage",
         "_streams",
@@ -455,7 +436,6 @@ class Node:
         self._storage = storage
         self._incarnation = incarnation
         self._stats = dict.fromkeys(_STAT_NAMES, 0)
-        self._quarantined: dict[bytes, str] = {}  # storage key -> why it failed to decode
         self._notes: list[Effect] = []  # informational effects of the current input
         self._membership = self._load_membership(node_id, ring, policy)
         self._ring = self._membership.record.ring
@@ -491,7 +471,6 @@ class Node:
             first_batch_id=incarnation << 32,
         )
         self._handoff_due: float | bool | None = True  # True: recompute
-        self._cache: dict[bytes, tuple[bytes, DVVSet[bytes]]] = {}
         self._requests: dict[int, _Request] = {}
         self._forwards: dict[int, _Forwarded] = {}
         self._seen_forwards: dict[tuple[str, int], float] = {}  # (sender, fwd) -> forget at
@@ -502,13 +481,11 @@ class Node:
         self._next_hb = start
         self._ae_cursor = 0
         self._next_ae = start + config.anti_entropy_interval
-        self._ranges: list[_Range] = []
-        self._starts: list[int] = []
-        self._range_by_start: dict[int, _Range] = {}
         self._peers: tuple[str, ...] = ()
         self._hb_targets: tuple[str, ...] = ()
         self._life = self._load_life()
-        self._served = self._load_served()
+        self._replica = Replica(storage, self._ring.token, self._stats, self._notes)
+        self._set_served(self._load_served())
         self._gossip_rng = random.Random(f"dynamo-core/gossip/{node_id}/{incarnation}")  # noqa: S311
         self._next_gossip = start
         self._change_seq = 0
@@ -516,7 +493,6 @@ class Node:
         self._streams_due = True
         self._foreign = False
         self._install_ring()
-        self._load_trees()
         self._drop_foreign(start)
 
     # -- public views ----------------------------------------------------------------------
@@ -569,7 +545,7 @@ class Node:
     @property
     def ranges(self) -> tuple[TokenRange, ...]:
         """The ring segments this node replicates, in token order."""
-        return tuple(r.range for r in self._ranges)
+        return tuple(r.range for r in self._replica.segments)
 
     def replicas(self, key: str | bytes) -> tuple[str, ...]:
         """Return `key`'s preference list (its primary replicas). Cost: O(len(key)).
@@ -591,19 +567,16 @@ class Node:
         raw = self._storage.get(skey)
         if raw is None:
             return None
-        state = self._state(skey, raw)
+        state = self._replica.state(skey, raw)
         if state is None:
             raise StorageError(
-                f"the record of {data[:64]!r} is quarantined: {self._quarantined[skey]}"
+                f"the record of {data[:64]!r} is quarantined: {self._replica.quarantined[skey]}"
             )
         return state
 
     def keys(self) -> list[bytes]:
         """Return every key this node stores a replica of, in token order. Cost: O(keys)."""
-        return [
-            keyspace.key_of(skey)
-            for skey, _ in self._storage.scan(keyspace.DATA, keyspace.DATA_END)
-        ]
+        return self._replica.keys()
 
     def merkle_root(self, rng: TokenRange) -> bytes:
         """Return the root of this node's tree over the replicated segment `rng`.
@@ -614,10 +587,10 @@ class Node:
         Raises:
             ValueError: `rng` is not a segment this node replicates.
         """
-        r = self._range_by_start.get(rng.start) if isinstance(rng, TokenRange) else None
+        r = self._replica.segment(rng.start) if isinstance(rng, TokenRange) else None
         if r is None or r.range != rng:
             raise ValueError(f"rng must be a segment this node replicates, got {rng!r}")
-        return self._tree(r).root
+        return self._replica.tree(r).root
 
     def stats(self) -> dict[str, int]:
         """Counters of what the node has done, by name (sorted)."""
@@ -699,10 +672,7 @@ class Node:
         if last == "join":
             return "joining"
         if any(c.op in ("leave", "replace") for c in changes):
-            holds = (
-                next(iter(self._storage.scan(keyspace.DATA, keyspace.DATA_END)), None) is not None
-            )
-            return "leaving" if holds or len(self._hints) else "left"
+            return "leaving" if self._replica.holds_any() or len(self._hints) else "left"
         return "outside"
 
     def join(
@@ -1022,13 +992,15 @@ class Node:
                 self._on_exchange_message(sender, message, t, out)
             case RepairPush():
                 for key, state in message.states:
-                    if self._range_of(self._ring.token(key)) is not None:
+                    if self._replica.segment_of(self._ring.token(key)) is not None:
                         self._absorb(key, state)  # a refusal is counted; the next round retries
                     else:
                         self._stats["messages_ignored"] += 1
             case RepairPull():
                 states = tuple(
-                    (key, state) for key in message.keys if (state := self._load(key)) is not None
+                    (key, state)
+                    for key in message.keys
+                    if (state := self._replica.load(key)) is not None
                 )
                 if states:
                     out.append(Send(sender, RepairPush(states)))
@@ -1191,7 +1163,7 @@ class Node:
 
     def quarantined(self) -> list[bytes]:
         """The keys of the stored records quarantined so far (failed to decode), sorted."""
-        return sorted(keyspace.key_of(skey) for skey in self._quarantined)
+        return sorted(keyspace.key_of(skey) for skey in self._replica.quarantined)
 
     def _forward_timeout(self) -> float:
         timeout = self._config.forward_timeout
@@ -1219,54 +1191,19 @@ class Node:
 
     def _install_ring(self) -> None:
         """Recompute everything derived from the ring(s): replicated segments and peers."""
-        ranges: list[_Range] = []
+        ranges: list[Segment] = []
         peers: set[str] = set()
         for rng, replicas in self._segments():
             if self._id in replicas:
                 depth = min(self._config.merkle_depth, rng.size.bit_length() - 1)
-                ranges.append(_Range(rng, replicas, depth))
+                ranges.append(Segment(rng, replicas, depth))
                 peers.update(node for node in replicas if node != self._id)
         ranges.sort(key=lambda r: r.range.start)
-        self._ranges = ranges
-        self._starts = [r.range.start for r in ranges]
-        self._range_by_start = {r.range.start: r for r in ranges}
+        self._replica.install(ranges, self._ring.token)
         self._peers = tuple(sorted(peers))
         members = set(self._membership.record.members()) | set(self._seeds)
         members.discard(self._id)
         self._hb_targets = tuple(sorted(members))
-
-    def _range_of(self, tok: int) -> _Range | None:
-        i = bisect.bisect_right(self._starts, tok) - 1
-        if i >= 0 and tok in self._ranges[i].range:
-            return self._ranges[i]
-        if self._ranges and tok in self._ranges[-1].range:  # a segment that wraps
-            return self._ranges[-1]
-        return None
-
-    def _tree(self, r: _Range) -> merkle.MerkleTree:
-        tree = r.tree
-        if tree is None:
-            tree = merkle.MerkleTree(
-                r.depth, start=r.range.start, end=r.range.end, token_fn=self._ring.token
-            )
-            r.empty_root = tree.root
-            r.tree = tree
-        return tree
-
-    def _root(self, r: _Range) -> bytes | None:
-        """The root to offer: `None` for a segment holding nothing."""
-        if r.tree is None:
-            return None
-        root = r.tree.root
-        return None if root == r.empty_root else root
-
-    def _load_trees(self) -> None:
-        for skey, raw in self._storage.scan(keyspace.DATA, keyspace.DATA_END):
-            tok = keyspace.token_of(skey)
-            r = self._range_of(tok)
-            if r is not None:
-                key = keyspace.key_of(skey)
-                self._tree(r).insert(key, merkle.item_digest(key, raw))
 
     # -- membership: persistence, gossip, versions ------------------------------------------
 
@@ -1344,6 +1281,11 @@ class Node:
                 continue
             served.append((*keyspace.served_of(skey), rng))
         return served
+
+    def _set_served(self, served: list[tuple[int, int, TokenRange]]) -> None:
+        """The streams this node began serving; writes to their ranges are marked dirty."""
+        self._served = served
+        self._replica.serving = tuple(rng for _, _, rng in served)
 
     def _gossip(self, now: float, out: list[Effect], *, schedule: bool = True) -> None:
         """Send the membership digest to one random member or seed."""
@@ -1442,7 +1384,6 @@ class Node:
         self._exchanges.clear()
         self._offers.clear()
         self._install_ring()
-        self._load_trees()
         self._drop_foreign(now)
         self._clean_markers(new_version)
         self._rehome_hints(now)
@@ -1476,7 +1417,7 @@ class Node:
         ]
         if deletes:
             self._storage.write_batch(deletes=deletes)
-        self._served = [x for x in self._served if x not in stale]
+        self._set_served([x for x in self._served if x not in stale])
 
     def _drop_foreign(self, now: float) -> None:
         """Hand over and delete the data of ranges this node no longer replicates.
@@ -1492,12 +1433,12 @@ class Node:
         handed = False
         for skey, raw in list(self._storage.scan(keyspace.DATA, keyspace.DATA_END)):
             tok = keyspace.token_of(skey)
-            if self._range_of(tok) is not None:
+            if self._replica.segment_of(tok) is not None:
                 continue
             key = keyspace.key_of(skey)
             dirty = keyspace.dirty_key(skey)
             if not (any(tok in r for r in served) and self._storage.get(dirty) is None):
-                state = self._state(skey, raw)
+                state = self._replica.state(skey, raw)
                 if state is None:  # quarantined: kept where it is, never deleted
                     continue
                 targets = [n for n in self._ring.preference_list(key) if n != self._id]
@@ -1507,8 +1448,7 @@ class Node:
                     continue
                 handed = True
                 self._stats["keys_rehinted"] += 1
-            self._storage.write_batch(deletes=[skey, dirty])
-            self._cache.pop(skey, None)
+            self._replica.drop(skey)
             self._stats["keys_dropped"] += 1
         if handed:
             self._handoff_due = True
@@ -1519,7 +1459,7 @@ class Node:
         ok = True
         for target in self._ring.preference_list(key):
             if target == self._id:
-                if self._range_of(self._ring.token(key)) is not None:
+                if self._replica.segment_of(self._ring.token(key)) is not None:
                     ok = self._absorb(key, state) and ok
             elif self._hint(target, key, state, now):
                 self._handoff_due = True
@@ -1621,17 +1561,16 @@ class Node:
 
     def _store_stream(self, core: RangeStream, effect: StoreItems) -> None:
         """Merge a batch and persist the stream's cursor in one atomic write."""
-        puts: list[tuple[bytes, bytes]] = []
-        updates = []
+        writes: list[Write] = []
         for key, state in effect.items:
             tok = self._ring.token(key)
-            r = self._range_of(tok)
+            r = self._replica.segment_of(tok)
             if r is None or tok not in core.transfer.range:
                 self._stats["messages_ignored"] += 1
                 continue
             skey = keyspace.data_key(key, tok)
             raw = self._storage.get(skey)
-            old = None if raw is None else self._state(skey, raw)
+            old = None if raw is None else self._replica.state(skey, raw)
             if raw is not None and old is None:  # quarantined: never overwritten
                 self._stats["merges_refused"] += 1
                 continue
@@ -1646,24 +1585,15 @@ class Node:
             if unstorable(merged, new_raw) is not None:
                 self._stats["merges_refused"] += 1
                 continue
-            puts.append((skey, new_raw))
-            updates.append((key, skey, r, raw, new_raw, merged))
+            writes.append((key, skey, r, raw, new_raw, merged))
         cursor = None if effect.cursor is None else codec.encode_bytes(effect.cursor)
         record = codec.envelope(
             "stream_cursor", {"cursor": cursor, "source": effect.source, "life": effect.life}
         )
-        puts.append((keyspace.stream_key(core.epoch, core.index), codec.dumps(record)))
-        self._storage.write_batch(puts)
-        for key, skey, r, raw, new_raw, merged in updates:
-            self._remember(skey, new_raw, merged)
-            tree = self._tree(r)
-            digest = merkle.item_digest(key, new_raw)
-            if raw is None:
-                tree.insert(key, digest)
-            else:
-                tree.update(key, merkle.item_digest(key, raw), digest)
+        cursor_record = (keyspace.stream_key(core.epoch, core.index), codec.dumps(record))
+        self._replica.write_many(writes, [cursor_record])
         self._stats["stream_keys_received"] += len(effect.items)
-        self._stats["replica_writes"] += len(updates)
+        self._stats["replica_writes"] += len(writes)
 
     def _on_stream_batch(
         self, sender: str, batch: StreamBatch, now: float, out: list[Effect]
@@ -1689,7 +1619,7 @@ class Node:
             return
         if pull.after is None:
             self._mark_served(pull.epoch, pull.index, pull.range)
-        items, after, last, size = self._scan_after(
+        items, after, last, size = self._replica.scan_after(
             pull.range, pull.after, min(max(pull.max_bytes, 1), _MAX_STREAM_BATCH)
         )
         self._stats["stream_keys_served"] += len(items)
@@ -1709,34 +1639,7 @@ class Node:
             return
         key = keyspace.served_key(epoch, index)
         self._storage.put(key, codec.dumps(rng.to_dict()))
-        self._served = [x for x in self._served if x[:2] != (epoch, index)] + [entry]
-
-    def _scan_after(
-        self, rng: TokenRange, after: bytes | None, max_bytes: int
-    ) -> tuple[tuple[tuple[bytes, DVVSet[bytes]], ...], bytes | None, bool, int]:
-        """Read the next batch of `rng` after the cursor, in range order."""
-        pieces = rng.pieces()
-        order = (pieces[1], pieces[0]) if rng.wraps else pieces
-        first = 0
-        if after is not None:
-            tok = keyspace.position_token(after)
-            first = next((i for i, p in enumerate(order) if tok in p), len(order))
-        items: list[tuple[bytes, DVVSet[bytes]]] = []
-        size = 0
-        cursor = after
-        for i in range(first, len(order)):
-            piece = order[i]
-            lo, hi = keyspace.data_bounds(piece, after if i == first else None)
-            for skey, raw in self._storage.scan(lo, hi):
-                if items and (size + len(raw) > max_bytes or len(items) >= MAX_BATCH_ITEMS):
-                    return tuple(items), cursor, False, size
-                state = self._state(skey, raw)
-                cursor = keyspace.position_of(skey)
-                if state is None:  # quarantined: stays here, is not shipped
-                    continue
-                items.append((keyspace.key_of(skey), state))
-                size += len(raw)
-        return tuple(items), cursor, True, size
+        self._set_served([x for x in self._served if x[:2] != (epoch, index)] + [entry])
 
     # -- storage -----------------------------------------------------------------------------
 
@@ -1755,104 +1658,6 @@ class Node:
     def _epoch_record(epoch: int) -> bytes:
         return codec.dumps(codec.envelope("node_epoch", {"epoch": epoch}))
 
-    @staticmethod
-    def _decode(raw: bytes) -> DVVSet[bytes]:
-        try:
-            return DVVSet.from_dict(codec.loads(raw))
-        except DecodeError as exc:
-            raise CorruptRecord(f"corrupt replica record: {exc}") from None
-
-    def _state(self, skey: bytes, raw: bytes) -> DVVSet[bytes] | None:
-        """Decode a stored record, through the cache of recently used states.
-
-        A record that fails to decode is quarantined (kept, counted, noted once) and `None`
-        returned: no stored record is ever a reason to fail.
-        """
-        hit = self._cache.get(skey)
-        if hit is not None and hit[0] == raw:
-            return hit[1]
-        try:
-            state = self._decode(raw)
-        except CorruptRecord as exc:
-            if skey not in self._quarantined:
-                reason = str(exc)[: codec.DEFAULT_MAX_STR]
-                self._quarantined[skey] = reason
-                self._stats["records_quarantined"] += 1
-                self._notes.append(Quarantined(keyspace.key_of(skey), reason))
-            return None
-        self._remember(skey, raw, state)
-        return state
-
-    def _remember(self, skey: bytes, raw: bytes, state: DVVSet[bytes]) -> None:
-        cache = self._cache
-        cache.pop(skey, None)
-        cache[skey] = (raw, state)
-        if len(cache) > _CACHE_SIZE:
-            del cache[next(iter(cache))]
-
-    def _load(self, key: bytes) -> DVVSet[bytes] | None:
-        skey = keyspace.data_key(key, self._ring.token(key))
-        raw = self._storage.get(skey)
-        return None if raw is None else self._state(skey, raw)
-
-    def _write(
-        self,
-        *,
-        key: bytes,
-        tok: int,
-        r: _Range | None,
-        old_raw: bytes | None,
-        state: DVVSet[bytes],
-        raw: bytes,
-        extra: Iterable[tuple[bytes, bytes]] = (),
-    ) -> None:
-        """Store `state`, encoded `raw` (with `extra` records, atomically); update the tree."""
-        skey = keyspace.data_key(key, tok)
-        puts = [(skey, raw), *extra]
-        if self._served and any(tok in rng for _, _, rng in self._served):
-            puts.append((keyspace.dirty_key(skey), b""))  # written after this node began serving it
-        if len(puts) == 1:
-            self._storage.put(skey, raw)
-        else:
-            self._storage.write_batch(puts)
-        self._remember(skey, raw, state)
-        if r is not None:
-            tree = self._tree(r)
-            digest = merkle.item_digest(key, raw)
-            if old_raw is None:
-                tree.insert(key, digest)
-            else:
-                tree.update(key, merkle.item_digest(key, old_raw), digest)
-
-    def _merge(self, key: bytes, state: DVVSet[bytes]) -> str | None:
-        """Merge `state` into the stored replica of `key` (which this node replicates).
-
-        Returns:
-            `None` once the replica holds the merge, else why it was not stored: the stored
-            record is quarantined, or the merge is over a storage limit.
-        """
-        tok = self._ring.token(key)
-        skey = keyspace.data_key(key, tok)
-        raw = self._storage.get(skey)
-        if raw is None:
-            merged = state
-        else:
-            old = self._state(skey, raw)
-            if old is None:
-                self._stats["merges_refused"] += 1
-                return "this replica's record of the key is quarantined"
-            merged = old.sync(state)
-            if merged == old:
-                return None
-        new_raw = codec.dumps(merged.to_dict())
-        reason = unstorable(merged, new_raw)
-        if reason is not None:
-            self._stats["merges_refused"] += 1
-            return reason
-        self._write(key=key, tok=tok, r=self._range_of(tok), old_raw=raw, state=merged, raw=new_raw)
-        self._stats["replica_writes"] += 1
-        return None
-
     def _hint(self, target: str, key: bytes, state: DVVSet[bytes], now: float) -> bool:
         """Keep a hint (merging into one held for the key); a dot collision is refused."""
         try:
@@ -1870,7 +1675,7 @@ class Node:
         keeps finding the key) rather than one of them silently lost.
         """
         try:
-            return self._merge(key, state) is None
+            return self._replica.merge(key, state) is None
         except DotCollision:
             self._stats["dot_collisions"] += 1
             return True
@@ -1880,11 +1685,11 @@ class Node:
     ) -> tuple[bool, str]:
         """Store a replica state, or keep it as a hint for `hint`; return (stored, reason)."""
         if hint is None or hint == self._id:
-            if self._range_of(self._ring.token(key)) is None:
+            if self._replica.segment_of(self._ring.token(key)) is None:
                 self._stats["messages_ignored"] += 1
                 return False, "not a replica of this key"
             try:
-                reason = self._merge(key, state)
+                reason = self._replica.merge(key, state)
             except DotCollision as exc:  # a writer identity reused: refuse, keep ours
                 self._stats["dot_collisions"] += 1
                 return False, str(exc)
@@ -1919,17 +1724,9 @@ class Node:
 
     def _local_fetch(self, key: bytes, hint: str | None) -> DVVSet[bytes] | None:
         if hint is None or hint == self._id:
-            return self._load(key)
+            return self._replica.load(key)
         held = self._hints.get(hint, key)
         return None if held is None else held.state
-
-    def _items(self, ranges: Iterable[TokenRange]) -> Iterator[tuple[bytes, bytes]]:
-        """The ``(key, digest)`` items stored in `ranges`, for a Merkle exchange."""
-        for rng in ranges:
-            for piece in rng.pieces():
-                for skey, raw in self._storage.scan(*keyspace.data_bounds(piece)):
-                    key = keyspace.key_of(skey)
-                    yield key, merkle.item_digest(key, raw)
 
     # -- coordination ------------------------------------------------------------------------
 
@@ -1969,10 +1766,10 @@ class Node:
             self._answer(request_id, forward, _STORAGE_FULL, out)
             return
         tok = self._ring.token(key)
-        r = self._range_of(tok)
+        r = self._replica.segment_of(tok)
         skey = keyspace.data_key(key, tok)
         raw = self._storage.get(skey) if r is not None else None
-        local = DVVSet[bytes]() if raw is None else self._state(skey, raw)
+        local = DVVSet[bytes]() if raw is None else self._replica.state(skey, raw)
         if local is None:
             reason = "this node's record of the key is quarantined; try another node"
             self._answer(request_id, forward, RequestFailed(reason, code="quarantined"), out)
@@ -1997,8 +1794,8 @@ class Node:
         extra = [(keyspace.EPOCH_KEY, self._epoch_record(epoch))] if epoch != before else []
         try:
             if r is not None:
-                self._write(
-                    key=key, tok=tok, r=r, old_raw=raw, state=state, raw=new_raw, extra=extra
+                self._replica.write(
+                    key=key, tok=tok, s=r, old_raw=raw, state=state, raw=new_raw, extra=extra
                 )
             elif extra:
                 self._storage.put(*extra[0])  # not a replica: only the new epoch is durable
@@ -2248,7 +2045,7 @@ class Node:
             key = _key_bytes(hint.key, "hint.key")
             if hint.target != self._id:
                 self._stats["messages_ignored"] += 1
-            elif self._range_of(self._ring.token(key)) is not None:
+            elif self._replica.segment_of(self._ring.token(key)) is not None:
                 if self._absorb(key, hint.state):
                     self._stats["hints_received"] += 1
                 else:  # not stored: the sender keeps the hint (until its TTL) and retries
@@ -2282,7 +2079,11 @@ class Node:
             self._ae_cursor += 1
             if peer in busy or not self._detector.is_available(peer, now):
                 continue
-            roots = tuple((r.range, self._root(r)) for r in self._ranges if peer in r.replicas)
+            roots = tuple(
+                (r.range, self._replica.root(r))
+                for r in self._replica.segments
+                if peer in r.replicas
+            )
             session = self._new_id()
             self._offers[session] = (peer, now + self._config.exchange_timeout)
             self._stats["sync_offers"] += 1
@@ -2292,10 +2093,10 @@ class Node:
     def _on_sync_offer(self, sender: str, offer: SyncOffer, out: list[Effect]) -> None:
         differ = []
         for rng, root in offer.roots:
-            r = self._range_by_start.get(rng.start)
+            r = self._replica.segment(rng.start)
             if r is None or r.range != rng or sender not in r.replicas:
                 continue
-            if self._root(r) != root:
+            if self._replica.root(r) != root:
                 differ.append(rng)
         out.append(Send(sender, SyncDiff(offer.session, tuple(differ))))
 
@@ -2309,11 +2110,11 @@ class Node:
         for rng in diff.ranges:
             if started >= self._config.max_exchanges:
                 break
-            r = self._range_by_start.get(rng.start)
+            r = self._replica.segment(rng.start)
             if r is None or r.range != rng or sender not in r.replicas:
                 continue
             core = merkle.MerkleExchange(
-                self._tree(r),
+                self._replica.tree(r),
                 merkle.ExchangeRole.INITIATOR,
                 levels_per_round=self._config.levels_per_round,
                 confirm_delay=self._config.confirm_delay,
@@ -2338,7 +2139,7 @@ class Node:
         ident = (sender, message.session, message.to)
         exchange = self._exchanges.get(ident)
         if exchange is None:
-            r = self._range_by_start.get(message.range.start)
+            r = self._replica.segment(message.range.start)
             if (
                 message.to != "responder"
                 or not isinstance(message.message, merkle.Hello)
@@ -2348,7 +2149,7 @@ class Node:
             ):
                 self._stats["messages_ignored"] += 1
                 return
-            core = merkle.MerkleExchange(self._tree(r), merkle.ExchangeRole.RESPONDER)
+            core = merkle.MerkleExchange(self._replica.tree(r), merkle.ExchangeRole.RESPONDER)
             exchange = _Exchange(
                 core=core,
                 peer=sender,
@@ -2389,7 +2190,7 @@ class Node:
                         )
                     )
                 case merkle.LoadItems(ranges=ranges):
-                    queue.extend(exchange.core.items_loaded(list(self._items(ranges)), now))
+                    queue.extend(exchange.core.items_loaded(list(self._replica.items(ranges)), now))
                 case merkle.SetTimer(at=at):
                     exchange.timer = at
                 case merkle.Done(report=report):
@@ -2415,7 +2216,7 @@ class Node:
         for key in push:  # batches of at most MAX_REPAIR_KEYS states and _MAX_STREAM_BATCH bytes
             skey = keyspace.data_key(key, self._ring.token(key))
             raw = self._storage.get(skey)
-            state = None if raw is None else self._state(skey, raw)
+            state = None if raw is None else self._replica.state(skey, raw)
             if raw is None or state is None:
                 continue
             if batch and (len(batch) >= step or size + len(raw) > _MAX_STREAM_BATCH):
@@ -2446,33 +2247,7 @@ class Node:
         self._detector._check_invariants()
         self._hints._check_invariants()
         self._handoff._check_invariants()
-        assert self._starts == sorted(self._starts)
-        rebuilt: dict[int, merkle.MerkleTree] = {}
-        for skey, raw in self._storage.scan(keyspace.DATA, keyspace.DATA_END):
-            tok = keyspace.token_of(skey)
-            key = keyspace.key_of(skey)
-            assert self._ring.token(key) == tok, "record filed under the wrong token"
-            if skey not in self._quarantined:
-                self._decode(raw)._check_invariants()
-            r = self._range_of(tok)
-            if r is None:
-                assert self._foreign or skey in self._quarantined, (
-                    f"stored key {key!r} is outside the replicated ranges"
-                )
-                continue
-            tree = rebuilt.get(r.range.start)
-            if tree is None:
-                tree = rebuilt[r.range.start] = merkle.MerkleTree(
-                    r.depth, start=r.range.start, end=r.range.end, token_fn=self._ring.token
-                )
-            tree.insert(key, merkle.item_digest(key, raw))
-        for r in self._ranges:
-            expected = rebuilt.get(r.range.start)
-            if expected is None:
-                assert r.tree is None or r.tree.root == r.empty_root, "a tree holds phantom keys"
-            else:
-                assert r.tree is not None, "a tree is missing"
-                assert r.tree.root == expected.root, "a tree is stale"
+        self._replica._check_invariants(foreign=self._foreign)
         for request in self._requests.values():
             request.coordinator._check_invariants()
             assert request.coordinator.deadline() is not None
