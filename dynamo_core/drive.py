@@ -128,6 +128,23 @@ class _Loop(Generic[E]):
             raise TypeError(f"an input must be a callable taking now, not {type(call).__name__}")
         self._inputs.append(call)
 
+    def feed(self, call: Input[E]) -> None:
+        """Run an input at once, ahead of the queue, and hand its effects to the handler.
+
+        For a callback that must not wait for the loop's next turn — a socket reader that
+        wants its reply written before it returns. Call it from the driver's own thread, and
+        not from the handler (that would nest one input inside another). An exception from
+        the input propagates to the caller, as in `run`; the handler's failures follow the
+        error rule.
+
+        Raises:
+            TypeError: `call` is not callable.
+            EffectFailed: The handler failed (and there is no `on_error`).
+        """
+        if not callable(call):
+            raise TypeError(f"an input must be a callable taking now, not {type(call).__name__}")
+        self._dispatch(call(self.now()))
+
     def _handle(self, effect: E) -> None:  # pragma: no cover - each driver overrides it
         raise NotImplementedError
 

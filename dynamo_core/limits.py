@@ -214,8 +214,8 @@ def version_refusal(
 
     * at most `MAX_MEMBERS` members;
     * every member is `known`: a member of the current version, a seed, or a node whose join
-      (or replace) request this node knows (a node still *outside* a ring learns its members, so for it
-      this rule does not apply);
+      (or replace) request this node knows (a node still *outside* a ring learns its members,
+      so for it this rule does not apply);
     * its epoch is reachable: every version applies at least one change the previous one had
       not, so ``record.epoch - current.epoch`` can be at most the number of changes `record`
       applied that `current` did not (``2**62`` with three changes is a forgery).

@@ -497,3 +497,67 @@ def test_the_sync_driver_runs_a_put_to_its_end_on_virtual_time(
         counted.add("d")
     assert isinstance(put.result, PutResult) == (len(counted) >= 2)
     assert set(put.acked) == counted
+
+
+# -- feed: an input run at once ---------------------------------------------------------------
+
+
+class Alarm:
+    """A minimal core: `arm(at)` sets its one timer, which fires an ``"rang"`` effect."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+        self.fired: list[float] = []
+
+    def arm(self, at: float, now: float) -> list[str]:
+        self.at = at
+        return ["armed"]
+
+    def deadline(self) -> float | None:
+        return self.at
+
+    def on_timer(self, now: float) -> list[str]:
+        self.at = None
+        self.fired.append(now)
+        return ["rang"]
+
+
+def test_feed_runs_an_input_ahead_of_the_queue_and_handles_its_effects_before_returning() -> None:
+    clock = FakeClock()
+    seen: list[str] = []
+    alarm = Alarm()
+    driver: SyncDriver[str] = SyncDriver(alarm, seen.append, clock=clock, sleep=clock.advance)
+    driver.submit(partial(alarm.arm, 5.0))  # queued, not run
+    driver.feed(partial(alarm.arm, 2.0))
+    assert seen == ["armed"] and alarm.at == 2.0
+    with pytest.raises(TypeError, match="an input must be a callable"):
+        driver.feed("arm")  # type: ignore[arg-type]
+    with pytest.raises(ZeroDivisionError):  # the input's own error reaches the caller
+        driver.feed(lambda now: [str(1 / 0)])
+    driver.run()
+    assert seen == ["armed", "armed", "rang"] and alarm.fired == [5.0]  # the queued arm ran last
+
+
+def test_feed_wakes_a_sleeping_async_run_when_it_brings_the_timer_forward() -> None:
+    alarm = Alarm()
+    seen: list[str] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        driver: Driver[str] = Driver(alarm, seen.append)  # time.monotonic, as the loop's
+        stop = asyncio.Event()
+        alarm.at = loop.time() + 60.0  # the run goes to sleep for a minute
+        run = asyncio.create_task(driver.run(stop=stop))
+        await asyncio.sleep(0.05)
+        start = loop.time()
+        driver.feed(partial(alarm.arm, start + 0.05))  # from a callback: the timer moves closer
+        while not alarm.fired:
+            await asyncio.sleep(0.01)
+            assert loop.time() - start < 5.0, "the run overslept the new deadline"
+        stop.set()
+        await run
+        return alarm.fired[0] - start
+
+    waited = asyncio.run(main())
+    assert 0.05 <= waited < 5.0
+    assert seen == ["armed", "rang"]

@@ -68,6 +68,7 @@ class Driver(_Loop[E]):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake: asyncio.Event | None = None
         self._fatal: EffectFailed | None = None
+        self._sleeping_until = -math.inf  # when a sleeping run wakes for its next deadline
 
     @property
     def running(self) -> int:
@@ -78,6 +79,15 @@ class Driver(_Loop[E]):
         """Queue an input for the core and wake the loop (see `SyncDriver.submit`)."""
         super().submit(call)
         if self._wake is not None:
+            self._wake.set()
+
+    def feed(self, call: Input[E]) -> None:
+        """Run an input at once (see `SyncDriver.feed`).
+
+        Wakes a sleeping `run` when the input brought the core's deadline forward.
+        """
+        super().feed(call)
+        if self._wake is not None and _due(self._core.deadline()) < self._sleeping_until:
             self._wake.set()
 
     def _handle(self, effect: E) -> None:
@@ -143,12 +153,16 @@ class Driver(_Loop[E]):
                     return
                 if self._inputs:
                     continue
-                wait = _due(self._core.deadline()) - self.now()
+                due = _due(self._core.deadline())
+                wait = due - self.now()
                 if wait == math.inf and not self._tasks and until is None and stop is None:
                     return
                 if wait > 0:
+                    self._sleeping_until = due
                     await self._sleep(wait, stop)
+                    self._sleeping_until = -math.inf
         finally:
+            self._sleeping_until = -math.inf
             self._wake = None
             for task in list(self._tasks):
                 task.cancel()

@@ -1,8 +1,10 @@
-"""`serve`: the asyncio driver that runs a [`Node`][dynamo_core.node.Node] on a transport.
+"""`serve`: a [`Node`][dynamo_core.node.Node] on a transport, run by the generic driver.
 
-The driver holds no protocol logic. It waits for the earliest of an inbound node message, a
-client request and the node's [`deadline`][dynamo_core.node.Node.deadline]; feeds it to the
-node with the current time; and carries out the effects:
+`serve` is [`Driver`][dynamo_core.aio.Driver] — the same loop that runs any core — plus the
+transport: each inbound node message and client request becomes an input the driver feeds to
+the node at once, in the transport's task (so a reply is written before the socket is read
+again); the node's [`deadline`][dynamo_core.node.Node.deadline] is the driver's timer; and the
+effect handler carries out what the node asks for:
 
 * [`Send`][dynamo_core.node.Send]: encode the message and hand it to the transport;
 * [`Reply`][dynamo_core.node.Reply]: answer the client connection waiting for that request;
@@ -16,24 +18,27 @@ node with the current time; and carries out the effects:
 only: a client request gets a `RequestFailed` reply (``code="bad_request"`` for a bad argument,
 ``"internal_error"`` for anything else), a peer message is dropped (counted in
 ``peer_errors`` and logged with the peer), a failed timer pass is counted in ``timer_errors``
-and retried after a short pause, a message over the frame cap is not sent (``send_errors``).
+and retried after a short pause, a message over the frame cap is not sent (``send_errors``), an
+effect the handler could not carry out (``on_effect`` raised) is counted (``effect_errors``).
 The one thing that stops the node is storage that stopped working for good — a
 [`StorageError`][dynamo_core.errors.StorageError] other than
 [`StorageFull`][dynamo_core.errors.StorageFull] (a degraded mode the node handles) and
 [`CorruptRecord`][dynamo_core.errors.CorruptRecord] (one record, quarantined or contained) —
 logged as one line.
 
-It is the only place in the library with an event loop and a clock.
+With `Driver`, it is where the node meets an event loop and a clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final, Protocol
 
+from dynamo_core.aio.core_driver import Driver
 from dynamo_core.aio.inbox import ClientCall, Inbound, Inbox
 from dynamo_core.aio.protocol import (
     ClientGet,
@@ -94,11 +99,34 @@ class DriverTransport(Transport, Protocol):
         ...
 
 
-class _MonotonicClock:
-    """`time.monotonic`: the clock the event loop itself uses."""
+class _Contained:
+    """The node as the generic driver's core, with its timer passes contained.
 
-    def now(self) -> float:
-        return time.monotonic()
+    A timer pass that raises (a node bug) is counted and retried `_TIMER_RETRY` seconds later
+    instead of ending the run; storage that failed for good still raises.
+    """
+
+    __slots__ = ("_counters", "_node", "_retry_at")
+
+    def __init__(self, node: Node, counters: dict[str, int]) -> None:
+        self._node = node
+        self._counters = counters
+        self._retry_at = -math.inf
+
+    def deadline(self) -> float:
+        return max(self._node.deadline(), self._retry_at)
+
+    def on_timer(self, now: float) -> list[Any]:
+        try:
+            return self._node.on_timer(now)
+        except Exception as exc:
+            if _fatal(exc):
+                raise
+            self._counters["timer_errors"] += 1
+            if self._counters["timer_errors"] == 1 or self._counters["timer_errors"] % 1000 == 0:
+                log.exception("%s: error in a timer pass", self._node.node_id)
+            self._retry_at = now + _TIMER_RETRY
+            return []
 
 
 def _counters(node: Node, transport: DriverTransport, driver: dict[str, int]) -> dict[str, int]:
@@ -110,7 +138,7 @@ def _counters(node: Node, transport: DriverTransport, driver: dict[str, int]) ->
     return out
 
 
-async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
+async def serve(  # noqa: PLR0915 - the handler and inputs, stated in one place
     node: Node,
     transport: DriverTransport,
     *,
@@ -148,16 +176,7 @@ async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
     """
     if not isinstance(node, Node):
         raise TypeError(f"node must be a Node, not {type(node).__name__}")
-    source = clock if clock is not None else _MonotonicClock()
-    last = [0.0]
-
-    def now() -> float:
-        t = source.now()
-        t = max(t, last[0])
-        last[0] = t
-        return t
-
-    driver = {
+    counters = {
         "client_puts": 0,
         "client_gets": 0,
         "client_replies": 0,
@@ -170,6 +189,7 @@ async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
         "client_errors": 0,
         "timer_errors": 0,
         "send_errors": 0,
+        "effect_errors": 0,
     }
     pending: dict[str, tuple[Callable[[RequestResponse], None], int]] = {}
     inbox = transport.inbox
@@ -179,18 +199,18 @@ async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
         try:
             transport.send(target, encode_message(message))
         except ValueError as exc:  # over the frame cap: drop it, keep serving
-            driver["send_errors"] += 1
+            counters["send_errors"] += 1
             log.warning("%s: message to %s not sent: %s", node.node_id, target, exc)
 
     def inform(effect: Any) -> None:
         """Count or log an informational effect and pass it to `on_effect`."""
         match effect:
             case HintsDelivered(removed=removed):
-                driver["hints_delivered"] += removed
+                counters["hints_delivered"] += removed
             case HintsExpired(count=count):
-                driver["hints_expired"] += count
+                counters["hints_expired"] += count
             case AntiEntropyDone():
-                driver["anti_entropy_done"] += 1
+                counters["anti_entropy_done"] += 1
             case VersionRefused(sender=sender, version=version, reason=reason):
                 log.warning(
                     "%s: ring version %s from %s refused: %s", node.node_id, version, sender, reason
@@ -203,111 +223,95 @@ async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
                     reason,
                 )
             case _:
-                driver["effects_other"] += 1
+                counters["effects_other"] += 1
                 log.debug("%s: effect %r ignored", node.node_id, effect)
         if on_effect is not None:
             on_effect(effect)
 
-    def dispatch(effects: list[Any]) -> None:
-        for effect in effects:
-            match effect:
-                case Send(target=target, message=message):
-                    send(target, message)
-                case Reply(request_id=request_id, result=result):
-                    waiting = pending.pop(request_id, None)
-                    if waiting is not None:
-                        respond, rid = waiting
-                        driver["client_replies"] += 1
-                        respond(ClientResponse(rid, result))
-                case _:
-                    inform(effect)
+    def carry_out(effect: Any) -> None:
+        """The effect handler: send, answer the waiting client, or inform."""
+        match effect:
+            case Send(target=target, message=message):
+                send(target, message)
+            case Reply(request_id=request_id, result=result):
+                waiting = pending.pop(request_id, None)
+                if waiting is not None:
+                    respond, rid = waiting
+                    counters["client_replies"] += 1
+                    respond(ClientResponse(rid, result))
+            case _:
+                inform(effect)
 
-    def client(call: ClientCall, t: float) -> None:
+    def lost(effect: Any, exc: Exception) -> None:
+        """A handler failure (``on_effect`` raised, a reply could not be written): keep serving."""
+        counters["effect_errors"] += 1
+        log.error("%s: effect %s not carried out: %r", node.node_id, type(effect).__name__, exc)
+
+    def peer(event: Inbound, now: float) -> list[Any]:
+        try:
+            return node.receive(event.sender, event.message, now)
+        except Exception as exc:  # a node bug on peer input must not take the node down
+            if _fatal(exc):
+                raise
+            counters["peer_errors"] += 1
+            log.exception("%s: error handling a message from %s", node.node_id, event.sender)
+            return []
+
+    def client(call: ClientCall, now: float) -> list[Any]:
         nonlocal sequence
         request = call.request
         if isinstance(request, ClientStats):
-            counters = _counters(node, transport, driver)
-            call.respond(StatsReply.of(request.rid, node.node_id, counters))
-            return
+            stats = _counters(node, transport, counters)
+            call.respond(StatsReply.of(request.rid, node.node_id, stats))
+            return []
         sequence += 1
         request_id = f"c{sequence}"
         pending[request_id] = (call.respond, request.rid)
         try:
             if isinstance(request, ClientPut):
-                driver["client_puts"] += 1
-                effects = node.put(request_id, request.key, request.value, request.context, t)
-            else:
-                assert isinstance(request, ClientGet)
-                driver["client_gets"] += 1
-                effects = node.get(request_id, request.key, t)
+                counters["client_puts"] += 1
+                return node.put(request_id, request.key, request.value, request.context, now)
+            assert isinstance(request, ClientGet)
+            counters["client_gets"] += 1
+            return node.get(request_id, request.key, now)
         except (TypeError, ValueError) as exc:  # a bad key or context: the client's fault
             del pending[request_id]
-            driver["client_rejected"] += 1
+            counters["client_rejected"] += 1
             failed = RequestFailed(f"bad request: {exc}"[:1024], code="bad_request")
             call.respond(ClientResponse(request.rid, failed))
-            return
+            return []
         except Exception as exc:  # a node bug on this request: fail it, keep serving
             if _fatal(exc):
                 raise
             del pending[request_id]
-            driver["client_errors"] += 1
+            counters["client_errors"] += 1
             log.exception("%s: error handling client request %s", node.node_id, request_id)
             failed = RequestFailed(f"internal error: {exc!r}"[:1024], code="internal_error")
             call.respond(ClientResponse(request.rid, failed))
-            return
-        dispatch(effects)
+            return []
 
-    def step(events: list[Inbound | ClientCall]) -> None:
-        for event in events:
-            t = now()
-            if isinstance(event, Inbound):
-                try:
-                    effects = node.receive(event.sender, event.message, t)
-                except Exception as exc:  # a node bug on peer input must not take the node down
-                    if _fatal(exc):
-                        raise
-                    driver["peer_errors"] += 1
-                    log.exception(
-                        "%s: error handling a message from %s", node.node_id, event.sender
-                    )
-                    continue
-                dispatch(effects)
-            else:
-                client(event, t)
+    def input_for(event: Inbound | ClientCall) -> Callable[[float], list[Any]]:
+        return partial(peer, event) if isinstance(event, Inbound) else partial(client, event)
 
-    planned = [0.0]  # the node time the loop sleeps until
+    driver: Driver[Any] = Driver(_Contained(node, counters), carry_out, clock=clock, on_error=lost)
+    halt = asyncio.Event()  # set by `stop`, or when storage fails for good
     fatal: list[BaseException] = []
-    timers_after = [0.0]  # a timer pass raised: the next one waits until then
-
-    def timers(t: float) -> None:
-        try:
-            effects = node.on_timer(t)
-        except Exception as exc:  # a node bug in a timer: count it, retry a little later
-            if _fatal(exc):
-                raise
-            driver["timer_errors"] += 1
-            if driver["timer_errors"] == 1 or driver["timer_errors"] % 1000 == 0:
-                log.exception("%s: error in a timer pass", node.node_id)
-            timers_after[0] = t + _TIMER_RETRY
-            return
-        dispatch(effects)
 
     def handle(event: Inbound | ClientCall) -> None:
         """Run one event at once, in the transport's task (the inbox's handler)."""
         if fatal:
             return
         try:
-            step([event])
+            driver.feed(input_for(event))
         except BaseException as exc:
             fatal.append(exc)
-            inbox.interrupt()
-            return
-        if node.deadline() < planned[0]:  # the event brought a timer forward
-            inbox.interrupt()
+            halt.set()
 
     stopper: asyncio.Task[None] | None = None
     try:
         inbox.handler = handle
+        for event in inbox.drain():  # queued before the handler was installed
+            driver.submit(input_for(event))
         await transport.start()
         if started is not None:
             started()
@@ -315,20 +319,12 @@ async def serve(  # noqa: PLR0912, PLR0915 - one loop, stated in one place
 
             async def watch() -> None:
                 await stop.wait()
-                inbox.interrupt()
+                halt.set()
 
             stopper = asyncio.create_task(watch())
-        while stop is None or not stop.is_set():
-            if fatal:
-                raise fatal[0]
-            step(inbox.drain())
-            t = now()
-            if node.deadline() <= t and t >= timers_after[0]:
-                timers(t)
-            if len(inbox):
-                continue
-            planned[0] = max(node.deadline(), timers_after[0])
-            await inbox.wait(planned[0] - now())
+        await driver.run(stop=halt)
+        if fatal:
+            raise fatal[0]
     except BaseException as exc:
         if _fatal(exc):
             log.error("%s: storage failed for good, stopping: %s", node.node_id, exc)

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from aio.serving import Serving
 from dynamo_core import HashRing, MemoryStorage, Node, NodeConfig
-from dynamo_core.aio import Client, ClientError, TcpTransport, TransportConfig, serve, tls_contexts
+from dynamo_core.aio import Client, ClientError, TcpTransport, TransportConfig, tls_contexts
 from dynamo_core.aio.auth import Connector
 from dynamo_core.aio.framing import encode_frame
 
@@ -30,8 +31,9 @@ def node_tls(certs: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return tls_contexts(certs / f"{name}.pem", certs / f"{name}.key", certs / "ca.pem")
 
 
-class Cluster:
+class Cluster(Serving):
     def __init__(self, ports: dict[str, int], certs: Path | None = None, **transport: Any) -> None:
+        super().__init__()
         self.ports = ports
         self.certs = certs
         self.transport_options = transport
@@ -39,11 +41,7 @@ class Cluster:
         ring.add_nodes(IDS)
         self.ring = ring
         self.storages = {i: MemoryStorage() for i in IDS}
-        self.nodes: dict[str, Node] = {}
         self.boots = dict.fromkeys(IDS, 0)
-        self.transports: dict[str, TcpTransport] = {}
-        self.stops: dict[str, asyncio.Event] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
 
     def address(self, node: str) -> tuple[str, int]:
         return ("127.0.0.1", self.ports[node])
@@ -65,19 +63,7 @@ class Cluster:
         transport = TcpTransport(
             node, self.address(node), peers, config=FAST, seed=ord(node), **options
         )
-        self.transports[node] = transport
-        self.stops[node] = asyncio.Event()
-        self.tasks[node] = asyncio.create_task(
-            serve(self.nodes[node], transport, stop=self.stops[node], close_storage=False)
-        )
-
-    async def stop(self, node: str) -> None:
-        self.stops[node].set()
-        await self.tasks.pop(node)
-
-    async def stop_all(self) -> None:
-        for node in list(self.tasks):
-            await self.stop(node)
+        self.run(node, transport, close_storage=False)
 
     async def connected(self, eventually: Eventually) -> None:
         """Wait until every running node is connected to, and believes up, every other one."""

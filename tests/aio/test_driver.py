@@ -155,6 +155,35 @@ def test_unknown_effects_are_ignored_and_reported(
     assert set(seen) == {"something new"}
 
 
+def test_an_on_effect_hook_that_raises_costs_that_effect_only(
+    run: Any, tmp_path: Path, eventually: Eventually
+) -> None:
+    node = single(tmp_path, OddNode)
+    transport = TcpTransport("A", "127.0.0.1:0", {})
+
+    calls: list[object] = []
+
+    def broken(effect: object) -> None:
+        calls.append(effect)
+        raise RuntimeError("the application's hook is broken")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(node, transport, stop=stop, on_effect=broken))
+        address = await started(transport, eventually)
+        async with Client([address]) as client:
+            await eventually(lambda: len(calls) >= 2, what="timer rounds")
+            assert not task.done()
+            await client.put("k", b"v")  # still serving
+            assert (await client.get("k"))[0] == (b"v",)
+            _, stats = await client.stats()
+        assert stats["effect_errors"] >= 1
+        stop.set()
+        await task
+
+    run(main())
+
+
 class RecordingNode(Node):
     """Records the time of every input."""
 

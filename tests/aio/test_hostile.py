@@ -9,6 +9,7 @@ lost, memory bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import sqlite3
@@ -19,6 +20,9 @@ from typing import Any
 
 import pytest
 
+from aio.processes import serve as serve_process
+from aio.processes import stop
+from aio.serving import Serving
 from dynamo_core import (
     DVVSet,
     HashRing,
@@ -46,20 +50,17 @@ CONFIG = NodeConfig(heartbeat_interval=0.1, request_timeout=2.0, anti_entropy_in
 FAST = TransportConfig(connect_timeout=5.0, handshake_timeout=5.0, backoff_max=0.2)
 
 
-class Cluster:
+class Cluster(Serving):
     """Three nodes on SQLite files under `path`; a node restarts on its file."""
 
     def __init__(self, path: Path, ports: dict[str, int], node_class: type[Node] = Node) -> None:
+        super().__init__()
         self.path = path
         self.ports = ports
         self.node_class = node_class
         self.ring = HashRing(3, partitions=16)
         self.ring.add_nodes(IDS)
         self.boots = dict.fromkeys(IDS, 0)
-        self.nodes: dict[str, Node] = {}
-        self.transports: dict[str, TcpTransport] = {}
-        self.stops: dict[str, asyncio.Event] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
 
     def addresses(self) -> list[tuple[str, int]]:
         return [("127.0.0.1", self.ports[n]) for n in IDS]
@@ -79,19 +80,7 @@ class Cluster:
         transport = TcpTransport(
             node, ("127.0.0.1", self.ports[node]), peers, config=FAST, seed=ord(node)
         )
-        self.transports[node] = transport
-        self.stops[node] = asyncio.Event()
-        self.tasks[node] = asyncio.create_task(
-            serve(self.nodes[node], transport, stop=self.stops[node])
-        )
-
-    async def stop(self, node: str) -> None:
-        self.stops[node].set()
-        await self.tasks.pop(node)
-
-    async def stop_all(self) -> None:
-        for node in list(self.tasks):
-            await self.stop(node)
+        self.run(node, transport)
 
     async def restart_all(self, eventually: Eventually) -> None:
         for node in IDS:
@@ -437,6 +426,45 @@ def test_finding_4_big_handshake_frames_are_refused_at_the_header(
             await eventually(lambda: node.stats()["closed_oversized"] == 41, what="refusal")
 
     run(main())
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident set of process `pid` (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS line")
+
+
+def test_finding_4_a_serve_process_flooded_with_big_handshake_frames_stays_small(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    port = free_port()
+    proc = serve_process(tmp_path / "a", port)
+    try:
+        before = rss_bytes(proc.pid)
+
+        async def flood() -> None:
+            conns = []
+            for _ in range(40):  # each claims a 16 MiB frame and sends 1 MiB of it
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write((16 * 2**20).to_bytes(4, "big") + b"x" * 2**20)
+                conns.append((reader, writer))
+            for reader, writer in conns:
+                # Refused at the header: closed, or reset over the unread rest.
+                with contextlib.suppress(ConnectionResetError):
+                    assert await asyncio.wait_for(reader.read(), 10) == b""
+                writer.close()
+            async with Client([("127.0.0.1", port)], timeout=10.0) as client:
+                await client.put("after", b"flood")  # still serving
+                assert (await client.get("after"))[0] == (b"flood",)
+
+        asyncio.run(flood())
+        grown = rss_bytes(proc.pid) - before
+        # The finding: 40 such connections grew a node by 665 MB. Now nothing is buffered.
+        assert grown < 16 * 2**20, f"the node grew by {grown:,} bytes"
+    finally:
+        stop(proc)
 
 
 # -- finding 7: slow readers -------------------------------------------------------------------

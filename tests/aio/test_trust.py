@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from aio.processes import stop
+from aio.processes import serve, stop
 from aio.relay import Relay
 from dynamo_core import DVVSet, HashRing, codec
 from dynamo_core.aio import Client, ClientError, tls_contexts
@@ -24,39 +21,6 @@ from dynamo_core.aio.framing import encode_frame
 from dynamo_core.cli import main
 from dynamo_core.membership import GossipUpdate
 from dynamo_core.messages import StoreRequest
-
-N1 = ("--n", "1", "--r", "1", "--w", "1")
-
-
-def serve(
-    data: Path,
-    port: int,
-    *extra: str,
-    max_files: int | None = None,
-    node: str = "A",
-    peers: str = "B=127.0.0.1:1",
-    placement: tuple[str, ...] = N1,
-) -> subprocess.Popen[str]:
-    """Start `node` (default: A, N=1, peer B never up) with `extra` options, once listening."""
-
-    def limit() -> None:  # pragma: no cover - runs in the child
-        if max_files is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
-
-    argv = [sys.executable, "-m", "dynamo_core", "serve", "--id", node, "--data", str(data)]
-    argv += ["--listen", f"127.0.0.1:{port}", "--peers", peers, "--sync", "normal"]
-    argv += [*placement, "--partitions", "8", "--heartbeat", "0.2", *extra]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=limit,  # noqa: PLW1509 - setrlimit only, before any thread runs in the child
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert f"listening on 127.0.0.1:{port}" in line, line + proc.stdout.read()
-    return proc
 
 
 def secret_files(tmp_path: Path) -> tuple[Path, Path]:
