@@ -16,6 +16,7 @@ from hypothesis import given, settings
 import dynamo_core.node as node_module
 from dynamo_core import ActorEpochs, DVVSet, PutReply
 from dynamo_core.limits import Limits
+from dynamo_core.node import keyspace
 from dynamo_core.strategies import simulation_configs
 from dynamo_core.testing import (
     CHURN_EVENTS,
@@ -244,8 +245,8 @@ def test_the_checker_catches_data_dropped_without_a_handover(patched: pytest.Mon
     # Mutant: a node deletes the ranges it no longer replicates without checking that it
     # served them or re-hinting them: acknowledged writes disappear with churn.
     def drop_everything(self: node_module.Node, now: float) -> None:
-        for skey, _ in list(self._storage.scan(b"d/", b"d0")):
-            if self._range_of(int.from_bytes(skey[2:10], "big")) is None:
+        for skey, _ in list(self._storage.scan(keyspace.DATA, keyspace.DATA_END)):
+            if self._replica.segment_of(keyspace.token_of(skey)) is None:
                 self._storage.delete(skey)
         self._foreign = False
 

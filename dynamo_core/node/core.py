@@ -1,62 +1,11 @@
-"""The Dynamo node: every primitive composed into one replica and coordinator, as a pure core.
-
-A [`Node`][dynamo_core.node.Node] is what one machine of a Dynamo cluster runs. It owns
-
-* a [`HashRing`][dynamo_core.ring.HashRing] (the same on every node) that says which nodes
-  replicate each key — the key's *preference list* — and which nodes stand in when they fail;
-* a [`Storage`][dynamo_core.interfaces.Storage] holding one [`DVVSet`][dynamo_core.dvv.DVVSet]
-  per key it replicates (encoded through the codec), its actor epoch (the KV679 guard of
-  [`ActorEpochs`][dynamo_core.epochs.ActorEpochs]) and its
-  [`HintStore`][dynamo_core.hints.HintStore];
-* one [`MerkleTree`][dynamo_core.merkle.MerkleTree] per ring segment it replicates, updated on
-  every local write;
-* a [`PhiAccrualDetector`][dynamo_core.failure.PhiAccrualDetector] fed by heartbeats, with
-  Dynamo's local signal: a request that times out marks its target suspect;
-* [`PutCoordinator`][dynamo_core.quorum.PutCoordinator] and
-  [`GetCoordinator`][dynamo_core.quorum.GetCoordinator] for the client requests it coordinates,
-  a [`Handoff`][dynamo_core.hints.Handoff] that delivers its hints when their targets come back,
-  and [`MerkleExchange`][dynamo_core.merkle.MerkleExchange]s with replica peers.
-
-It is a sans-I/O state machine, like every core in the library: no clock, no sockets, no
-threads, no global randomness. Time comes in as ``now``; inputs are client requests
-([`put`][dynamo_core.node.Node.put], [`get`][dynamo_core.node.Node.get]), messages from other
-nodes ([`receive`][dynamo_core.node.Node.receive]) and timers
-([`on_timer`][dynamo_core.node.Node.on_timer], due at [`deadline`][dynamo_core.node.Node.deadline]).
-Every input returns the effects it causes — [`Send`][dynamo_core.node.Send] a message,
-[`Reply`][dynamo_core.node.Reply] to a client, and informational effects
-([`AntiEntropyDone`][dynamo_core.node.AntiEntropyDone],
-[`HintsDelivered`][dynamo_core.hints.HintsDelivered],
-[`HintsExpired`][dynamo_core.hints.HintsExpired]) — for a driver to carry out: the
-deterministic [`Simulation`][dynamo_core.testing.Simulation], or your own.
-
-**The write path.** Any node takes a client `put`. A node outside the key's preference list
-forwards it to the first primary it believes up (Dynamo does the same); a primary coordinates:
-it loads its stored state, picks an actor id with [`ActorEpochs`][dynamo_core.epochs.ActorEpochs]
-(so a node that lost data never reissues a dot), applies ``state.update(value, actor,
-context)``, stores the result together with its epoch in one atomic batch, and runs a
-`PutCoordinator` over the key's nodes in ring order minus those believed down. Fallbacks keep
-what they receive for a failed primary as a hint and hand it over when the primary is back.
-
-**The read path.** A `get` collects `r` answers, replies with the merged siblings and an opaque
-context, and read-repairs stale replicas once every answer is in.
-
-**Anti-entropy.** Every `anti_entropy_interval` the node offers the Merkle roots of the ranges it
-shares with its next replica peer (round robin); for each range whose roots differ, it runs a
-`MerkleExchange` and repairs the differing keys in both directions by shipping states that the
-receiver merges with ``sync``.
-
-Membership is fixed for the life of a node (every node starts with the same ring); the ring is
-copied at construction and everything derived from it — replicated ranges, trees, peers — is
-recomputed by one private method, the seam where ring changes will plug in.
-"""
+"""`Node`: the wiring of the node's parts (see the package docstring)."""
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import Any, Final, Literal, TypeAlias, assert_never, cast
+from collections.abc import Iterable
+from typing import Any, Final, Literal, assert_never, cast
 
 import attrs
 
@@ -66,7 +15,6 @@ from dynamo_core._check import (
     check_key,
     check_node_id,
     check_positive_float,
-    check_positive_int,
     check_time,
 )
 from dynamo_core.dvv import DVVSet
@@ -95,7 +43,7 @@ from dynamo_core.hints import (
     SendHints,
 )
 from dynamo_core.interfaces import Storage
-from dynamo_core.limits import MAX_CONTEXT_COUNTER, Limits, unstorable, version_refusal
+from dynamo_core.limits import unstorable, version_refusal
 from dynamo_core.membership import (
     Change,
     GossipDigest,
@@ -106,7 +54,6 @@ from dynamo_core.membership import (
     stream_sources,
 )
 from dynamo_core.messages import (
-    MAX_CONTEXT_BYTES,
     MAX_KEY_BYTES,
     MAX_REPAIR_KEYS,
     ExchangeMessage,
@@ -129,6 +76,21 @@ from dynamo_core.messages import (
     SyncDiff,
     SyncOffer,
 )
+from dynamo_core.node import keyspace
+from dynamo_core.node.config import NodeConfig
+from dynamo_core.node.contexts import EMPTY_CONTEXT, decode_context, encode_context
+from dynamo_core.node.effects import (
+    AntiEntropyDone,
+    Effect,
+    MembershipView,
+    Quarantined,
+    Reply,
+    RingChanged,
+    Send,
+    TransferDone,
+    VersionRefused,
+)
+from dynamo_core.node.replica import Replica, Segment, Write
 from dynamo_core.quorum import (
     Complete,
     Fetched,
@@ -143,10 +105,9 @@ from dynamo_core.quorum import (
     SendStore,
     Stored,
 )
-from dynamo_core.ring import HashRing, Transfer
+from dynamo_core.ring import HashRing
 from dynamo_core.storage import MemoryStorage
 from dynamo_core.streaming import (
-    MAX_BATCH_ITEMS,
     RangeStream,
     SendPull,
     StoreItems,
@@ -156,369 +117,14 @@ from dynamo_core.streaming import (
 )
 from dynamo_core.vclock import VectorClock
 
-__all__ = [
-    "NODE_STATUSES",
-    "AntiEntropyDone",
-    "Effect",
-    "MembershipView",
-    "Node",
-    "NodeConfig",
-    "Quarantined",
-    "Reply",
-    "RingChanged",
-    "Send",
-    "TransferDone",
-    "VersionRefused",
-    "decode_context",
-    "encode_context",
-]
+__all__ = ["Node"]
 
-_DATA: Final = b"d/"
-_DATA_END: Final = b"d0"  # b"d/" + 1: the end of the data records
-_EPOCH_KEY: Final = b"m/epoch"
-_HINTS_NS: Final = b"h/"
-_HINTS_END: Final = b"h0"  # b"h/" + 1: the end of the hint store's records
-_MEMBERSHIP_KEY: Final = b"m/membership"
-_LIFE_KEY: Final = b"m/life"
-_SERVED: Final = b"m/served/"  # + epoch (8) + index (8): this node began serving that stream
-_SERVED_END: Final = b"m/served0"
-_DIRTY: Final = b"m/dirty/"  # + token (8) + key: written after serving began
-_DIRTY_END: Final = b"m/dirty0"
-_STREAM: Final = b"m/stream/"  # + epoch (8) + index (8): an incoming stream's cursor
-_STREAM_END: Final = b"m/stream0"
-_QUARANTINE: Final = b"q/"  # + the storage key: a corrupt node record, moved aside
 _MAX_STREAM_BATCH: Final = 8 * 2**20
 _MAX_INCARNATION: Final = 2**31 - 1
 _RANDOM_EPOCHS: Final = (2**40, 2**52)
-_CACHE_SIZE: Final = 4096  # decoded replica states kept in memory (volatile)
 _MAX_REFUSED: Final = 1024  # refused ring versions remembered (each is reported once)
 
-
-# -- configuration -----------------------------------------------------------------------------
-
-
-def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    check_positive_float(value, attribute.name)
-
-
-def _optional_positive(_: object, attribute: attrs.Attribute[float | None], value: object) -> None:
-    if value is not None:
-        check_positive_float(value, attribute.name)
-
-
-def _positive_int(_: object, attribute: attrs.Attribute[int], value: object) -> None:
-    check_positive_int(value, attribute.name)
-
-
-def _depth(_: object, attribute: attrs.Attribute[int], value: object) -> None:
-    if type(value) is not int:
-        raise TypeError(f"{attribute.name} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= merkle.MAX_DEPTH:
-        raise ValueError(f"{attribute.name} must be in 0..{merkle.MAX_DEPTH}, got {value}")
-
-
-def _levels(_: object, attribute: attrs.Attribute[int], value: object) -> None:
-    check_positive_int(value, attribute.name, maximum=merkle.MAX_LEVELS_PER_ROUND)
-
-
-def _optional_time(_: object, attribute: attrs.Attribute[float | None], value: object) -> None:
-    if value is not None:
-        check_time(value, attribute.name)
-
-
-@attrs.frozen
-class NodeConfig:
-    """Timings and limits of a [`Node`][dynamo_core.node.Node].
-
-    Every node of a cluster should use the same `merkle_depth`. An exchange between trees of
-    different depths works (the deeper side folds), but the roots a node offers each round are
-    compared as they are, so ranges of different depths are offered again every round.
-
-    Attributes:
-        heartbeat_interval: Seconds between heartbeats to every other node; also the failure
-            detector's expected interval and how often hint targets are re-checked.
-        phi_threshold: The φ above which the detector convicts a silent node (Cassandra: 8).
-        request_timeout: The overall time budget of a coordinated put or get, in seconds.
-        replica_timeout: How long one replica may take before a fallback replaces it (puts);
-            default: a quarter of `request_timeout`.
-        forward_timeout: How long a node waits for the primary it forwarded a request to;
-            default: twice `request_timeout`.
-        anti_entropy_interval: Seconds between anti-entropy rounds (one peer per round).
-        exchange_timeout: An anti-entropy offer or exchange that makes no progress for this
-            long is dropped.
-        max_exchanges: The most Merkle exchanges one round starts with its peer; the other
-            differing ranges wait for the next round with that peer.
-        merkle_depth: The depth of each range's tree (``2**depth`` segments), capped for ranges
-            with fewer tokens than segments.
-        levels_per_round: Tree levels an exchange descends per round trip.
-        confirm_delay: Re-check differing segments after this pause before repairing (Riak's
-            compare-twice); `None` repairs after one pass (repairs are idempotent merges).
-        hint_ttl: Seconds after which an undelivered hint expires (the hint window is the same).
-        max_hints_per_target: Hints a fallback keeps for one failed node.
-        max_hint_bytes_per_target: Encoded hint bytes a fallback keeps for one failed node.
-        handoff_timeout: Seconds to wait for a hint batch to be acknowledged.
-        handoff_backoff: First retry delay after a failed hint batch (doubling, up to 60 s).
-        handoff_rate: Hint bytes per second a node sends at most.
-        gossip_interval: Seconds between membership gossip rounds (one random peer a round).
-        stream_batch_bytes: The most state bytes one range-stream batch carries.
-        stream_rate: Range-stream bytes per second one incoming stream pulls at most.
-        stream_timeout: Seconds to wait for a stream batch before pulling again (three silent
-            pulls move the stream to another source).
-        limits: The admission limits of client writes (values, siblings, clock entries,
-            record bytes); see [`Limits`][dynamo_core.limits.Limits].
-        storage_full_pause: After a write failed with
-            [`StorageFull`][dynamo_core.errors.StorageFull], the node refuses client writes and
-            starts no anti-entropy or range stream for this many seconds, then tries again.
-    """
-
-    heartbeat_interval: float = attrs.field(default=1.0, validator=_positive)
-    phi_threshold: float = attrs.field(default=8.0, validator=_positive)
-    request_timeout: float = attrs.field(default=1.0, validator=_positive)
-    replica_timeout: float | None = attrs.field(default=None, validator=_optional_positive)
-    forward_timeout: float | None = attrs.field(default=None, validator=_optional_positive)
-    anti_entropy_interval: float = attrs.field(default=10.0, validator=_positive)
-    exchange_timeout: float = attrs.field(default=10.0, validator=_positive)
-    max_exchanges: int = attrs.field(default=4, validator=_positive_int)
-    merkle_depth: int = attrs.field(default=10, validator=_depth)
-    levels_per_round: int = attrs.field(default=2, validator=_levels)
-    confirm_delay: float | None = attrs.field(default=None, validator=_optional_time)
-    hint_ttl: float = attrs.field(default=3 * 3600.0, validator=_positive)
-    max_hints_per_target: int = attrs.field(default=100_000, validator=_positive_int)
-    max_hint_bytes_per_target: int = attrs.field(default=64 * 2**20, validator=_positive_int)
-    handoff_timeout: float = attrs.field(default=10.0, validator=_positive)
-    handoff_backoff: float = attrs.field(default=1.0, validator=_positive)
-    handoff_rate: float = attrs.field(default=1024 * 1024.0, validator=_positive)
-    gossip_interval: float = attrs.field(default=1.0, validator=_positive)
-    stream_batch_bytes: int = attrs.field(default=1 << 20, validator=_positive_int)
-    stream_rate: float = attrs.field(default=16 * 1024 * 1024.0, validator=_positive)
-    stream_timeout: float = attrs.field(default=5.0, validator=_positive)
-    limits: Limits = attrs.field(factory=Limits, validator=attrs.validators.instance_of(Limits))
-    storage_full_pause: float = attrs.field(default=1.0, validator=_positive)
-
-    def __attrs_post_init__(self) -> None:
-        if self.replica_timeout is not None and self.replica_timeout > self.request_timeout:
-            raise ValueError(
-                f"replica_timeout must be at most request_timeout={self.request_timeout}, "
-                f"got {self.replica_timeout}"
-            )
-
-
-# -- effects -----------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Send:
-    """Effect: deliver `message` to the node `target` (best effort: it may be lost)."""
-
-    target: str
-    message: Message
-
-
-@attrs.frozen
-class Reply:
-    """Effect: the client request `request_id` is finished with `result`.
-
-    Attributes:
-        request_id: The id the client passed to `put` or `get`.
-        result: [`PutReply`][dynamo_core.messages.PutReply],
-            [`GetReply`][dynamo_core.messages.GetReply] or
-            [`RequestFailed`][dynamo_core.messages.RequestFailed].
-    """
-
-    request_id: str
-    result: RequestResult
-
-    @property
-    def ok(self) -> bool:
-        """Whether the request succeeded."""
-        return self.result.ok
-
-
-@attrs.frozen
-class AntiEntropyDone:
-    """Effect (informational): a Merkle exchange this node started has finished.
-
-    Attributes:
-        peer: The other replica.
-        range: The token range compared.
-        report: What the exchange found and what it cost (digests, round trips, bytes).
-        pushed: Keys whose states were sent to the peer (it lacked them or they differed).
-        pulled: Keys whose states were asked from the peer.
-    """
-
-    peer: str
-    range: TokenRange
-    report: merkle.ExchangeReport
-    pushed: int
-    pulled: int
-
-
-@attrs.frozen
-class Quarantined:
-    """Effect (informational): a stored record failed to decode and is quarantined.
-
-    A replica record is kept as it is (never deleted, never overwritten), counted in
-    ``stats()["records_quarantined"]``, and reported once per life of the node. Reads answer
-    as if this replica did not hold the key, writes to it are refused here, and the other
-    replicas keep serving it. A node record (its epoch, membership, stream bookkeeping) is moved
-    under ``q/`` and the node starts without it, as after a lost disk; a hint store that does
-    not open is moved there whole (anti-entropy repairs what its hints held). See the node page
-    for what an operator does.
-
-    Attributes:
-        key: The replica record's key, or the node record's storage key (``b"m/epoch"``,
-            ``b"h/"`` for the hint store).
-        reason: Why it failed to decode.
-    """
-
-    key: bytes
-    reason: str
-
-
-@attrs.frozen
-class VersionRefused:
-    """Effect (informational): a ring version received by gossip was refused, not adopted.
-
-    Counted in ``stats()["versions_refused"]`` every time; reported once per version.
-
-    Attributes:
-        sender: The node that sent it.
-        version: The refused version.
-        reason: Which rule it broke (a stranger member, an unreachable epoch, a size cap).
-    """
-
-    sender: str
-    version: RingVersion
-    reason: str
-
-
-@attrs.frozen
-class RingChanged:
-    """Effect (informational): the node installed another ring version, or it settled.
-
-    Attributes:
-        version: The version now installed.
-        settled: Whether its data movement is finished (the previous ring is gone).
-        transfers: How many transfers its plan holds.
-    """
-
-    version: RingVersion
-    settled: bool
-    transfers: int
-
-
-@attrs.frozen
-class TransferDone:
-    """Effect (informational): this node finished streaming a range in.
-
-    Attributes:
-        transfer: The transfer (this node is its target).
-        index: Its index in the version's plan.
-        served_by: The source that streamed the whole range.
-        keys: Keys received over the stream's life (resumes included).
-    """
-
-    transfer: Transfer
-    index: int
-    served_by: str
-    keys: int
-
-
-NODE_STATUSES: Final = ("joining", "member", "leaving", "left", "outside")
-"""What [`Node.status`][dynamo_core.node.Node.status] returns."""
-
-
-@attrs.frozen
-class MembershipView:
-    """A read-only view of a node's membership state.
-
-    Attributes:
-        version: The installed ring version.
-        settled: Whether its data movement is finished.
-        plan: The version's transfers.
-        completed: ``(index, served_by)`` of the finished ones.
-        pending_changes: Requested changes no version has applied yet.
-        claimant: The node that mints the next version.
-        outside: Whether the node holds no version it can justify yet.
-    """
-
-    version: RingVersion
-    settled: bool
-    plan: tuple[Transfer, ...]
-    completed: tuple[tuple[int, str], ...]
-    pending_changes: tuple[Change, ...]
-    claimant: str | None
-    outside: bool
-
-    @property
-    def pending_transfers(self) -> tuple[Transfer, ...]:
-        """The transfers not completed yet, in plan order."""
-        done = {i for i, _ in self.completed}
-        return tuple(t for i, t in enumerate(self.plan) if i not in done)
-
-
-Effect: TypeAlias = (
-    Send
-    | Reply
-    | AntiEntropyDone
-    | HintsDelivered
-    | HintsExpired
-    | RingChanged
-    | TransferDone
-    | Quarantined
-    | VersionRefused
-)
-"""Everything a [`Node`][dynamo_core.node.Node] input returns a list of; dispatch with `match`."""
-
-
-# -- client contexts ---------------------------------------------------------------------------
-
-
-def encode_context(context: VectorClock) -> bytes:
-    """Encode a causal context for a client (canonical JSON of the clock).
-
-    Returns:
-        The opaque bytes a client sends back with its next put.
-    """
-    return codec.dumps(context.to_dict())
-
-
-def decode_context(data: bytes) -> VectorClock:
-    """Decode a context made by [`encode_context`][dynamo_core.node.encode_context].
-
-    A context holds at most 1,024 entries and counters of at most
-    [`MAX_CONTEXT_COUNTER`][dynamo_core.limits.MAX_CONTEXT_COUNTER] (2**53): a node's own writes
-    never get near it, and no context can bring a counter close to overflow.
-
-    Raises:
-        TypeError: `data` is not `bytes`.
-        dynamo_core.errors.DecodeError: `data` is not a valid context, or is over a cap.
-    """
-    check_bytes(data, "context")
-    clock = VectorClock.from_dict(codec.loads(data, max_bytes=MAX_CONTEXT_BYTES))
-    for actor, counter in clock.items():
-        if counter > MAX_CONTEXT_COUNTER:
-            raise DecodeError(f"context counter of {actor[:64]!r} is {counter}; the limit is 2**53")
-    return clock
-
-
-_EMPTY_CONTEXT: Final = encode_context(VectorClock())
-
-
 # -- internal bookkeeping ----------------------------------------------------------------------
-
-
-class _Range:
-    """One ring segment this node replicates: its replicas and its (lazily built) tree."""
-
-    __slots__ = ("depth", "empty_root", "range", "replicas", "tree")
-
-    def __init__(self, rng: TokenRange, replicas: tuple[str, ...], depth: int) -> None:
-        self.range = rng
-        self.replicas = replicas
-        self.depth = depth
-        self.tree: merkle.MerkleTree | None = None
-        self.empty_root = b""
 
 
 class _Request:
@@ -753,7 +359,6 @@ class Node:
 
     __slots__ = (
         "_ae_cursor",
-        "_cache",
         "_change_seq",
         "_config",
         "_detector",
@@ -783,16 +388,13 @@ class Node:
         "_peers",
         "_policy",
         "_previous",
-        "_quarantined",
-        "_range_by_start",
-        "_ranges",
         "_refused",
+        "_replica",
         "_requests",
         "_ring",
         "_seeds",
         "_seen_forwards",
         "_served",
-        "_starts",
         "_stats",
         "_storage",
         "_streams",
@@ -834,7 +436,6 @@ class Node:
         self._storage = storage
         self._incarnation = incarnation
         self._stats = dict.fromkeys(_STAT_NAMES, 0)
-        self._quarantined: dict[bytes, str] = {}  # storage key -> why it failed to decode
         self._notes: list[Effect] = []  # informational effects of the current input
         self._membership = self._load_membership(node_id, ring, policy)
         self._ring = self._membership.record.ring
@@ -870,7 +471,6 @@ class Node:
             first_batch_id=incarnation << 32,
         )
         self._handoff_due: float | bool | None = True  # True: recompute
-        self._cache: dict[bytes, tuple[bytes, DVVSet[bytes]]] = {}
         self._requests: dict[int, _Request] = {}
         self._forwards: dict[int, _Forwarded] = {}
         self._seen_forwards: dict[tuple[str, int], float] = {}  # (sender, fwd) -> forget at
@@ -881,13 +481,11 @@ class Node:
         self._next_hb = start
         self._ae_cursor = 0
         self._next_ae = start + config.anti_entropy_interval
-        self._ranges: list[_Range] = []
-        self._starts: list[int] = []
-        self._range_by_start: dict[int, _Range] = {}
         self._peers: tuple[str, ...] = ()
         self._hb_targets: tuple[str, ...] = ()
         self._life = self._load_life()
-        self._served = self._load_served()
+        self._replica = Replica(storage, self._ring.token, self._stats, self._notes)
+        self._set_served(self._load_served())
         self._gossip_rng = random.Random(f"dynamo-core/gossip/{node_id}/{incarnation}")  # noqa: S311
         self._next_gossip = start
         self._change_seq = 0
@@ -895,7 +493,6 @@ class Node:
         self._streams_due = True
         self._foreign = False
         self._install_ring()
-        self._load_trees()
         self._drop_foreign(start)
 
     # -- public views ----------------------------------------------------------------------
@@ -948,7 +545,7 @@ class Node:
     @property
     def ranges(self) -> tuple[TokenRange, ...]:
         """The ring segments this node replicates, in token order."""
-        return tuple(r.range for r in self._ranges)
+        return tuple(r.range for r in self._replica.segments)
 
     def replicas(self, key: str | bytes) -> tuple[str, ...]:
         """Return `key`'s preference list (its primary replicas). Cost: O(len(key)).
@@ -966,20 +563,20 @@ class Node:
             dynamo_core.errors.StorageError: the stored record is corrupt.
         """
         data = _key_bytes(key)
-        skey = self._skey(data, self._ring.token(data))
+        skey = keyspace.data_key(data, self._ring.token(data))
         raw = self._storage.get(skey)
         if raw is None:
             return None
-        state = self._state(skey, raw)
+        state = self._replica.state(skey, raw)
         if state is None:
             raise StorageError(
-                f"the record of {data[:64]!r} is quarantined: {self._quarantined[skey]}"
+                f"the record of {data[:64]!r} is quarantined: {self._replica.quarantined[skey]}"
             )
         return state
 
     def keys(self) -> list[bytes]:
         """Return every key this node stores a replica of, in token order. Cost: O(keys)."""
-        return [skey[10:] for skey, _ in self._storage.scan(_DATA, _DATA_END)]
+        return self._replica.keys()
 
     def merkle_root(self, rng: TokenRange) -> bytes:
         """Return the root of this node's tree over the replicated segment `rng`.
@@ -990,10 +587,10 @@ class Node:
         Raises:
             ValueError: `rng` is not a segment this node replicates.
         """
-        r = self._range_by_start.get(rng.start) if isinstance(rng, TokenRange) else None
+        r = self._replica.segment(rng.start) if isinstance(rng, TokenRange) else None
         if r is None or r.range != rng:
             raise ValueError(f"rng must be a segment this node replicates, got {rng!r}")
-        return self._tree(r).root
+        return self._replica.tree(r).root
 
     def stats(self) -> dict[str, int]:
         """Counters of what the node has done, by name (sorted)."""
@@ -1075,8 +672,7 @@ class Node:
         if last == "join":
             return "joining"
         if any(c.op in ("leave", "replace") for c in changes):
-            holds = next(iter(self._storage.scan(_DATA, _DATA_END)), None) is not None
-            return "leaving" if holds or len(self._hints) else "left"
+            return "leaving" if self._replica.holds_any() or len(self._hints) else "left"
         return "outside"
 
     def join(
@@ -1396,13 +992,15 @@ class Node:
                 self._on_exchange_message(sender, message, t, out)
             case RepairPush():
                 for key, state in message.states:
-                    if self._range_of(self._ring.token(key)) is not None:
+                    if self._replica.segment_of(self._ring.token(key)) is not None:
                         self._absorb(key, state)  # a refusal is counted; the next round retries
                     else:
                         self._stats["messages_ignored"] += 1
             case RepairPull():
                 states = tuple(
-                    (key, state) for key in message.keys if (state := self._load(key)) is not None
+                    (key, state)
+                    for key in message.keys
+                    if (state := self._replica.load(key)) is not None
                 )
                 if states:
                     out.append(Send(sender, RepairPush(states)))
@@ -1565,7 +1163,7 @@ class Node:
 
     def quarantined(self) -> list[bytes]:
         """The keys of the stored records quarantined so far (failed to decode), sorted."""
-        return sorted(skey[10:] for skey in self._quarantined)
+        return sorted(keyspace.key_of(skey) for skey in self._replica.quarantined)
 
     def _forward_timeout(self) -> float:
         timeout = self._config.forward_timeout
@@ -1593,59 +1191,24 @@ class Node:
 
     def _install_ring(self) -> None:
         """Recompute everything derived from the ring(s): replicated segments and peers."""
-        ranges: list[_Range] = []
+        ranges: list[Segment] = []
         peers: set[str] = set()
         for rng, replicas in self._segments():
             if self._id in replicas:
                 depth = min(self._config.merkle_depth, rng.size.bit_length() - 1)
-                ranges.append(_Range(rng, replicas, depth))
+                ranges.append(Segment(rng, replicas, depth))
                 peers.update(node for node in replicas if node != self._id)
         ranges.sort(key=lambda r: r.range.start)
-        self._ranges = ranges
-        self._starts = [r.range.start for r in ranges]
-        self._range_by_start = {r.range.start: r for r in ranges}
+        self._replica.install(ranges, self._ring.token)
         self._peers = tuple(sorted(peers))
         members = set(self._membership.record.members()) | set(self._seeds)
         members.discard(self._id)
         self._hb_targets = tuple(sorted(members))
 
-    def _range_of(self, tok: int) -> _Range | None:
-        i = bisect.bisect_right(self._starts, tok) - 1
-        if i >= 0 and tok in self._ranges[i].range:
-            return self._ranges[i]
-        if self._ranges and tok in self._ranges[-1].range:  # a segment that wraps
-            return self._ranges[-1]
-        return None
-
-    def _tree(self, r: _Range) -> merkle.MerkleTree:
-        tree = r.tree
-        if tree is None:
-            tree = merkle.MerkleTree(
-                r.depth, start=r.range.start, end=r.range.end, token_fn=self._ring.token
-            )
-            r.empty_root = tree.root
-            r.tree = tree
-        return tree
-
-    def _root(self, r: _Range) -> bytes | None:
-        """The root to offer: `None` for a segment holding nothing."""
-        if r.tree is None:
-            return None
-        root = r.tree.root
-        return None if root == r.empty_root else root
-
-    def _load_trees(self) -> None:
-        for skey, raw in self._storage.scan(_DATA, _DATA_END):
-            tok = int.from_bytes(skey[2:10], "big")
-            r = self._range_of(tok)
-            if r is not None:
-                key = skey[10:]
-                self._tree(r).insert(key, merkle.item_digest(key, raw))
-
     # -- membership: persistence, gossip, versions ------------------------------------------
 
     def _load_membership(self, node_id: str, ring: HashRing, policy: QuorumPolicy) -> Membership:
-        raw = self._storage.get(_MEMBERSHIP_KEY)
+        raw = self._storage.get(keyspace.MEMBERSHIP_KEY)
         hash_key = ring._hash_key
         if raw is not None:
             try:
@@ -1653,7 +1216,7 @@ class Node:
                     codec.loads(raw), hash_key=hash_key, min_members=policy.n
                 )
             except DecodeError as exc:  # start from the bootstrap ring; gossip brings the rest
-                self._set_aside(_MEMBERSHIP_KEY, raw, f"corrupt membership record: {exc}")
+                self._set_aside(keyspace.MEMBERSHIP_KEY, raw, f"corrupt membership record: {exc}")
             else:
                 if loaded.record.ring.replicas != policy.n:
                     raise StorageError("the stored ring's replicas differ from policy.n")
@@ -1662,7 +1225,7 @@ class Node:
         return Membership(node_id, record, outside=node_id not in ring, min_members=policy.n)
 
     def _persist_membership(self) -> None:
-        self._storage.put(_MEMBERSHIP_KEY, codec.dumps(self._membership.to_dict()))
+        self._storage.put(keyspace.MEMBERSHIP_KEY, codec.dumps(self._membership.to_dict()))
 
     def _open_hints(self, storage: Storage, config: NodeConfig) -> HintStore[DVVSet[bytes]]:
         """Open the hint store; a corrupt one is moved under ``q/`` whole and started afresh.
@@ -1676,46 +1239,53 @@ class Node:
                 max_hints_per_target=config.max_hints_per_target,
                 max_bytes_per_target=config.max_hint_bytes_per_target,
                 ttl=config.hint_ttl,
-                namespace=_HINTS_NS,
+                namespace=keyspace.HINTS_NS,
             )
 
         try:
             return open_store()
         except CorruptRecord as exc:
-            records = list(storage.scan(_HINTS_NS, _HINTS_END))
+            records = list(storage.scan(keyspace.HINTS_NS, keyspace.HINTS_END))
             for i in range(0, len(records), 1000):
                 chunk = records[i : i + 1000]
-                storage.write_batch([(_QUARANTINE + k, v) for k, v in chunk], [k for k, _ in chunk])
+                storage.write_batch(
+                    [(keyspace.quarantine_key(k), v) for k, v in chunk], [k for k, _ in chunk]
+                )
             self._stats["records_quarantined"] += 1
-            self._notes.append(Quarantined(_HINTS_NS, str(exc)[: codec.DEFAULT_MAX_STR]))
+            self._notes.append(Quarantined(keyspace.HINTS_NS, str(exc)[: codec.DEFAULT_MAX_STR]))
             return open_store()
 
     def _set_aside(self, key: bytes, raw: bytes, reason: str) -> None:
         """Quarantine a corrupt node record: move it under ``q/``, note it, go on without it."""
-        self._storage.write_batch([(_QUARANTINE + key, raw)], [key])
+        self._storage.write_batch([(keyspace.quarantine_key(key), raw)], [key])
         self._stats["records_quarantined"] += 1
         self._notes.append(Quarantined(key, reason[: codec.DEFAULT_MAX_STR]))
 
     def _load_life(self) -> int:
-        raw = self._storage.get(_LIFE_KEY)
-        if raw is not None and len(raw) == 8:
-            return int.from_bytes(raw, "big")
+        raw = self._storage.get(keyspace.LIFE_KEY)
+        life = None if raw is None else keyspace.decode_life(raw)
+        if life is not None:
+            return life
         rng = random.Random(f"dynamo-core/life/{self._id}/{self._incarnation}")  # noqa: S311
         life = rng.getrandbits(62) + 1
-        self._storage.put(_LIFE_KEY, life.to_bytes(8, "big"))
+        self._storage.put(keyspace.LIFE_KEY, keyspace.encode_life(life))
         return life
 
     def _load_served(self) -> list[tuple[int, int, TokenRange]]:
         served = []
-        for skey, raw in list(self._storage.scan(_SERVED, _SERVED_END)):
+        for skey, raw in list(self._storage.scan(keyspace.SERVED, keyspace.SERVED_END)):
             try:
                 rng = TokenRange.from_dict(codec.loads(raw))
             except DecodeError as exc:  # forgotten: the range is handed over as hints instead
                 self._set_aside(skey, raw, f"corrupt served-stream record: {exc}")
                 continue
-            body = skey[len(_SERVED) :]
-            served.append((int.from_bytes(body[:8], "big"), int.from_bytes(body[8:16], "big"), rng))
+            served.append((*keyspace.served_of(skey), rng))
         return served
+
+    def _set_served(self, served: list[tuple[int, int, TokenRange]]) -> None:
+        """The streams this node began serving; writes to their ranges are marked dirty."""
+        self._served = served
+        self._replica.serving = tuple(rng for _, _, rng in served)
 
     def _gossip(self, now: float, out: list[Effect], *, schedule: bool = True) -> None:
         """Send the membership digest to one random member or seed."""
@@ -1814,7 +1384,6 @@ class Node:
         self._exchanges.clear()
         self._offers.clear()
         self._install_ring()
-        self._load_trees()
         self._drop_foreign(now)
         self._clean_markers(new_version)
         self._rehome_hints(now)
@@ -1838,17 +1407,17 @@ class Node:
         ]
         if not stale and not rec.settled:
             return
-        deletes = [_SERVED + e.to_bytes(8, "big") + i.to_bytes(8, "big") for e, i, _ in stale]
+        deletes = [keyspace.served_key(e, i) for e, i, _ in stale]
         if rec.settled or new_version:
-            deletes += [k for k, _ in self._storage.scan(_DIRTY, _DIRTY_END)]
+            deletes += [k for k, _ in self._storage.scan(keyspace.DIRTY, keyspace.DIRTY_END)]
         deletes += [
             k
-            for k, _ in self._storage.scan(_STREAM, _STREAM_END)
-            if rec.settled or int.from_bytes(k[len(_STREAM) : len(_STREAM) + 8], "big") != rec.epoch
+            for k, _ in self._storage.scan(keyspace.STREAM, keyspace.STREAM_END)
+            if rec.settled or keyspace.stream_epoch(k) != rec.epoch
         ]
         if deletes:
             self._storage.write_batch(deletes=deletes)
-        self._served = [x for x in self._served if x not in stale]
+        self._set_served([x for x in self._served if x not in stale])
 
     def _drop_foreign(self, now: float) -> None:
         """Hand over and delete the data of ranges this node no longer replicates.
@@ -1862,14 +1431,14 @@ class Node:
         served = [r for e, i, r in self._served if e == rec.epoch and done.get(i) == self._id]
         kept = False
         handed = False
-        for skey, raw in list(self._storage.scan(_DATA, _DATA_END)):
-            tok = int.from_bytes(skey[2:10], "big")
-            if self._range_of(tok) is not None:
+        for skey, raw in list(self._storage.scan(keyspace.DATA, keyspace.DATA_END)):
+            tok = keyspace.token_of(skey)
+            if self._replica.segment_of(tok) is not None:
                 continue
-            key = skey[10:]
-            dirty = _DIRTY + skey[2:]
+            key = keyspace.key_of(skey)
+            dirty = keyspace.dirty_key(skey)
             if not (any(tok in r for r in served) and self._storage.get(dirty) is None):
-                state = self._state(skey, raw)
+                state = self._replica.state(skey, raw)
                 if state is None:  # quarantined: kept where it is, never deleted
                     continue
                 targets = [n for n in self._ring.preference_list(key) if n != self._id]
@@ -1879,8 +1448,7 @@ class Node:
                     continue
                 handed = True
                 self._stats["keys_rehinted"] += 1
-            self._storage.write_batch(deletes=[skey, dirty])
-            self._cache.pop(skey, None)
+            self._replica.drop(skey)
             self._stats["keys_dropped"] += 1
         if handed:
             self._handoff_due = True
@@ -1891,7 +1459,7 @@ class Node:
         ok = True
         for target in self._ring.preference_list(key):
             if target == self._id:
-                if self._range_of(self._ring.token(key)) is not None:
+                if self._replica.segment_of(self._ring.token(key)) is not None:
                     ok = self._absorb(key, state) and ok
             elif self._hint(target, key, state, now):
                 self._handoff_due = True
@@ -1945,12 +1513,8 @@ class Node:
             self._streams[index] = stream
             self._drive_stream(stream, core.start(now), now, out)
 
-    @staticmethod
-    def _stream_key(epoch: int, index: int) -> bytes:
-        return _STREAM + epoch.to_bytes(8, "big") + index.to_bytes(8, "big")
-
     def _read_stream(self, epoch: int, index: int) -> tuple[bytes | None, str | None, int | None]:
-        raw = self._storage.get(self._stream_key(epoch, index))
+        raw = self._storage.get(keyspace.stream_key(epoch, index))
         if raw is None:
             return None, None, None
         try:
@@ -1966,7 +1530,7 @@ class Node:
                 codec.as_int(obj["life"], "life"),
             )
         except DecodeError as exc:  # the stream starts over: merges are idempotent
-            self._set_aside(self._stream_key(epoch, index), raw, f"corrupt stream cursor: {exc}")
+            self._set_aside(keyspace.stream_key(epoch, index), raw, f"corrupt stream cursor: {exc}")
             return None, None, None
 
     def _drive_stream(
@@ -1982,7 +1546,7 @@ class Node:
                     stream.keys += len(effect.items)
                 case StreamFinished(transfer=transfer, index=index, served_by=served_by):
                     self._streams.pop(index, None)
-                    self._storage.delete(self._stream_key(core.epoch, index))
+                    self._storage.delete(keyspace.stream_key(core.epoch, index))
                     self._stats["streams_completed"] += 1
                     out.append(TransferDone(transfer, index, served_by, stream.keys))
                     before = self._membership.record
@@ -1997,17 +1561,16 @@ class Node:
 
     def _store_stream(self, core: RangeStream, effect: StoreItems) -> None:
         """Merge a batch and persist the stream's cursor in one atomic write."""
-        puts: list[tuple[bytes, bytes]] = []
-        updates = []
+        writes: list[Write] = []
         for key, state in effect.items:
             tok = self._ring.token(key)
-            r = self._range_of(tok)
+            r = self._replica.segment_of(tok)
             if r is None or tok not in core.transfer.range:
                 self._stats["messages_ignored"] += 1
                 continue
-            skey = self._skey(key, tok)
+            skey = keyspace.data_key(key, tok)
             raw = self._storage.get(skey)
-            old = None if raw is None else self._state(skey, raw)
+            old = None if raw is None else self._replica.state(skey, raw)
             if raw is not None and old is None:  # quarantined: never overwritten
                 self._stats["merges_refused"] += 1
                 continue
@@ -2022,24 +1585,15 @@ class Node:
             if unstorable(merged, new_raw) is not None:
                 self._stats["merges_refused"] += 1
                 continue
-            puts.append((skey, new_raw))
-            updates.append((key, skey, r, raw, new_raw, merged))
+            writes.append((key, skey, r, raw, new_raw, merged))
         cursor = None if effect.cursor is None else codec.encode_bytes(effect.cursor)
         record = codec.envelope(
             "stream_cursor", {"cursor": cursor, "source": effect.source, "life": effect.life}
         )
-        puts.append((self._stream_key(core.epoch, core.index), codec.dumps(record)))
-        self._storage.write_batch(puts)
-        for key, skey, r, raw, new_raw, merged in updates:
-            self._remember(skey, new_raw, merged)
-            tree = self._tree(r)
-            digest = merkle.item_digest(key, new_raw)
-            if raw is None:
-                tree.insert(key, digest)
-            else:
-                tree.update(key, merkle.item_digest(key, raw), digest)
+        cursor_record = (keyspace.stream_key(core.epoch, core.index), codec.dumps(record))
+        self._replica.write_many(writes, [cursor_record])
         self._stats["stream_keys_received"] += len(effect.items)
-        self._stats["replica_writes"] += len(updates)
+        self._stats["replica_writes"] += len(writes)
 
     def _on_stream_batch(
         self, sender: str, batch: StreamBatch, now: float, out: list[Effect]
@@ -2065,7 +1619,7 @@ class Node:
             return
         if pull.after is None:
             self._mark_served(pull.epoch, pull.index, pull.range)
-        items, after, last, size = self._scan_after(
+        items, after, last, size = self._replica.scan_after(
             pull.range, pull.after, min(max(pull.max_bytes, 1), _MAX_STREAM_BATCH)
         )
         self._stats["stream_keys_served"] += len(items)
@@ -2083,158 +1637,26 @@ class Node:
         entry = (epoch, index, rng)
         if entry in self._served:
             return
-        key = _SERVED + epoch.to_bytes(8, "big") + index.to_bytes(8, "big")
+        key = keyspace.served_key(epoch, index)
         self._storage.put(key, codec.dumps(rng.to_dict()))
-        self._served = [x for x in self._served if x[:2] != (epoch, index)] + [entry]
-
-    def _scan_after(
-        self, rng: TokenRange, after: bytes | None, max_bytes: int
-    ) -> tuple[tuple[tuple[bytes, DVVSet[bytes]], ...], bytes | None, bool, int]:
-        """Read the next batch of `rng` after the cursor, in range order."""
-        pieces = rng.pieces()
-        order = (pieces[1], pieces[0]) if rng.wraps else pieces
-        first = 0
-        if after is not None:
-            tok = int.from_bytes(after[:8], "big")
-            first = next((i for i, p in enumerate(order) if tok in p), len(order))
-        items: list[tuple[bytes, DVVSet[bytes]]] = []
-        size = 0
-        cursor = after
-        for i in range(first, len(order)):
-            piece = order[i]
-            lo = _DATA + piece.start.to_bytes(8, "big")
-            if after is not None and i == first:
-                lo = _DATA + after + b"\x00"
-            hi = _DATA_END if piece.end == TOKEN_SPACE else _DATA + piece.end.to_bytes(8, "big")
-            for skey, raw in self._storage.scan(lo, hi):
-                if items and (size + len(raw) > max_bytes or len(items) >= MAX_BATCH_ITEMS):
-                    return tuple(items), cursor, False, size
-                state = self._state(skey, raw)
-                cursor = skey[2:]
-                if state is None:  # quarantined: stays here, is not shipped
-                    continue
-                items.append((skey[10:], state))
-                size += len(raw)
-        return tuple(items), cursor, True, size
+        self._set_served([x for x in self._served if x[:2] != (epoch, index)] + [entry])
 
     # -- storage -----------------------------------------------------------------------------
 
     def _read_epoch(self) -> int | None:
-        raw = self._storage.get(_EPOCH_KEY)
+        raw = self._storage.get(keyspace.EPOCH_KEY)
         if raw is None:
             return None
         try:
             obj = codec.open_envelope(codec.loads(raw), "node_epoch", required=("epoch",))
             return codec.as_int(obj["epoch"], "node_epoch.epoch")
         except DecodeError as exc:  # as after a lost disk: a fresh random epoch is safe
-            self._set_aside(_EPOCH_KEY, raw, f"corrupt node epoch record: {exc}")
+            self._set_aside(keyspace.EPOCH_KEY, raw, f"corrupt node epoch record: {exc}")
             return None
 
     @staticmethod
     def _epoch_record(epoch: int) -> bytes:
         return codec.dumps(codec.envelope("node_epoch", {"epoch": epoch}))
-
-    @staticmethod
-    def _skey(key: bytes, tok: int) -> bytes:
-        return _DATA + tok.to_bytes(8, "big") + key
-
-    @staticmethod
-    def _decode(raw: bytes) -> DVVSet[bytes]:
-        try:
-            return DVVSet.from_dict(codec.loads(raw))
-        except DecodeError as exc:
-            raise CorruptRecord(f"corrupt replica record: {exc}") from None
-
-    def _state(self, skey: bytes, raw: bytes) -> DVVSet[bytes] | None:
-        """Decode a stored record, through the cache of recently used states.
-
-        A record that fails to decode is quarantined (kept, counted, noted once) and `None`
-        returned: no stored record is ever a reason to fail.
-        """
-        hit = self._cache.get(skey)
-        if hit is not None and hit[0] == raw:
-            return hit[1]
-        try:
-            state = self._decode(raw)
-        except CorruptRecord as exc:
-            if skey not in self._quarantined:
-                reason = str(exc)[: codec.DEFAULT_MAX_STR]
-                self._quarantined[skey] = reason
-                self._stats["records_quarantined"] += 1
-                self._notes.append(Quarantined(skey[10:], reason))
-            return None
-        self._remember(skey, raw, state)
-        return state
-
-    def _remember(self, skey: bytes, raw: bytes, state: DVVSet[bytes]) -> None:
-        cache = self._cache
-        cache.pop(skey, None)
-        cache[skey] = (raw, state)
-        if len(cache) > _CACHE_SIZE:
-            del cache[next(iter(cache))]
-
-    def _load(self, key: bytes) -> DVVSet[bytes] | None:
-        skey = self._skey(key, self._ring.token(key))
-        raw = self._storage.get(skey)
-        return None if raw is None else self._state(skey, raw)
-
-    def _write(
-        self,
-        *,
-        key: bytes,
-        tok: int,
-        r: _Range | None,
-        old_raw: bytes | None,
-        state: DVVSet[bytes],
-        raw: bytes,
-        extra: Iterable[tuple[bytes, bytes]] = (),
-    ) -> None:
-        """Store `state`, encoded `raw` (with `extra` records, atomically); update the tree."""
-        skey = self._skey(key, tok)
-        puts = [(skey, raw), *extra]
-        if self._served and any(tok in rng for _, _, rng in self._served):
-            puts.append((_DIRTY + skey[2:], b""))  # written after this node began serving it
-        if len(puts) == 1:
-            self._storage.put(skey, raw)
-        else:
-            self._storage.write_batch(puts)
-        self._remember(skey, raw, state)
-        if r is not None:
-            tree = self._tree(r)
-            digest = merkle.item_digest(key, raw)
-            if old_raw is None:
-                tree.insert(key, digest)
-            else:
-                tree.update(key, merkle.item_digest(key, old_raw), digest)
-
-    def _merge(self, key: bytes, state: DVVSet[bytes]) -> str | None:
-        """Merge `state` into the stored replica of `key` (which this node replicates).
-
-        Returns:
-            `None` once the replica holds the merge, else why it was not stored: the stored
-            record is quarantined, or the merge is over a storage limit.
-        """
-        tok = self._ring.token(key)
-        skey = self._skey(key, tok)
-        raw = self._storage.get(skey)
-        if raw is None:
-            merged = state
-        else:
-            old = self._state(skey, raw)
-            if old is None:
-                self._stats["merges_refused"] += 1
-                return "this replica's record of the key is quarantined"
-            merged = old.sync(state)
-            if merged == old:
-                return None
-        new_raw = codec.dumps(merged.to_dict())
-        reason = unstorable(merged, new_raw)
-        if reason is not None:
-            self._stats["merges_refused"] += 1
-            return reason
-        self._write(key=key, tok=tok, r=self._range_of(tok), old_raw=raw, state=merged, raw=new_raw)
-        self._stats["replica_writes"] += 1
-        return None
 
     def _hint(self, target: str, key: bytes, state: DVVSet[bytes], now: float) -> bool:
         """Keep a hint (merging into one held for the key); a dot collision is refused."""
@@ -2253,7 +1675,7 @@ class Node:
         keeps finding the key) rather than one of them silently lost.
         """
         try:
-            return self._merge(key, state) is None
+            return self._replica.merge(key, state) is None
         except DotCollision:
             self._stats["dot_collisions"] += 1
             return True
@@ -2263,11 +1685,11 @@ class Node:
     ) -> tuple[bool, str]:
         """Store a replica state, or keep it as a hint for `hint`; return (stored, reason)."""
         if hint is None or hint == self._id:
-            if self._range_of(self._ring.token(key)) is None:
+            if self._replica.segment_of(self._ring.token(key)) is None:
                 self._stats["messages_ignored"] += 1
                 return False, "not a replica of this key"
             try:
-                reason = self._merge(key, state)
+                reason = self._replica.merge(key, state)
             except DotCollision as exc:  # a writer identity reused: refuse, keep ours
                 self._stats["dot_collisions"] += 1
                 return False, str(exc)
@@ -2302,21 +1724,9 @@ class Node:
 
     def _local_fetch(self, key: bytes, hint: str | None) -> DVVSet[bytes] | None:
         if hint is None or hint == self._id:
-            return self._load(key)
+            return self._replica.load(key)
         held = self._hints.get(hint, key)
         return None if held is None else held.state
-
-    def _items(self, ranges: Iterable[TokenRange]) -> Iterator[tuple[bytes, bytes]]:
-        """The ``(key, digest)`` items stored in `ranges`, for a Merkle exchange."""
-        for rng in ranges:
-            for piece in rng.pieces():
-                start = _DATA + piece.start.to_bytes(8, "big")
-                end = (
-                    _DATA_END if piece.end == TOKEN_SPACE else _DATA + piece.end.to_bytes(8, "big")
-                )
-                for skey, raw in self._storage.scan(start, end):
-                    key = skey[10:]
-                    yield key, merkle.item_digest(key, raw)
 
     # -- coordination ------------------------------------------------------------------------
 
@@ -2356,10 +1766,10 @@ class Node:
             self._answer(request_id, forward, _STORAGE_FULL, out)
             return
         tok = self._ring.token(key)
-        r = self._range_of(tok)
-        skey = self._skey(key, tok)
+        r = self._replica.segment_of(tok)
+        skey = keyspace.data_key(key, tok)
         raw = self._storage.get(skey) if r is not None else None
-        local = DVVSet[bytes]() if raw is None else self._state(skey, raw)
+        local = DVVSet[bytes]() if raw is None else self._replica.state(skey, raw)
         if local is None:
             reason = "this node's record of the key is quarantined; try another node"
             self._answer(request_id, forward, RequestFailed(reason, code="quarantined"), out)
@@ -2381,11 +1791,11 @@ class Node:
         if len(state) > self._config.limits.siblings_warning:
             self._stats["sibling_warnings"] += 1
         epoch = self._epochs.epoch
-        extra = [(_EPOCH_KEY, self._epoch_record(epoch))] if epoch != before else []
+        extra = [(keyspace.EPOCH_KEY, self._epoch_record(epoch))] if epoch != before else []
         try:
             if r is not None:
-                self._write(
-                    key=key, tok=tok, r=r, old_raw=raw, state=state, raw=new_raw, extra=extra
+                self._replica.write(
+                    key=key, tok=tok, s=r, old_raw=raw, state=state, raw=new_raw, extra=extra
                 )
             elif extra:
                 self._storage.put(*extra[0])  # not a replica: only the new epoch is durable
@@ -2504,7 +1914,7 @@ class Node:
         else:
             found = cast("GetResult[DVVSet[bytes]]", result).state
             if found is None:
-                outcome = GetReply((), _EMPTY_CONTEXT, found=False)
+                outcome = GetReply((), EMPTY_CONTEXT, found=False)
             else:
                 outcome = GetReply(tuple(found.values), encode_context(found.context))
         self._answer(request.request_id, request.forward, outcome, out)
@@ -2635,7 +2045,7 @@ class Node:
             key = _key_bytes(hint.key, "hint.key")
             if hint.target != self._id:
                 self._stats["messages_ignored"] += 1
-            elif self._range_of(self._ring.token(key)) is not None:
+            elif self._replica.segment_of(self._ring.token(key)) is not None:
                 if self._absorb(key, hint.state):
                     self._stats["hints_received"] += 1
                 else:  # not stored: the sender keeps the hint (until its TTL) and retries
@@ -2669,7 +2079,11 @@ class Node:
             self._ae_cursor += 1
             if peer in busy or not self._detector.is_available(peer, now):
                 continue
-            roots = tuple((r.range, self._root(r)) for r in self._ranges if peer in r.replicas)
+            roots = tuple(
+                (r.range, self._replica.root(r))
+                for r in self._replica.segments
+                if peer in r.replicas
+            )
             session = self._new_id()
             self._offers[session] = (peer, now + self._config.exchange_timeout)
             self._stats["sync_offers"] += 1
@@ -2679,10 +2093,10 @@ class Node:
     def _on_sync_offer(self, sender: str, offer: SyncOffer, out: list[Effect]) -> None:
         differ = []
         for rng, root in offer.roots:
-            r = self._range_by_start.get(rng.start)
+            r = self._replica.segment(rng.start)
             if r is None or r.range != rng or sender not in r.replicas:
                 continue
-            if self._root(r) != root:
+            if self._replica.root(r) != root:
                 differ.append(rng)
         out.append(Send(sender, SyncDiff(offer.session, tuple(differ))))
 
@@ -2696,11 +2110,11 @@ class Node:
         for rng in diff.ranges:
             if started >= self._config.max_exchanges:
                 break
-            r = self._range_by_start.get(rng.start)
+            r = self._replica.segment(rng.start)
             if r is None or r.range != rng or sender not in r.replicas:
                 continue
             core = merkle.MerkleExchange(
-                self._tree(r),
+                self._replica.tree(r),
                 merkle.ExchangeRole.INITIATOR,
                 levels_per_round=self._config.levels_per_round,
                 confirm_delay=self._config.confirm_delay,
@@ -2725,7 +2139,7 @@ class Node:
         ident = (sender, message.session, message.to)
         exchange = self._exchanges.get(ident)
         if exchange is None:
-            r = self._range_by_start.get(message.range.start)
+            r = self._replica.segment(message.range.start)
             if (
                 message.to != "responder"
                 or not isinstance(message.message, merkle.Hello)
@@ -2735,7 +2149,7 @@ class Node:
             ):
                 self._stats["messages_ignored"] += 1
                 return
-            core = merkle.MerkleExchange(self._tree(r), merkle.ExchangeRole.RESPONDER)
+            core = merkle.MerkleExchange(self._replica.tree(r), merkle.ExchangeRole.RESPONDER)
             exchange = _Exchange(
                 core=core,
                 peer=sender,
@@ -2776,7 +2190,7 @@ class Node:
                         )
                     )
                 case merkle.LoadItems(ranges=ranges):
-                    queue.extend(exchange.core.items_loaded(list(self._items(ranges)), now))
+                    queue.extend(exchange.core.items_loaded(list(self._replica.items(ranges)), now))
                 case merkle.SetTimer(at=at):
                     exchange.timer = at
                 case merkle.Done(report=report):
@@ -2800,9 +2214,9 @@ class Node:
         size = 0
         pushed = 0
         for key in push:  # batches of at most MAX_REPAIR_KEYS states and _MAX_STREAM_BATCH bytes
-            skey = self._skey(key, self._ring.token(key))
+            skey = keyspace.data_key(key, self._ring.token(key))
             raw = self._storage.get(skey)
-            state = None if raw is None else self._state(skey, raw)
+            state = None if raw is None else self._replica.state(skey, raw)
             if raw is None or state is None:
                 continue
             if batch and (len(batch) >= step or size + len(raw) > _MAX_STREAM_BATCH):
@@ -2833,33 +2247,7 @@ class Node:
         self._detector._check_invariants()
         self._hints._check_invariants()
         self._handoff._check_invariants()
-        assert self._starts == sorted(self._starts)
-        rebuilt: dict[int, merkle.MerkleTree] = {}
-        for skey, raw in self._storage.scan(_DATA, _DATA_END):
-            tok = int.from_bytes(skey[2:10], "big")
-            key = skey[10:]
-            assert self._ring.token(key) == tok, "record filed under the wrong token"
-            if skey not in self._quarantined:
-                self._decode(raw)._check_invariants()
-            r = self._range_of(tok)
-            if r is None:
-                assert self._foreign or skey in self._quarantined, (
-                    f"stored key {key!r} is outside the replicated ranges"
-                )
-                continue
-            tree = rebuilt.get(r.range.start)
-            if tree is None:
-                tree = rebuilt[r.range.start] = merkle.MerkleTree(
-                    r.depth, start=r.range.start, end=r.range.end, token_fn=self._ring.token
-                )
-            tree.insert(key, merkle.item_digest(key, raw))
-        for r in self._ranges:
-            expected = rebuilt.get(r.range.start)
-            if expected is None:
-                assert r.tree is None or r.tree.root == r.empty_root, "a tree holds phantom keys"
-            else:
-                assert r.tree is not None, "a tree is missing"
-                assert r.tree.root == expected.root, "a tree is stale"
+        self._replica._check_invariants(foreign=self._foreign)
         for request in self._requests.values():
             request.coordinator._check_invariants()
             assert request.coordinator.deadline() is not None

@@ -1,0 +1,129 @@
+"""The import rules of the layers, read from the source with `ast` (see the architecture page).
+
+* The primitives (every top-level module of the library that is not a runtime, a CLI or a test
+  helper) never import the node, the runtimes or the test helpers.
+* Inside `dynamo_core.node`: the leaves (`keyspace`, `config`, `effects`, `contexts`) import
+  no other module of the package; a part imports leaves only — never `core`, never another part;
+  nothing but the package's `__init__` imports `core`.
+* No import cycle among module-level imports anywhere in the library.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "dynamo_core"
+NODE = "dynamo_core.node"
+LEAVES = {f"{NODE}.{name}" for name in ("keyspace", "config", "effects", "contexts")}
+ABOVE = ("dynamo_core.node", "dynamo_core.aio", "dynamo_core.testing")
+# the CLI and the hypothesis strategies (a test helper) sit above the primitives too
+ABOVE_MODULES = {
+    "dynamo_core.cli",
+    "dynamo_core.demo",
+    "dynamo_core._cluster_cli",
+    "dynamo_core.strategies",
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+def _resolve(name: str) -> str | None:
+    """The library module `name` refers to (a module, or the package that holds the name)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports(module: str, *, top_level_only: bool = False) -> set[str]:
+    """The library modules `module` imports (anywhere in it, or at module level only)."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            names = [f"{base}.{alias.name}" for alias in node.names]
+        for name in names:
+            if name.split(".")[0] == "dynamo_core":
+                target = _resolve(name)
+                if target is not None and target != module:
+                    found.add(target)
+    return found - {"dynamo_core"}  # the lazy package root is every module's parent
+
+
+def _is_above(module: str) -> bool:
+    return module in ABOVE_MODULES or any(
+        module == top or module.startswith(top + ".") for top in ABOVE
+    )
+
+
+PRIMITIVES = sorted(
+    m for m in MODULES if m.count(".") == 1 and not _is_above(m) and m != "dynamo_core.__main__"
+)
+NODE_MODULES = sorted(m for m in MODULES if m.startswith(NODE + "."))
+PARTS = sorted(set(NODE_MODULES) - LEAVES - {f"{NODE}.core"})
+
+
+def test_the_layers_are_found() -> None:
+    assert set(NODE_MODULES) >= LEAVES
+    assert f"{NODE}.replica" in PARTS
+    assert {"dynamo_core.ring", "dynamo_core.quorum", "dynamo_core.merkle"} <= set(PRIMITIVES)
+    # the reader sees through the aliases: `from dynamo_core.node import keyspace` is the module
+    assert f"{NODE}.keyspace" in imports(f"{NODE}.replica")
+
+
+@pytest.mark.parametrize("module", PRIMITIVES)
+def test_a_primitive_imports_nothing_above_it(module: str) -> None:
+    assert not [m for m in imports(module) if _is_above(m)]
+
+
+@pytest.mark.parametrize("module", sorted(LEAVES))
+def test_a_leaf_of_the_node_imports_no_other_node_module(module: str) -> None:
+    assert not [m for m in imports(module) if m.startswith(NODE)]
+
+
+@pytest.mark.parametrize("module", PARTS)
+def test_a_part_imports_leaves_only(module: str) -> None:
+    inside = {m for m in imports(module) if m.startswith(NODE)}
+    assert inside <= LEAVES, inside - LEAVES
+
+
+def test_only_the_package_imports_the_core() -> None:
+    users = {m for m in MODULES if f"{NODE}.core" in imports(m)}
+    assert users == {NODE}
+
+
+def test_no_import_cycles() -> None:
+    graph = {m: imports(m, top_level_only=True) for m in MODULES}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(path: list[str]) -> None:
+        module = path[-1]
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycle = [*path[path.index(target) :], target]
+                pytest.fail(f"import cycle: {' -> '.join(cycle)}")
+            if target not in state:
+                visit([*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit([module])
