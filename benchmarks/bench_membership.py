@@ -41,7 +41,7 @@ def _setup(n: int) -> tuple[VersionRecord, dict[str, MemoryStorage], int]:
         key = b"user:%08d" % i
         value = DVVSet[bytes]().update(b"v" * 100, "w#1")
         for name in record.previous.preference_list(key) if record.previous else ():
-            loader[name]._replica.merge(key, value)
+            loader[name]._node.replica.merge(key, value)
     moved = sum(1 for i in range(n) if "e" in record.ring.preference_list(b"user:%08d" % i))
     return record, storages, moved
 

@@ -44,6 +44,7 @@ from dynamo_core import codec
 from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id, check_positive_float
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
+from dynamo_core.limits import version_refusal
 from dynamo_core.ring import HashRing, Transfer
 
 __all__ = [
@@ -784,6 +785,90 @@ class Membership:
         record = VersionRecord(rec.epoch + 1, new, ring if plan else None, plan, applied)
         self._record = record
         return record
+
+    # -- the gossip rules --------------------------------------------------------------------
+
+    def future_members(self) -> list[str]:
+        """The ring's members once every pending change is applied (id order)."""
+        members = set(self._record.ring.nodes)
+        for change in self.pending():
+            if change.op == "join":
+                members.add(change.node)
+            elif change.op == "leave":
+                members.discard(change.node)
+            elif change.op == "replace" and change.node in members and change.new:
+                members.discard(change.node)
+                members.add(change.new)
+        return sorted(members)
+
+    def answer(self, digest: GossipDigest) -> tuple[GossipUpdate | None, GossipDigest | None]:
+        """What to send back for a peer's `digest`: an update it lacks, a digest asking for ours.
+
+        The update carries the whole record when the peer is outside or behind, the completed
+        transfers it lacks when it is on this version, and every change request when the two
+        sets differ. The digest (an *answer*, never answered itself) asks for what this node
+        lacks. Either is `None` when there is nothing to send. Cost: O(changes + plan).
+        """
+        rec = self._record
+        mine = rec.version
+        theirs = digest.version
+        my_changes = self.digest().changes
+        full: VersionRecord | None = None
+        completed: tuple[tuple[int, str], ...] = ()
+        if not self._outside and (digest.outside or mine > theirs):
+            full = rec
+        elif not self._outside and theirs == mine:
+            known = set(digest.completed)
+            completed = tuple(item for item in rec.completed if item[0] not in known)
+        changes = self.changes() if digest.changes != my_changes else ()
+        update = None
+        if full is not None or completed or changes:
+            update = GossipUpdate(full, rec.epoch, mine.fingerprint, completed, changes)
+        if digest.answer:
+            return update, None
+        mine_done = {i for i, _ in rec.completed}
+        lacking = (
+            (not digest.outside and (theirs > mine or self._outside))
+            or (theirs == mine and bool(set(digest.completed) - mine_done))
+            or digest.changes != my_changes
+        )
+        return update, self.digest(answer=True) if lacking else None
+
+    def apply(
+        self, update: GossipUpdate, *, known: Iterable[str], replicas: int
+    ) -> tuple[bool, tuple[RingVersion, str] | None]:
+        """Apply a peer's `update`: its change requests, then its record or completed transfers.
+
+        A newer record is checked first (`limits.version_refusal`: size, members this node
+        knows of — `known` adds the seeds and this node — and a reachable epoch); a refused one
+        is not adopted, and neither is one of another replication factor than `replicas`.
+
+        Returns:
+            Whether anything changed, and ``(version, reason)`` when the record was refused.
+        """
+        before = self._record
+        changed = False
+        for change in update.changes:
+            changed = self.request(change) or changed
+        record = update.record
+        refusal: tuple[RingVersion, str] | None = None
+        if record is not None and record.version > before.version:
+            reason = self._refusal(record, known)
+            if reason is not None:
+                refusal = (record.version, reason)
+                record = None
+        if record is not None:
+            if record.ring.replicas == replicas:
+                changed = self.adopt(record) or changed
+        elif RingVersion(update.epoch, update.fingerprint) == before.version:
+            changed = self.complete_many(update.completed) or changed
+        return changed, refusal
+
+    def _refusal(self, record: VersionRecord, known: Iterable[str]) -> str | None:
+        members = set(self._record.members()) | set(known)
+        members.update(c.node for c in self.changes() if c.op == "join")
+        members.update(c.new for c in self.changes() if c.new is not None)  # replacements
+        return version_refusal(record, self._record, members, outside=self._outside)
 
     # -- persistence -------------------------------------------------------------------------
 

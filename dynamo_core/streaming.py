@@ -28,7 +28,7 @@ The core is a pure state machine like every other: inputs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, Literal, Self, TypeAlias, TypeVar
 
 import attrs
@@ -57,6 +57,7 @@ __all__ = [
     "StreamEffect",
     "StreamFinished",
     "StreamPull",
+    "serve_pull",
 ]
 
 MAX_BATCH_ITEMS: Final = 10_000
@@ -64,6 +65,9 @@ MAX_BATCH_ITEMS: Final = 10_000
 
 MAX_CURSOR_BYTES: Final = 8 + MAX_KEY_BYTES
 """A cursor is a key's 8-byte big-endian token followed by the key."""
+
+MAX_BATCH_BYTES: Final = 8 * 2**20
+"""The most encoded state bytes a source puts in one batch, whatever the pull asks for."""
 
 _STATUSES: Final = ("ok", "not_yet", "stale")
 _T = TypeVar("_T")
@@ -542,6 +546,69 @@ class RangeStream:
         assert not (self._done and self._inflight is not None)
         assert self._done or self._next_pull is not None or self._inflight is None
         assert self._cursor is None or len(self._cursor) >= 8
+
+
+# -- the source side ---------------------------------------------------------------------------
+
+Reader: TypeAlias = Callable[[TokenRange, "bytes | None"], Iterable[tuple[bytes, bytes, bytes]]]
+"""Reads the stored records of a non-wrapping piece of a range in cursor order, after a cursor
+(or from the piece's start): ``(cursor, key, encoded state)`` each."""
+
+Decoder: TypeAlias = Callable[[bytes, bytes], "DVVSet[bytes] | None"]
+"""Decodes the record at a cursor; `None` for one that cannot be shipped (quarantined)."""
+
+
+def serve_pull(
+    pull: StreamPull, *, epoch: int, outside: bool, life: int, read: Reader, decode: Decoder
+) -> StreamBatch:
+    """The source's answer to `pull`, read from its storage (the source keeps no stream state).
+
+    A source on another ring version answers ``not_yet`` (it is behind, or outside any ring)
+    or ``stale`` (the target is behind) with no items. Otherwise the batch holds the records
+    after the pull's cursor in range order (a wrapping range: its piece from the start token
+    first), at least one and at most ``min(pull.max_bytes, MAX_BATCH_BYTES)`` bytes of states
+    and `MAX_BATCH_ITEMS` keys; ``last`` says the range is exhausted. A record that cannot be
+    shipped moves the cursor past it and stays where it is.
+
+    Args:
+        pull: The target's pull.
+        epoch: The source's installed ring version.
+        outside: Whether the source is outside any ring it knows.
+        life: The id of the source's storage life (see `RangeStream`).
+        read: Reads the source's records of a piece after a cursor.
+        decode: Decodes one of them.
+    """
+    if outside or epoch != pull.epoch:
+        status: Literal["not_yet", "stale"] = (
+            "not_yet" if outside or epoch < pull.epoch else "stale"
+        )
+        return StreamBatch(pull.epoch, pull.index, pull.op, status)
+    span, after = pull.range, pull.after
+    max_bytes = min(max(pull.max_bytes, 1), MAX_BATCH_BYTES)
+    pieces = span.pieces()
+    order = (pieces[1], pieces[0]) if span.wraps else pieces
+    first = 0
+    if after is not None:
+        tok = int.from_bytes(after[:8], "big")
+        first = next((i for i, p in enumerate(order) if tok in p), len(order))
+    items: list[tuple[bytes, DVVSet[bytes]]] = []
+    size = 0
+    cursor = after
+    for i in range(first, len(order)):
+        for position, key, raw in read(order[i], after if i == first else None):
+            if items and (size + len(raw) > max_bytes or len(items) >= MAX_BATCH_ITEMS):
+                return StreamBatch(
+                    pull.epoch, pull.index, pull.op, "ok", tuple(items), cursor, False, life, size
+                )
+            state = decode(position, raw)
+            cursor = position
+            if state is None:
+                continue
+            items.append((key, state))
+            size += len(raw)
+    return StreamBatch(
+        pull.epoch, pull.index, pull.op, "ok", tuple(items), cursor, True, life, size
+    )
 
 
 class _Name:

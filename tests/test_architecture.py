@@ -3,8 +3,10 @@
 * The primitives (every top-level module of the library that is not a runtime, a CLI or a test
   helper) never import the node, the runtimes or the test helpers.
 * Inside `dynamo_core.node`: the leaves (`keyspace`, `config`, `effects`, `contexts`) import
-  no other module of the package; a part imports leaves only — never `core`, never another part;
-  nothing but the package's `__init__` imports `core`.
+  no other module of the package; the shared layer (`replica`, the store, and `state`, what every
+  part reads) imports leaves and itself only; a part (`coordination`, `liveness`, `anti_entropy`,
+  `membership`, `streams`) imports leaves and the shared layer — never `core`, never another
+  part; nothing but the package's `__init__` imports `core`, and the core imports every part.
 * No import cycle among module-level imports anywhere in the library.
 """
 
@@ -18,6 +20,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "dynamo_core"
 NODE = "dynamo_core.node"
 LEAVES = {f"{NODE}.{name}" for name in ("keyspace", "config", "effects", "contexts")}
+SHARED = {f"{NODE}.{name}" for name in ("replica", "state")}
+EXPECTED_PARTS = {
+    f"{NODE}.{name}"
+    for name in ("coordination", "liveness", "anti_entropy", "membership", "streams")
+}
 ABOVE = ("dynamo_core.node", "dynamo_core.aio", "dynamo_core.testing")
 # the CLI and the hypothesis strategies (a test helper) sit above the primitives too
 ABOVE_MODULES = {
@@ -77,12 +84,12 @@ PRIMITIVES = sorted(
     m for m in MODULES if m.count(".") == 1 and not _is_above(m) and m != "dynamo_core.__main__"
 )
 NODE_MODULES = sorted(m for m in MODULES if m.startswith(NODE + "."))
-PARTS = sorted(set(NODE_MODULES) - LEAVES - {f"{NODE}.core"})
+PARTS = sorted(set(NODE_MODULES) - LEAVES - SHARED - {f"{NODE}.core"})
 
 
 def test_the_layers_are_found() -> None:
     assert set(NODE_MODULES) >= LEAVES
-    assert f"{NODE}.replica" in PARTS
+    assert set(PARTS) == EXPECTED_PARTS
     assert {"dynamo_core.ring", "dynamo_core.quorum", "dynamo_core.merkle"} <= set(PRIMITIVES)
     # the reader sees through the aliases: `from dynamo_core.node import keyspace` is the module
     assert f"{NODE}.keyspace" in imports(f"{NODE}.replica")
@@ -98,10 +105,25 @@ def test_a_leaf_of_the_node_imports_no_other_node_module(module: str) -> None:
     assert not [m for m in imports(module) if m.startswith(NODE)]
 
 
-@pytest.mark.parametrize("module", PARTS)
-def test_a_part_imports_leaves_only(module: str) -> None:
+@pytest.mark.parametrize("module", sorted(SHARED))
+def test_the_shared_layer_imports_leaves_and_itself_only(module: str) -> None:
     inside = {m for m in imports(module) if m.startswith(NODE)}
-    assert inside <= LEAVES, inside - LEAVES
+    assert inside <= LEAVES | SHARED, inside - LEAVES - SHARED
+
+
+@pytest.mark.parametrize("module", PARTS)
+def test_a_part_imports_neither_the_core_nor_another_part(module: str) -> None:
+    inside = {m for m in imports(module) if m.startswith(NODE)}
+    assert inside <= LEAVES | SHARED, inside - LEAVES - SHARED
+
+
+def test_the_core_wires_every_part() -> None:
+    assert set(PARTS) <= imports(f"{NODE}.core")
+
+
+@pytest.mark.parametrize("module", NODE_MODULES)
+def test_no_node_module_is_over_1200_lines(module: str) -> None:
+    assert len(MODULES[module].read_text(encoding="utf-8").splitlines()) <= 1200
 
 
 def test_only_the_package_imports_the_core() -> None:

@@ -13,10 +13,13 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 
-import dynamo_core.node as node_module
 from dynamo_core import ActorEpochs, DVVSet, PutReply
 from dynamo_core.limits import Limits
 from dynamo_core.node import keyspace
+from dynamo_core.node.anti_entropy import AntiEntropy
+from dynamo_core.node.liveness import Liveness
+from dynamo_core.node.membership import Members
+from dynamo_core.node.streams import Streams
 from dynamo_core.strategies import simulation_configs
 from dynamo_core.testing import (
     CHURN_EVENTS,
@@ -110,14 +113,14 @@ def test_reused_dots_are_refused_never_lost(patched: pytest.MonkeyPatch) -> None
 
 
 def test_the_checker_catches_undelivered_hints(patched: pytest.MonkeyPatch) -> None:
-    patched.setattr(node_module.Node, "_refresh_handoff", lambda self, now, out: None)
+    patched.setattr(Liveness, "refresh_handoff", lambda self, now, out: None)
     summary = run_simulations(range(5), SMALL)
     assert summary.unconverged > 0
     assert not summary.ok
 
 
 def test_the_checker_catches_missing_anti_entropy(patched: pytest.MonkeyPatch) -> None:
-    patched.setattr(node_module.Node, "_start_sync", lambda self, now, out: None)
+    patched.setattr(AntiEntropy, "start_round", lambda self, now, out: None)
     summary = run_simulations(range(5), SimulationConfig(ops=100, faults="amnesia,drop"))
     assert summary.unconverged > 0
 
@@ -244,14 +247,15 @@ def test_churn_exercises_every_membership_event() -> None:
 def test_the_checker_catches_data_dropped_without_a_handover(patched: pytest.MonkeyPatch) -> None:
     # Mutant: a node deletes the ranges it no longer replicates without checking that it
     # served them or re-hinting them: acknowledged writes disappear with churn.
-    def drop_everything(self: node_module.Node, now: float) -> None:
-        for skey, _ in list(self._storage.scan(keyspace.DATA, keyspace.DATA_END)):
-            if self._replica.segment_of(keyspace.token_of(skey)) is None:
-                self._storage.delete(skey)
-        self._foreign = False
+    def drop_everything(self: Members, now: float) -> None:
+        node = self._node
+        for skey, _ in list(node.storage.scan(keyspace.DATA, keyspace.DATA_END)):
+            if node.replica.segment_of(keyspace.token_of(skey)) is None:
+                node.storage.delete(skey)
+        self.foreign = False
 
-    patched.setattr(node_module.Node, "_drop_foreign", drop_everything)
-    patched.setattr(node_module.Node, "_start_streams", lambda self, now, out: None)
+    patched.setattr(Members, "drop_foreign", drop_everything)
+    patched.setattr(Streams, "start", lambda self, now, out: None)
     summary = run_simulations(range(6), SimulationConfig(ops=150, churn=True, faults="none"))
     assert not summary.ok
     assert summary.lost > 0 or summary.unconverged > 0
@@ -259,13 +263,11 @@ def test_the_checker_catches_data_dropped_without_a_handover(patched: pytest.Mon
 
 def test_the_checker_catches_a_ring_that_never_converges(patched: pytest.MonkeyPatch) -> None:
     # Mutant: nodes never gossip (they still schedule the rounds, doing nothing in them).
-    def no_gossip(
-        self: node_module.Node, now: float, out: object, *, schedule: bool = True
-    ) -> None:
+    def no_gossip(self: Members, now: float, out: object, *, schedule: bool = True) -> None:
         if schedule:
-            self._next_gossip = now + self._config.gossip_interval
+            self._next_gossip = now + self._node.config.gossip_interval
 
-    patched.setattr(node_module.Node, "_gossip", no_gossip)
+    patched.setattr(Members, "gossip", no_gossip)
     summary = run_simulations(range(4), SimulationConfig(ops=80, churn=True, faults="none"))
     assert sum(1 for r in summary.results if not r.ring_converged) > 0
     assert summary.to_dict()["ring_unconverged_seeds"] != 0

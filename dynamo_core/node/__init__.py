@@ -49,9 +49,13 @@ receiver merges with ``sync``.
 a node installs each new version, streams in the ranges it gains, and hands over and drops the
 ranges it loses.
 
-**The package.** `Node` (in `core`) is the wiring; each module beside it owns one job:
-`config` ([`NodeConfig`][dynamo_core.node.NodeConfig]), `effects` (what an input returns),
-`contexts` (client contexts) and `keyspace` (the layout of the node's storage namespace).
+**The package.** `Node` (in `core`) is the wiring: a dispatch table from message type to the
+part that handles it, `deadline()` the minimum of the parts' deadlines, and what crosses parts
+(installing a ring version). Each module beside it owns one job: `config`
+([`NodeConfig`][dynamo_core.node.NodeConfig]), `effects` (what an input returns), `contexts`
+(client contexts), `keyspace` (the layout of the storage namespace), `replica` (the store),
+`state` (what every part reads), and the parts `coordination`, `liveness`, `anti_entropy`,
+`membership` and `streams` (see the architecture page).
 """
 
 from __future__ import annotations

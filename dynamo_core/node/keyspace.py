@@ -67,9 +67,9 @@ def position_of(skey: bytes) -> bytes:
     return skey[len(DATA) :]
 
 
-def position_token(position: bytes) -> int:
-    """The token of a position."""
-    return int.from_bytes(position[:_TOKEN], "big")
+def data_key_at(position: bytes) -> bytes:
+    """The storage key of the replica record at a position."""
+    return DATA + position
 
 
 def dirty_key(skey: bytes) -> bytes:

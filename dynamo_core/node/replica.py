@@ -21,7 +21,6 @@ from dynamo_core.interfaces import Storage
 from dynamo_core.limits import unstorable
 from dynamo_core.node import keyspace
 from dynamo_core.node.effects import Effect, Quarantined
-from dynamo_core.streaming import MAX_BATCH_ITEMS
 
 __all__ = ["Replica", "Segment", "Write"]
 
@@ -36,8 +35,8 @@ class Segment:
 
     __slots__ = ("depth", "empty_root", "range", "replicas", "tree")
 
-    def __init__(self, rng: TokenRange, replicas: tuple[str, ...], depth: int) -> None:
-        self.range = rng
+    def __init__(self, span: TokenRange, replicas: tuple[str, ...], depth: int) -> None:
+        self.range = span
         self.replicas = replicas
         self.depth = depth
         self.tree: merkle.MerkleTree | None = None
@@ -195,7 +194,7 @@ class Replica:
         """Store `state`, encoded `raw` (with `extra` records, atomically); update the tree."""
         skey = keyspace.data_key(key, tok)
         puts = [(skey, raw), *extra]
-        if self.serving and any(tok in rng for rng in self.serving):
+        if self.serving and any(tok in span for span in self.serving):
             puts.append((keyspace.dirty_key(skey), b""))  # written after serving began
         if len(puts) == 1:
             self._storage.put(skey, raw)
@@ -272,37 +271,22 @@ class Replica:
 
     def items(self, ranges: Iterable[TokenRange]) -> Iterator[tuple[bytes, bytes]]:
         """The ``(key, digest)`` items stored in `ranges`, for a Merkle exchange."""
-        for rng in ranges:
-            for piece in rng.pieces():
+        for span in ranges:
+            for piece in span.pieces():
                 for skey, raw in self._storage.scan(*keyspace.data_bounds(piece)):
                     key = keyspace.key_of(skey)
                     yield key, merkle.item_digest(key, raw)
 
-    def scan_after(
-        self, rng: TokenRange, after: bytes | None, max_bytes: int
-    ) -> tuple[tuple[tuple[bytes, DVVSet[bytes]], ...], bytes | None, bool, int]:
-        """Read the next batch of `rng` after the cursor (a position), in range order."""
-        pieces = rng.pieces()
-        order = (pieces[1], pieces[0]) if rng.wraps else pieces
-        first = 0
-        if after is not None:
-            tok = keyspace.position_token(after)
-            first = next((i for i, p in enumerate(order) if tok in p), len(order))
-        items: list[tuple[bytes, DVVSet[bytes]]] = []
-        size = 0
-        cursor = after
-        for i in range(first, len(order)):
-            lo, hi = keyspace.data_bounds(order[i], after if i == first else None)
-            for skey, raw in self._storage.scan(lo, hi):
-                if items and (size + len(raw) > max_bytes or len(items) >= MAX_BATCH_ITEMS):
-                    return tuple(items), cursor, False, size
-                state = self.state(skey, raw)
-                cursor = keyspace.position_of(skey)
-                if state is None:  # quarantined: stays here, is not shipped
-                    continue
-                items.append((keyspace.key_of(skey), state))
-                size += len(raw)
-        return tuple(items), cursor, True, size
+    def records(
+        self, piece: TokenRange, after: bytes | None
+    ) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """The ``(position, key, record)`` of a non-wrapping `piece` after a position (a stream)."""
+        for skey, raw in self._storage.scan(*keyspace.data_bounds(piece, after)):
+            yield keyspace.position_of(skey), keyspace.key_of(skey), raw
+
+    def state_at(self, position: bytes, raw: bytes) -> DVVSet[bytes] | None:
+        """`state` of the record at a position."""
+        return self.state(keyspace.data_key_at(position), raw)
 
     def _check_invariants(self, *, foreign: bool) -> None:
         assert self._starts == sorted(self._starts)

@@ -162,7 +162,7 @@ class SimulatedCluster:
         for node in self.live_nodes():
             if best is None or node.ring_version > best.ring_version:
                 best = node
-        return self._ring if best is None else best._ring
+        return self._ring if best is None else best.ring
 
     def ring_versions(self) -> dict[str, RingVersion]:
         """Every running node's installed ring version, by name (in cluster order)."""
