@@ -639,3 +639,63 @@ def test_codec_envelope_of_the_epoch_record_is_strict() -> None:
     assert node.stats()["records_quarantined"] == 1
     assert storage.get(b"q/m/epoch") == bad
     assert node.epoch >= 2**40  # a fresh random epoch, as after a lost disk
+
+
+class CountingStorage(MemoryStorage):
+    """A `MemoryStorage` that counts reads of replica records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data_reads = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        if key.startswith(b"d/"):
+            self.data_reads += 1
+        return super().get(key)
+
+
+def test_a_coordinating_replica_counts_its_own_write_without_merging_it_again() -> None:
+    storage = CountingStorage()
+    node = Node("a", ring_of("a", "b", "c"), config=FAST, storage=storage, first_epoch=0)
+    node.on_timer(0.0)
+    effects = node.put("r1", "cart", b"book", None, 0.0)
+    # one read of the key's record (the coordinator's load), none for a store to itself
+    assert storage.data_reads == 1
+    stores = [
+        (e.target, e.message)
+        for e in effects
+        if isinstance(e, Send) and isinstance(e.message, StoreRequest)
+    ]
+    assert sorted(target for target, _ in stores) == ["b", "c"]
+    target, store = stores[0]
+    # the local write already counts: one more acknowledgement reaches w=2
+    done = node.receive(target, StoreReply(store.op, True, ""), 0.01)
+    replies = [e for e in done if isinstance(e, Reply)]
+    assert len(replies) == 1 and isinstance(replies[0].result, PutReply)
+    assert set(replies[0].result.acked) == {"a", target}
+    assert node.stats()["replica_writes"] == 0  # the coordinator's write is not a merge
+    node._check_invariants()
+
+
+def test_the_deadline_is_the_earliest_request_and_follows_it_as_requests_close() -> None:
+    net = Router()
+    a = net.nodes["a"]
+    net.apply("a", a.on_timer(0.0))
+    net.queue.clear()
+    net.down = {"b", "c"}  # nobody answers: each put waits for its replicas
+    for i in range(20):
+        net.now = 0.01 * i
+        net.apply("a", a.put(f"r{i}", f"k{i}", b"v", None, net.now))
+    net.deliver()
+    first = a.deadline()
+    assert first <= FAST.request_timeout + 0.01  # the first put's replica or request timeout
+    # firing the timers moves the deadline forward, never back, until the requests close
+    seen = [first]
+    while a.busy() and len(seen) < 200:
+        net.now = max(net.now, a.deadline())
+        net.apply("a", a.on_timer(net.now))
+        net.queue.clear()
+        seen.append(a.deadline())
+    assert seen == sorted(seen)
+    failed = [r for r in net.replies.values() if isinstance(r, RequestFailed)]
+    assert len(failed) == 20  # every put timed out, each answered once

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +22,7 @@ from dynamo_core.streaming import (
     StreamBatch,
     StreamFinished,
     StreamPull,
+    serve_pull,
 )
 
 RANGE = TokenRange(2**63, 2**62)  # wraps past the top of the circle
@@ -319,3 +320,62 @@ class StreamMachine(RuleBasedStateMachine):
 
 TestStreamMachine = StreamMachine.TestCase
 TestStreamMachine.settings = settings(max_examples=60, stateful_step_count=40)
+
+
+def _records(keys: list[bytes]) -> list[tuple[bytes, bytes, bytes]]:
+    """Stored records as a node keeps them: ``(token + key, key, encoded state)``, by token."""
+    rows = [(token(k).to_bytes(8, "big") + k, k, codec.dumps(state_of(k).to_dict())) for k in keys]
+    return sorted(rows)
+
+
+def _reader(
+    rows: list[tuple[bytes, bytes, bytes]],
+) -> Callable[[TokenRange, bytes | None], list[tuple[bytes, bytes, bytes]]]:
+    def read(piece: TokenRange, after: bytes | None) -> list[tuple[bytes, bytes, bytes]]:
+        return [
+            r
+            for r in rows
+            if int.from_bytes(r[0][:8], "big") in piece and (after is None or r[0] > after)
+        ]
+
+    return read
+
+
+def _decode(position: bytes, raw: bytes) -> DVVSet[bytes] | None:
+    return None if position[8:] == b"bad" else DVVSet.from_dict(codec.loads(raw))
+
+
+@pytest.mark.parametrize(
+    ("epoch", "outside", "status"),
+    [(4, False, "stale"), (2, False, "not_yet"), (3, True, "not_yet")],
+)
+def test_a_source_on_another_version_answers_with_a_status_and_no_items(
+    epoch: int, outside: bool, status: str
+) -> None:
+    pull = StreamPull(3, 1, 9, RANGE, None, 4096)
+    batch = serve_pull(pull, epoch=epoch, outside=outside, life=7, read=_reader([]), decode=_decode)
+    assert (batch.status, batch.items, batch.op, batch.index) == (status, (), 9, 1)
+
+
+def test_serving_pulls_walks_a_wrapping_range_once_in_order_skipping_unshippable_records() -> None:
+    keys = [b"k%d" % i for i in range(300)] + [b"bad"]
+    rows = [r for r in _records(keys) if int.from_bytes(r[0][:8], "big") in RANGE]
+    read = _reader(rows)
+    served: list[bytes] = []
+    after = None
+    for _ in range(len(rows) + 1):
+        pull = StreamPull(3, 1, 9, RANGE, after, 300)  # a few states per batch
+        batch = serve_pull(pull, epoch=3, outside=False, life=7, read=read, decode=_decode)
+        assert batch.status == "ok" and batch.life == 7
+        assert batch.items or batch.last
+        assert batch.size <= 300 or len(batch.items) == 1
+        served += [k for k, _ in batch.items]
+        after = batch.after
+        if batch.last:
+            break
+    expected = [k for _, k, _ in rows if k != b"bad"]
+    assert sorted(served) == sorted(expected) and len(served) == len(expected)
+    # range order: the piece from the start token to the top first, then from zero
+    tokens = [token(k) for k in served]
+    top = [t for t in tokens if t >= RANGE.start]
+    assert tokens == sorted(top) + sorted(t for t in tokens if t < RANGE.start)
