@@ -258,16 +258,17 @@ class Members:
                 continue
             key = keyspace.key_of(skey)
             dirty = keyspace.dirty_key(skey)
+            state = replica.state(skey, raw)
+            if state is None:  # quarantined: kept where it is, never deleted
+                continue
             if not (any(tok in r for r in served) and storage.get(dirty) is None):
-                state = replica.state(skey, raw)
-                if state is None:  # quarantined: kept where it is, never deleted
-                    continue
                 targets = [n for n in node.ring.preference_list(key) if n != node.id]
                 stored = [self._hint(target, key, state, now) for target in targets]
                 if not targets or not all(stored):  # every replica gets its hint, or retry
                     kept = True
                     continue
                 stats["keys_rehinted"] += 1
+            node.epochs.retire(state.context)  # a stale copy may come back: no dot twice
             replica.drop(skey)
             stats["keys_dropped"] += 1
         self.foreign = kept
