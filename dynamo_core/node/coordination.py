@@ -489,33 +489,32 @@ class Coordination:
 
     def on_store_reply(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A replica's answer to a store of a put this node coordinates."""
-        reply_message = cast("StoreReply", message)
-        request = self._requests.get(reply_message.op)
-        if request is None or request.kind != "put":
-            self._node.stats["messages_ignored"] += 1
-            return
-        reply: Stored | Refused = (
-            Stored() if reply_message.stored else Refused(reply_message.reason)
-        )
-        put = cast("PutCoordinator[DVVSet[bytes]]", request.coordinator)
-        try:
-            effects = put.receive(sender, reply, now)
-        except RemoteProtocolError:  # a duplicate, or a reply from a node never asked
-            self._node.stats["messages_ignored"] += 1
-            return
-        self._drive(request, cast("list[Any]", effects), now, out)
+        reply = cast("StoreReply", message)
+        answer = Stored() if reply.stored else Refused(reply.reason)
+        self._replied(sender, reply.op, "put", answer, now, out)
 
     def on_fetch_reply(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A replica's answer to a fetch of a get this node coordinates."""
-        fetched = cast("FetchReply", message)
-        request = self._requests.get(fetched.op)
-        if request is None or request.kind != "get":
+        reply = cast("FetchReply", message)
+        self._replied(sender, reply.op, "get", Fetched(reply.state), now, out)
+
+    def _replied(  # noqa: PLR0917 - one reply to route
+        self,
+        sender: str,
+        op: int,
+        kind: Literal["put", "get"],
+        answer: Stored | Refused | Fetched[DVVSet[bytes]],
+        now: float,
+        out: list[Effect],
+    ) -> None:
+        request = self._requests.get(op)
+        if request is None or request.kind != kind:
             self._node.stats["messages_ignored"] += 1
             return
-        get = cast("GetCoordinator[DVVSet[bytes]]", request.coordinator)
+        coordinator = cast("Any", request.coordinator)
         try:
-            effects = get.receive(sender, Fetched(fetched.state), now)
-        except RemoteProtocolError:
+            effects = coordinator.receive(sender, answer, now)
+        except RemoteProtocolError:  # a duplicate, or a reply from a node never asked
             self._node.stats["messages_ignored"] += 1
             return
         self._drive(request, cast("list[Any]", effects), now, out)
