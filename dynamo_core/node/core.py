@@ -459,6 +459,9 @@ class Node:
             threshold=config.phi_threshold,
             first_interval=config.heartbeat_interval,
             max_interval=2 * config.heartbeat_interval,
+            model=config.phi_model,
+            acceptable_pause=config.phi_acceptable_pause,
+            min_std=config.phi_min_std,
         )
         self._hints = self._open_hints(storage, config)
         self._handoff: Handoff[DVVSet[bytes]] = Handoff(
