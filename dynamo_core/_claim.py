@@ -583,6 +583,52 @@ class Claim:
         for node in nodes:
             if self.counts[node] == 0:
                 del self.counts[node]
+        self._spread_zones(targets)
+
+    def _spread_zones(self, targets: Mapping[str, Share]) -> bool:
+        """Keep every zone within ``Q // replicas`` partitions when the node shares allow it.
+
+        The nodes above their floors (the remainders of the shares) may fall unevenly on the
+        zones: 16 partitions on two zones of five equal nodes give six nodes a second
+        partition, and if four of them are in one zone it holds 9 > 16 // 2, which no layout
+        can space. Moving a partition from a node above its floor in a zone over the cap to a
+        node below its ceiling in a zone under it keeps every node within its share and only
+        lowers the fullest zones; it runs only if some choice of node counts within the shares
+        puts every zone within the cap (so it never moves data in vain). Returns whether it
+        moved anything.
+        """
+        if not self.zoned or self.zone_window < self.replicas or len(self.counts) < self.replicas:
+            return False
+        size = len(self.owners)
+        cap = size // self.replicas
+        members: dict[Hashable, list[str]] = {}
+        for node in sorted(self.counts):
+            members.setdefault(self.zones[node], []).append(node)
+        lo = {zone: sum(targets[n].floor for n in nodes) for zone, nodes in members.items()}
+        hi = {zone: sum(targets[n].ceil for n in nodes) for zone, nodes in members.items()}
+        if max(lo.values()) > cap or sum(min(hi[z], cap) for z in members) < size:
+            return False  # no balanced layout spaces the zones
+        moved = False
+        while True:
+            total = {zone: sum(self.counts[n] for n in nodes) for zone, nodes in members.items()}
+            donors = [
+                n
+                for zone, nodes in members.items()
+                if total[zone] > cap
+                for n in nodes
+                if self.counts[n] > targets[n].floor
+            ]
+            receivers = [
+                n
+                for zone, nodes in members.items()
+                if total[zone] < min(hi[zone], cap)
+                for n in nodes
+                if self.counts[n] < targets[n].ceil
+            ]
+            if not donors or not receivers:
+                return moved
+            self._move_one(donors, receivers)
+            moved = True
 
     def _move_one(self, donors: Iterable[str], receivers: Sequence[str]) -> None:
         donor_set = set(donors)
@@ -660,16 +706,19 @@ class Claim:
                 self.relayout()
             return
         budget = 10 * len(self.owners) * self.replicas
-        failed: set[int] = set()
-        while self.violations > 0 and budget > 0:
-            pending = [pos for pos in self.violating() if pos not in failed]
-            if not pending:
+        for _ in range(2):  # a chain may fill a zone over its cap: spread, then chain again
+            failed: set[int] = set()
+            while self.violations > 0 and budget > 0:
+                pending = [pos for pos in self.violating() if pos not in failed]
+                if not pending:
+                    break
+                pos = pending[0]
+                fixed, work = self._repair_chain(pos, targets)
+                budget -= work
+                if not fixed:
+                    failed.add(pos)
+            if not self.violations or not self._spread_zones(targets):
                 break
-            pos = pending[0]
-            fixed, work = self._repair_chain(pos, targets)
-            budget -= work
-            if not fixed:
-                failed.add(pos)
         if relayout and self.violations > 0 and self.spacing_possible():
             self.relayout()
 

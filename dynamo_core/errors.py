@@ -93,13 +93,27 @@ class Unavailable(DynamoError):
 
     Attributes:
         required: How many distinct replicas had to answer.
-        answered: The replicas that did answer, sorted.
+        answered: The replicas that did answer (and counted), sorted.
+        primaries: The primaries among `answered` (nodes of the key's preference list, not
+            fallbacks), sorted.
+        required_primaries: How many of the answers had to come from primaries (the policy's
+            `pr` or `pw`; 0 when any node counts).
     """
 
-    def __init__(self, message: str, *, required: int, answered: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        required: int,
+        answered: Iterable[str] = (),
+        primaries: Iterable[str] = (),
+        required_primaries: int = 0,
+    ) -> None:
         super().__init__(message)
         self.required = required
         self.answered: tuple[str, ...] = tuple(sorted(answered))
+        self.primaries: tuple[str, ...] = tuple(sorted(primaries))
+        self.required_primaries = required_primaries
 
 
 class LimitExceeded(DynamoError, ValueError):

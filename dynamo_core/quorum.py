@@ -153,6 +153,22 @@ def _count_field(_instance: object, attribute: attrs.Attribute[int], value: obje
     check_positive_int(value, attribute.name)
 
 
+def _primary_field(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if type(value) is not int:
+        raise TypeError(f"{attribute.name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _primary_count(value: object, n: int, name: str) -> int:
+    """A per-request `pr` or `pw`: a count, or a level counted against `n` (not `ANY`)."""
+    if isinstance(value, ConsistencyLevel):
+        if value is ConsistencyLevel.ANY:
+            raise ValueError(f"{name} level ANY is not allowed: ANY is for w only")
+        return value.count(n)
+    return cast("int", value)  # the policy's validator checks it
+
+
 def _flag_field(_instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
     if type(value) is not bool:
         raise TypeError(f"{attribute.name} must be a bool, not {type(value).__name__}")
@@ -167,7 +183,9 @@ class QuorumPolicy:
         >>> policy.is_strict
         True
         >>> QuorumPolicy.from_levels(5, read=ConsistencyLevel.ONE, write=ConsistencyLevel.ALL)
-        QuorumPolicy(n=5, r=1, w=5, sloppy=True, notfound_ok=True, write_any=False)
+        QuorumPolicy(n=5, r=1, w=5, sloppy=True, notfound_ok=True, write_any=False, pr=0, pw=0)
+        >>> QuorumPolicy(3, 2, 2, pr=2, pw=2).primaries_overlap
+        True
 
     Attributes:
         n: Replicas per key (Dynamo's N, Riak's n_val, Cassandra's replication factor).
@@ -181,11 +199,16 @@ class QuorumPolicy:
             ``notfound_ok``, true by default).
         write_any: The write level is `ANY`: ``w == 1`` and an acknowledgement from a fallback
             (a stored hint) counts even when `sloppy` is false (Cassandra's ANY).
+        pr: Riak's PR: how many of the `r` counted answers must come from primaries (nodes of
+            the key's preference list) rather than fallbacks, ``0 <= pr <= r``. 0 (the default)
+            lets any counted answer do.
+        pw: Riak's PW: how many of the `w` counted acknowledgements must come from primaries,
+            ``0 <= pw <= w``; 0 (the default) lets any do. Must be 0 with `write_any`.
 
     Raises:
         TypeError: A count is not an `int` or a flag not a `bool`.
-        ValueError: A count is out of range (the message names it), or `write_any` is set with
-            ``w != 1``.
+        ValueError: A count is out of range (the message names it and the allowed range),
+            `write_any` is set with ``w != 1``, or `pw` is set with `write_any`.
     """
 
     n: int = attrs.field(default=3, validator=_count_field)
@@ -194,6 +217,8 @@ class QuorumPolicy:
     sloppy: bool = attrs.field(default=True, kw_only=True, validator=_flag_field)
     notfound_ok: bool = attrs.field(default=True, kw_only=True, validator=_flag_field)
     write_any: bool = attrs.field(default=False, kw_only=True, validator=_flag_field)
+    pr: int = attrs.field(default=0, kw_only=True, validator=_primary_field)
+    pw: int = attrs.field(default=0, kw_only=True, validator=_primary_field)
 
     def __attrs_post_init__(self) -> None:
         if self.r > self.n:
@@ -202,6 +227,17 @@ class QuorumPolicy:
             raise ValueError(f"w must be in 1..n={self.n}, got {self.w}")
         if self.write_any and self.w != 1:
             raise ValueError(f"write_any (level ANY) needs w == 1, got w={self.w}")
+        for name, primaries, quorum, of in (
+            ("pr", self.pr, self.r, "r"),
+            ("pw", self.pw, self.w, "w"),
+        ):
+            if primaries > quorum:  # so also <= n
+                raise ValueError(
+                    f"{name} must be in 0..{of}={quorum} (primaries among the {of} replies), "
+                    f"got {primaries}"
+                )
+        if self.write_any and self.pw:
+            raise ValueError(f"pw must be 0 with write_any (level ANY), got pw={self.pw}")
 
     @property
     def is_strict(self) -> bool:
@@ -214,6 +250,16 @@ class QuorumPolicy:
         """
         return self.r + self.w > self.n
 
+    @property
+    def primaries_overlap(self) -> bool:
+        """Whether ``pr + pw > n``: every read's primaries overlap every write's primaries.
+
+        Unlike [`is_strict`][dynamo_core.quorum.QuorumPolicy.is_strict], this holds under a
+        sloppy quorum too, as long as the key's preference list did not change between the
+        write and the read (a membership change moves the primaries).
+        """
+        return self.pr + self.pw > self.n
+
     @classmethod
     def from_levels(
         cls,
@@ -223,8 +269,19 @@ class QuorumPolicy:
         write: ConsistencyLevel = ConsistencyLevel.QUORUM,
         sloppy: bool = True,
         notfound_ok: bool = True,
+        pr: int | ConsistencyLevel = 0,
+        pw: int | ConsistencyLevel = 0,
     ) -> QuorumPolicy:
         """Build a policy from named levels.
+
+        Args:
+            n: The replication factor.
+            read: The read level.
+            write: The write level.
+            sloppy: As the field.
+            notfound_ok: As the field.
+            pr: Primaries among the read's answers: a count or a level (not `ANY`).
+            pw: Primaries among the write's acknowledgements: a count or a level (not `ANY`).
 
         Returns:
             The policy with ``r = read.count(n)`` and ``w = write.count(n)``; `write_any` is
@@ -232,7 +289,8 @@ class QuorumPolicy:
 
         Raises:
             TypeError: `read` or `write` is not a `ConsistencyLevel`, or `n` not an `int`.
-            ValueError: A level needs more than `n` replicas, or `read` is `ANY`.
+            ValueError: A level needs more than `n` replicas, `read` is `ANY`, or `pr` (`pw`)
+                exceeds `r` (`w`).
         """
         for name, level in (("read", read), ("write", write)):
             if not isinstance(level, ConsistencyLevel):
@@ -244,6 +302,8 @@ class QuorumPolicy:
             sloppy=sloppy,
             notfound_ok=notfound_ok,
             write_any=write is ConsistencyLevel.ANY,
+            pr=_primary_count(pr, n, "pr"),
+            pw=_primary_count(pw, n, "pw"),
         )
 
     def override(
@@ -252,6 +312,8 @@ class QuorumPolicy:
         r: int | ConsistencyLevel | None = None,
         w: int | ConsistencyLevel | None = None,
         notfound_ok: bool | None = None,
+        pr: int | ConsistencyLevel | None = None,
+        pw: int | ConsistencyLevel | None = None,
     ) -> QuorumPolicy:
         """Return this policy with per-request changes; `None` keeps a field as it is.
 
@@ -260,15 +322,19 @@ class QuorumPolicy:
             w: A count or a level for the write quorum; `ConsistencyLevel.ANY` sets
                 `write_any`, any other value clears it.
             notfound_ok: Whether not-found answers count toward `r`.
+            pr: A count or a level (not `ANY`) for the primaries among the read's answers.
+            pw: A count or a level (not `ANY`) for the primaries among the write's
+                acknowledgements.
 
         Returns:
             The new policy (or this one, if nothing changes).
 
         Raises:
             TypeError: A value has the wrong type.
-            ValueError: A value is out of range for `n`.
+            ValueError: A value is out of range for `n`, `pr` (`pw`) would exceed the new `r`
+                (`w`), or `pw` is set with `w` = `ANY`.
         """
-        if r is None and w is None and notfound_ok is None:
+        if r is None and w is None and notfound_ok is None and pr is None and pw is None:
             return self
         new_r, new_w, new_any = self.r, self.w, self.write_any
         if r is not None:
@@ -284,6 +350,8 @@ class QuorumPolicy:
             sloppy=self.sloppy,
             notfound_ok=self.notfound_ok if notfound_ok is None else notfound_ok,
             write_any=new_any,
+            pr=self.pr if pr is None else _primary_count(pr, self.n, "pr"),
+            pw=self.pw if pw is None else _primary_count(pw, self.n, "pw"),
         )
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
@@ -291,8 +359,14 @@ class QuorumPolicy:
 
         Returns:
             ``{"type": "QuorumPolicy", "v": 1, "n": ..., "r": ..., "w": ..., "sloppy": ...,
-            "notfound_ok": ..., "write_any": ...}``.
+            "notfound_ok": ..., "write_any": ..., "pr": ..., "pw": ...}``; `pr` and `pw` are
+            left out when 0, so policies without them encode as before.
         """
+        extra: dict[str, codec.JSONValue] = {}
+        if self.pr:
+            extra["pr"] = self.pr
+        if self.pw:
+            extra["pw"] = self.pw
         return codec.envelope(
             "QuorumPolicy",
             {
@@ -302,6 +376,7 @@ class QuorumPolicy:
                 "sloppy": self.sloppy,
                 "notfound_ok": self.notfound_ok,
                 "write_any": self.write_any,
+                **extra,
             },
         )
 
@@ -319,6 +394,7 @@ class QuorumPolicy:
             data,
             "QuorumPolicy",
             required=("n", "r", "w", "sloppy", "notfound_ok", "write_any"),
+            optional=("pr", "pw"),
         )
         n = codec.as_int(obj["n"], "QuorumPolicy.n", lo=1)
         r = codec.as_int(obj["r"], "QuorumPolicy.r", lo=1)
@@ -326,8 +402,12 @@ class QuorumPolicy:
         sloppy = codec.as_bool(obj["sloppy"], "QuorumPolicy.sloppy")
         notfound_ok = codec.as_bool(obj["notfound_ok"], "QuorumPolicy.notfound_ok")
         write_any = codec.as_bool(obj["write_any"], "QuorumPolicy.write_any")
+        pr = codec.as_int(obj.get("pr", 0), "QuorumPolicy.pr", lo=0)
+        pw = codec.as_int(obj.get("pw", 0), "QuorumPolicy.pw", lo=0)
         try:
-            return cls(n, r, w, sloppy=sloppy, notfound_ok=notfound_ok, write_any=write_any)
+            return cls(
+                n, r, w, sloppy=sloppy, notfound_ok=notfound_ok, write_any=write_any, pr=pr, pw=pw
+            )
         except ValueError as exc:
             raise DecodeError(f"QuorumPolicy: {exc}") from None
 
@@ -537,9 +617,9 @@ class CoordinatorEvent(enum.Enum):
     REPLICA_TIMEOUT = "replica timeout"
     """A replica did not answer within its replica timeout."""
     QUORUM_REACHED = "quorum reached"
-    """The `w`-th acknowledgement or the `r`-th answer arrived."""
+    """`w` acknowledgements (`r` answers) arrived, at least `pw` (`pr`) of them from primaries."""
     QUORUM_IMPOSSIBLE = "quorum impossible"
-    """The replicas still able to answer are too few to reach the quorum."""
+    """The replicas still able to answer are too few to reach the quorum, or its primaries."""
     SETTLED = "settled"
     """Every replica asked has answered, refused or timed out."""
     DEADLINE = "deadline"
@@ -674,8 +754,10 @@ class _Coordinator(Generic[S]):
         "_candidates",
         "_expires",
         "_have",
+        "_have_primaries",
         "_key",
         "_live",
+        "_live_primaries",
         "_next",
         "_now",
         "_pending",
@@ -714,6 +796,8 @@ class _Coordinator(Generic[S]):
         self._pending = 0  # replicas asked that have not answered, refused or timed out
         self._live = 0  # ... of which would count toward the quorum
         self._have = 0  # replies that count toward the quorum
+        self._live_primaries = 0  # ... the same two counts for the primaries (pr, pw)
+        self._have_primaries = 0
 
     # -- public views ----------------------------------------------------------------------
 
@@ -850,16 +934,27 @@ class _Coordinator(Generic[S]):
         self._pending -= 1
         if slot.counts:
             self._live -= 1
+            if slot.hint is None:
+                self._live_primaries -= 1
+
+    def _count(self, slot: _Slot[S]) -> None:
+        """Count a reply toward the quorum (the caller checked that it counts)."""
+        self._have += 1
+        if slot.hint is None:
+            self._have_primaries += 1
 
     def _decide(self, effects: list[object]) -> None:
         """Complete when the quorum is reached or impossible; close when settled."""
         if self._state is _WAITING:
-            required = self._required()
-            if self._have >= required:
+            required, primaries = self._required(), self._required_primaries()
+            if self._have >= required and self._have_primaries >= primaries:
                 self._move(CoordinatorEvent.QUORUM_REACHED)
                 self._result_value = self._success()
                 effects.append(Complete(self._result_value))
-            elif self._have + self._live < required:
+            elif (
+                self._have + self._live < required
+                or self._have_primaries + self._live_primaries < primaries
+            ):
                 self._move(CoordinatorEvent.QUORUM_IMPOSSIBLE)
                 self._result_value = self._unavailable(self._have, required)
                 effects.append(Complete(self._result_value))
@@ -879,13 +974,26 @@ class _Coordinator(Generic[S]):
 
     def _unavailable(self, have: int, required: int) -> Unavailable:
         answered = self._counted()
+        primaries = self._counted_primaries()
+        need = self._required_primaries()
         verb = "acknowledgements" if self._KIND == "put" else "answers"
         shown = ", ".join(sorted(answered)) or "none"
-        return Unavailable(
+        message = (
             f"{self._KIND} of {_shown(self._key)} needed {required} {verb} from distinct replicas "
-            f"and got {have} (from: {shown})",
+            f"and got {have} (from: {shown})"
+        )
+        if need:
+            name = "pw" if self._KIND == "put" else "pr"
+            message += (
+                f"; {name}={need} of them from primaries, got {len(primaries)} "
+                f"(primaries: {', '.join(sorted(primaries)) or 'none'})"
+            )
+        return Unavailable(
+            message,
             required=required,
             answered=answered,
+            primaries=primaries,
+            required_primaries=need,
         )
 
     def _ask(self, node: str, hint: str | None, t: float, timeout: float) -> _Slot[S]:
@@ -895,6 +1003,8 @@ class _Coordinator(Generic[S]):
         self._pending += 1
         if counts:
             self._live += 1
+            if hint is None:
+                self._live_primaries += 1
         return slot
 
     def _initial(self, limit: int) -> list[tuple[str, str | None]]:
@@ -920,7 +1030,9 @@ class _Coordinator(Generic[S]):
         pending = [s for s in slots if s.status == _PENDING]
         assert self._pending == len(pending) <= self._policy.n
         assert self._live == sum(1 for s in pending if s.counts)
+        assert self._live_primaries == sum(1 for s in pending if s.counts and s.hint is None)
         assert self._have == self._recount()
+        assert self._have_primaries == len(self._counted_primaries())
         for s in slots:
             assert (s.hint is None) == (s.node in self._primaries), s.node
             assert s.hint is None or s.hint in self._primaries
@@ -930,7 +1042,10 @@ class _Coordinator(Generic[S]):
             assert self._result_value is None
         elif self._state is _St.WAITING:
             assert self._result_value is None
-            assert self._have < self._required() <= self._have + self._live
+            need, have_p = self._required_primaries(), self._have_primaries
+            assert self._have < self._required() or have_p < need, "not decided yet"
+            assert self._required() <= self._have + self._live
+            assert need <= have_p + self._live_primaries
             assert self.deadline() is not None
         elif self._state is _St.DRAINING:
             assert self._result_value is not None
@@ -948,6 +1063,14 @@ class _Coordinator(Generic[S]):
     def _required(self) -> int:
         """The quorum: `w` or `r`."""
         raise NotImplementedError
+
+    def _required_primaries(self) -> int:
+        """How many of the quorum must be primaries: `pw` or `pr`."""
+        raise NotImplementedError
+
+    def _counted_primaries(self) -> list[str]:
+        """The counted replies from primaries (nodes asked without a hint)."""
+        return [node for node in self._counted() if self._slots[node].hint is None]
 
     def _recount(self) -> int:
         """Count the replies that count toward the quorum, from scratch (for the checks)."""
@@ -989,12 +1112,14 @@ class PutCoordinator(_Coordinator[S]):
     names the primary it stands in for (the hint). Each physical node is asked at most once and
     its acknowledgement counts once.
 
-    The write **succeeds** at `w` counted acknowledgements. It **fails** with
-    [`Unavailable`][dynamo_core.errors.Unavailable] as soon as `w` has become impossible — the
-    counted acknowledgements plus the replicas still pending that would count fall below `w` —
-    or when the overall deadline passes first. When too few candidates exist from the start, it
-    fails in `start` before sending anything. Under ``sloppy=False`` only the primaries'
-    acknowledgements count (fallbacks still get hinted copies), except with `write_any`.
+    The write **succeeds** at `w` counted acknowledgements of which at least `pw` come from
+    primaries (Riak's PW). It **fails** with [`Unavailable`][dynamo_core.errors.Unavailable] as
+    soon as that has become impossible — the counted acknowledgements plus the replicas still
+    pending that would count fall below `w`, or the primaries' fall below `pw` (a fallback
+    never stands in for a primary's share) — or when the overall deadline passes first. When
+    too few candidates or primaries exist from the start, it fails in `start` before sending
+    anything. Under ``sloppy=False`` only the primaries' acknowledgements count (fallbacks
+    still get hinted copies), except with `write_any`.
 
     After the outcome the coordinator keeps placing copies (it still replaces failed replicas)
     until every replica asked has answered, refused or timed out, or the deadline passes; then it
@@ -1022,6 +1147,7 @@ class PutCoordinator(_Coordinator[S]):
             asked at the start can name the primary it stands in for. Defaults to the first `n`
             candidates (no primary believed down).
         w: Per-request write quorum, a count or a level (overrides ``policy.w``).
+        pw: Per-request primaries among the acknowledgements (overrides ``policy.pw``).
         timeout: Overall time budget in seconds, from `start`.
         replica_timeout: How long one replica may take before a fallback replaces it; defaults
             to a quarter of `timeout`. At most `timeout`.
@@ -1046,7 +1172,7 @@ class PutCoordinator(_Coordinator[S]):
             _St.WAITING,
             "ask the next candidate, naming the primary",
         ),
-        (_St.WAITING, _Ev.QUORUM_REACHED, _St.DRAINING, "complete with PutResult"),
+        (_St.WAITING, _Ev.QUORUM_REACHED, _St.DRAINING, "complete with PutResult (w, pw met)"),
         (_St.WAITING, _Ev.QUORUM_IMPOSSIBLE, _St.DRAINING, "complete with Unavailable"),
         (_St.WAITING, _Ev.DEADLINE, _St.CLOSED, "complete with Unavailable"),
         (_St.DRAINING, _Ev.REPLY, _St.DRAINING, "record the acknowledgement"),
@@ -1067,6 +1193,7 @@ class PutCoordinator(_Coordinator[S]):
         *,
         preference_list: Sequence[str] | None = None,
         w: int | ConsistencyLevel | None = None,
+        pw: int | ConsistencyLevel | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         replica_timeout: float | None = None,
     ) -> None:
@@ -1076,7 +1203,7 @@ class PutCoordinator(_Coordinator[S]):
             raise TypeError(
                 f"state must be a ReplicaState (sync, descends), not {type(state).__name__}"
             )
-        super().__init__(policy.override(w=w), key, candidates, preference_list)
+        super().__init__(policy.override(w=w, pw=pw), key, candidates, preference_list)
         self._value = state
         self._timeout = check_positive_float(timeout, "timeout")
         if replica_timeout is None:
@@ -1126,9 +1253,10 @@ class PutCoordinator(_Coordinator[S]):
         self._expires = t + self._timeout
         self._move(CoordinatorEvent.START)
         plan = self._initial(self._policy.n)
-        could = len(plan) if self._fallbacks_count() else sum(1 for _, h in plan if h is None)
+        primaries = sum(1 for _, hint in plan if hint is None)
+        could = len(plan) if self._fallbacks_count() else primaries
         effects: list[object] = []
-        if could < self._policy.w:
+        if could < self._policy.w or primaries < self._policy.pw:
             self._decide(effects)  # QUORUM_IMPOSSIBLE, then SETTLED: nothing was sent
             return cast("list[PutEffect[S]]", effects)
         for node, hint in plan:
@@ -1176,7 +1304,7 @@ class PutCoordinator(_Coordinator[S]):
             elif isinstance(reply, Stored):
                 self._settle(slot, _ANSWERED)
                 if slot.counts:
-                    self._have += 1
+                    self._count(slot)
                 self._move(CoordinatorEvent.REPLY)
             else:
                 self._settle(slot, _REFUSED)
@@ -1217,6 +1345,9 @@ class PutCoordinator(_Coordinator[S]):
     def _required(self) -> int:
         return self._policy.w
 
+    def _required_primaries(self) -> int:
+        return self._policy.pw
+
     def _recount(self) -> int:
         return len(self._counted())
 
@@ -1246,10 +1377,11 @@ class GetCoordinator(_Coordinator[S]):
     """Coordinates one read: collect `r` answers, merge them, and repair stale replicas.
 
     The coordinator asks the first `n` candidates (with ``sloppy=False``, only the live
-    primaries). It **completes** at `r` counted answers with the merge (``sync``) of the states
-    answered so far — a "not found" counts as an answer when `notfound_ok` — and **fails** with
-    [`Unavailable`][dynamo_core.errors.Unavailable] as soon as `r` answers have become impossible,
-    or at the deadline. A read does not replace failed replicas (a fallback that never saw the
+    primaries). It **completes** at `r` counted answers, at least `pr` of them from primaries
+    (Riak's PR), with the merge (``sync``) of the states answered so far — a "not found" counts
+    as an answer when `notfound_ok` — and **fails** with
+    [`Unavailable`][dynamo_core.errors.Unavailable] as soon as that has become impossible, or at
+    the deadline. A read does not replace failed replicas (a fallback that never saw the
     key would only answer "not found").
 
     After completing it keeps collecting until every replica asked has answered, refused or
@@ -1266,6 +1398,7 @@ class GetCoordinator(_Coordinator[S]):
             [`PutCoordinator`][dynamo_core.quorum.PutCoordinator].
         r: Per-request read quorum, a count or a level (overrides ``policy.r``).
         notfound_ok: Per-request override of ``policy.notfound_ok``.
+        pr: Per-request primaries among the answers (overrides ``policy.pr``).
         timeout: Overall time budget in seconds, from `start`; a replica that has not answered
             by then is given up.
 
@@ -1282,7 +1415,7 @@ class GetCoordinator(_Coordinator[S]):
         (_St.IDLE, _Ev.START, _St.WAITING, "ask the first n candidates"),
         (_St.WAITING, _Ev.REPLY, _St.WAITING, "keep the answer"),
         (_St.WAITING, _Ev.REFUSAL, _St.WAITING, "stop waiting for it"),
-        (_St.WAITING, _Ev.QUORUM_REACHED, _St.DRAINING, "complete with the merged state"),
+        (_St.WAITING, _Ev.QUORUM_REACHED, _St.DRAINING, "complete with the merge (r, pr met)"),
         (_St.WAITING, _Ev.QUORUM_IMPOSSIBLE, _St.DRAINING, "complete with Unavailable"),
         (_St.WAITING, _Ev.DEADLINE, _St.CLOSED, "complete with Unavailable; read repair"),
         (_St.DRAINING, _Ev.REPLY, _St.DRAINING, "keep the answer"),
@@ -1301,12 +1434,13 @@ class GetCoordinator(_Coordinator[S]):
         preference_list: Sequence[str] | None = None,
         r: int | ConsistencyLevel | None = None,
         notfound_ok: bool | None = None,
+        pr: int | ConsistencyLevel | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if not isinstance(policy, QuorumPolicy):
             raise TypeError(f"policy must be a QuorumPolicy, not {type(policy).__name__}")
         super().__init__(
-            policy.override(r=r, notfound_ok=notfound_ok), key, candidates, preference_list
+            policy.override(r=r, notfound_ok=notfound_ok, pr=pr), key, candidates, preference_list
         )
         self._timeout = check_positive_float(timeout, "timeout")
         self._repaired: tuple[str, ...] = ()
@@ -1359,7 +1493,8 @@ class GetCoordinator(_Coordinator[S]):
         if not self._policy.sloppy:
             plan = [(node, hint) for node, hint in plan if hint is None]
         effects: list[object] = []
-        if len(plan) >= self._policy.r:
+        primaries = sum(1 for _, hint in plan if hint is None)
+        if len(plan) >= self._policy.r and primaries >= self._policy.pr:
             for node, hint in plan:
                 self._ask(node, hint, t, self._timeout)
                 effects.append(SendFetch(node, self._key, hint))
@@ -1411,7 +1546,7 @@ class GetCoordinator(_Coordinator[S]):
                 if found is not None:
                     self._merged = found if merged is None else merged
                 if self._counts_answer(slot):
-                    self._have += 1
+                    self._count(slot)
                 self._move(CoordinatorEvent.REPLY)
             else:
                 self._settle(slot, _REFUSED)
@@ -1455,6 +1590,9 @@ class GetCoordinator(_Coordinator[S]):
 
     def _required(self) -> int:
         return self._policy.r
+
+    def _required_primaries(self) -> int:
+        return self._policy.pr
 
     def _recount(self) -> int:
         return len(self._counted())

@@ -349,7 +349,7 @@ def hints(
 def quorum_policies(
     *, max_n: int = 7, strict: bool | None = None
 ) -> st.SearchStrategy[QuorumPolicy]:
-    """Valid quorum policies with ``n`` in ``1 .. max_n``, sloppy or not.
+    """Valid quorum policies with ``n`` in ``1 .. max_n``, sloppy or not, any `pr` and `pw`.
 
     Args:
         max_n: The largest replication factor drawn.
@@ -367,7 +367,8 @@ def quorum_policies(
             w = draw(st.integers(n - r + 1, n))
         else:
             w = draw(st.integers(1, n - r))
-        write_any = w == 1 and draw(st.booleans())
+        pw = draw(st.integers(0, w))
+        write_any = w == 1 and pw == 0 and draw(st.booleans())
         return QuorumPolicy(
             n,
             r,
@@ -375,6 +376,8 @@ def quorum_policies(
             sloppy=draw(st.booleans()),
             notfound_ok=draw(st.booleans()),
             write_any=write_any,
+            pr=draw(st.integers(0, r)),
+            pw=pw,
         )
 
     return build()

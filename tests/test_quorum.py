@@ -697,6 +697,10 @@ class Model:
     def required(self) -> int:
         return self.policy.w if self.kind == "put" else self.policy.r
 
+    @property
+    def required_primaries(self) -> int:
+        return self.policy.pw if self.kind == "put" else self.policy.pr
+
     def counts_node(self, node: str) -> bool:
         if node in self.primaries:
             return True
@@ -716,6 +720,24 @@ class Model:
         pending = [n for n in self.sent if n not in self.fate and self.counts_node(n)]
         return len(self.counted()) + len(pending)
 
+    def counted_primaries(self) -> list[str]:
+        return [node for node in self.counted() if node in self.primaries]
+
+    def possible_primaries(self) -> int:
+        pending = [n for n in self.sent if n not in self.fate and n in self.primaries]
+        return len(self.counted_primaries()) + len(pending)
+
+    def reached(self) -> bool:
+        return (
+            len(self.counted()) >= self.required
+            and len(self.counted_primaries()) >= self.required_primaries
+        )
+
+    def impossible(self) -> bool:
+        return (
+            self.possible() < self.required or self.possible_primaries() < self.required_primaries
+        )
+
     def replica_deadline(self, node: str) -> float:
         return self.sent[node] + (RT if self.kind == "put" else T)
 
@@ -733,7 +755,8 @@ class Model:
             plan = [node for node in plan if node in self.primaries]
         missing = [p for p in self.primaries if p not in self.candidates]
         could = sum(1 for node in plan if self.counts_node(node))
-        if could < self.required:
+        primaries = sum(1 for node in plan if node in self.primaries)
+        if could < self.required or primaries < self.required_primaries:
             assert kinds(effects) == ["Complete"], effects
             self.conclude(effects, t)
             self.closed = True
@@ -748,7 +771,7 @@ class Model:
                 assert e.state == STATE
             self.sent[e.target] = t
             self.hint[e.target] = e.hint
-        self.after(t, effects, before_possible=self.possible(), failures=[], initial=True)
+        self.after(t, effects, was_possible=True, failures=[], initial=True)
 
     def timers(self, t: float) -> list[str]:
         """Apply the replica timeouts due by `t`; return the failed nodes, in firing order."""
@@ -765,9 +788,8 @@ class Model:
         return due
 
     def reply(self, node: str, reply: object, t: float, effects: Sequence[object]) -> None:
-        before = self.possible()
-        if self.outcome is None and self.expires <= t:
-            before = -1  # the deadline may decide
+        # The deadline may decide, whatever was possible before.
+        before = not self.impossible() or (self.outcome is None and self.expires <= t)
         failures = self.timers(t)
         if self.expires <= t:
             pass  # dropped
@@ -783,14 +805,14 @@ class Model:
         self.after(t, effects, before, failures)
 
     def timer(self, t: float, effects: Sequence[object]) -> None:
-        before = self.possible() if self.expires > t else -1
+        before = not self.impossible() or self.expires <= t
         self.after(t, effects, before, self.timers(t))
 
     def after(
         self,
         t: float,
         effects: Sequence[object],
-        before_possible: int,
+        was_possible: bool,
         failures: list[str],
         *,
         initial: bool = False,
@@ -816,16 +838,15 @@ class Model:
 
         # The outcome: exactly once, exactly when decided.
         done = completes(effects)
-        have, possible = len(self.counted()), self.possible()
         if self.outcome is None:
-            if have >= self.required:
+            if self.reached():
                 assert len(done) == 1
                 assert done[0].ok
                 assert done[0].result == self.success()
-            elif possible < self.required or self.expires <= t:
-                assert len(done) == 1, (effects, have, possible, self.required)
+            elif self.impossible() or self.expires <= t:
+                assert len(done) == 1, (effects, self.counted(), self.required)
                 # ... exactly when it became impossible: it was still possible before.
-                assert before_possible >= self.required or before_possible == -1
+                assert was_possible
                 self.conclude(effects, t)
             else:
                 assert done == []
@@ -860,6 +881,8 @@ class Model:
         assert isinstance(error, Unavailable)
         assert error.required == self.required
         assert error.answered == tuple(sorted(self.counted()))
+        assert error.primaries == tuple(sorted(self.counted_primaries()))
+        assert error.required_primaries == self.required_primaries
         self.outcome = done[0]
 
     def merged(self) -> DotSet | None:
@@ -912,12 +935,14 @@ def setups(draw: st.DrawFn, kind: str) -> tuple[QuorumPolicy, list[str], list[st
     candidates = [node for node in walk if node not in down]
     preference_list = walk[:n]
     quorum = draw(st.integers(1, n))
+    primaries = draw(st.integers(0, quorum))  # pw or pr
     sloppy = draw(st.booleans())
     if kind == "put":
-        write_any = quorum == 1 and draw(st.booleans())
-        policy = QuorumPolicy(n, 1, quorum, sloppy=sloppy, write_any=write_any)
+        write_any = quorum == 1 and primaries == 0 and draw(st.booleans())
+        policy = QuorumPolicy(n, 1, quorum, sloppy=sloppy, write_any=write_any, pw=primaries)
     else:
-        policy = QuorumPolicy(n, quorum, 1, sloppy=sloppy, notfound_ok=draw(st.booleans()))
+        notfound_ok = draw(st.booleans())
+        policy = QuorumPolicy(n, quorum, 1, sloppy=sloppy, notfound_ok=notfound_ok, pr=primaries)
     return policy, candidates, preference_list
 
 
@@ -1032,11 +1057,16 @@ def test_network_schedules_success_iff_enough_distinct_acks_in_time(
     assert model.closed
     assert model.outcome is not None
     # The headline property, restated plainly: success iff enough distinct counted replies came
-    # in time, and a success reports exactly the replies that made the quorum.
-    assert model.outcome.ok == (len(model.counted()) >= model.required)
+    # in time, enough of them from primaries, and a success reports exactly the replies that made
+    # the quorum: the last one met `w` (`r`) or `pw` (`pr`) exactly.
+    assert model.outcome.ok == model.reached()
     if model.outcome.ok:
         result: Any = model.outcome.result
-        assert len(set(result.acked if kind == "put" else result.answered)) == model.required
+        counted = set(result.acked if kind == "put" else result.answered)
+        from_primaries = len(counted & set(primaries))
+        assert len(counted) >= model.required
+        assert from_primaries >= model.required_primaries
+        assert len(counted) == model.required or from_primaries == model.required_primaries
 
 
 # -- a stateful test: the coordinators beside the model ---------------------------------------

@@ -299,3 +299,83 @@ def test_the_committed_spacing_table_is_current_for_small_rings() -> None:
     assert module.main(["--check", "--sizes", "16,32"]) == 0, (
         "run: python docs/gen_spacing_table.py"
     )
+
+
+# -- zones of equal capacity ----------------------------------------------------------------------
+
+
+def zone_spacing_exists(size: int, replicas: int, zones: int, per_zone: int) -> bool:
+    """Equal nodes hold the floor or ceiling of size / nodes: can each zone keep to size // r?"""
+    floor, extra = divmod(size, zones * per_zone)
+    cap = size // replicas
+    return per_zone * floor <= cap and zones * min(per_zone * (floor + (extra > 0)), cap) >= size
+
+
+def zone_histories(size: int, replicas: int, zones: int) -> Iterator[tuple[str, HashRing]]:
+    """Rings with every zone holding the same number of nodes, after four kinds of history."""
+    most = min(24, size) // zones
+    grid = [[f"z{z}-n{i:02d}" for z in range(zones)] for i in range(most)]
+    zone_of = {node: node.split("-")[0] for round_ in grid for node in round_}
+    single, rounds = HashRing(replicas, partitions=size), HashRing(replicas, partitions=size)
+    for count, round_ in enumerate(grid, 1):
+        for node in round_:
+            single.add_node(node, zone=zone_of[node])
+        yield "one at a time", single
+        rounds.add_nodes(round_, zones={n: zone_of[n] for n in round_})
+        yield "rounds", rounds
+        batch = HashRing(replicas, partitions=size)
+        nodes = [n for r in grid[:count] for n in r]
+        batch.add_nodes(nodes, zones={n: zone_of[n] for n in nodes})
+        yield "all at once", batch
+    for round_ in grid[:0:-1]:
+        rounds.remove_nodes(round_)
+        yield "leaves", rounds
+
+
+def check_zones(ring: HashRing, zones: int) -> bool:
+    """If a zone-spaced balanced layout exists, the ring has one; return whether it existed."""
+    ring._check_invariants()
+    counts = Counter(owners(ring))
+    assert max(counts.values()) - min(counts.values()) <= 1  # equal weights: k or k + 1
+    if not zone_spacing_exists(ring.partitions or 0, ring.replicas, zones, len(ring) // zones):
+        return False
+    labels = [ring.zone(node) for node in owners(ring)]
+    size, window = len(labels), ring.replicas
+    assert ring.spacing_possible()
+    assert ring.spacing_violations() == ()
+    assert all(len({labels[(i + j) % size] for j in range(window)}) == window for i in range(size))
+    return True
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+@pytest.mark.parametrize("replicas", [2, 3, 4])
+def test_equal_zones_are_spaced_whenever_a_balanced_layout_allows(size: int, replicas: int) -> None:
+    spaced = 0
+    for zones in range(replicas, replicas + 3):
+        for _, ring in zone_histories(size, replicas, zones):
+            spaced += check_zones(ring, zones)
+    assert spaced, "the grid must hold rings that can be spaced by zone"
+
+
+def test_uneven_remainders_are_spread_over_the_zones() -> None:
+    # 10 equal nodes in two zones share 16 partitions: six nodes hold 2, four hold 1. Both zones
+    # can hold 8 only if each has three of the six; the claim spreads them so.
+    ring = HashRing(2, partitions=16)
+    nodes = [f"{zone}-{i}" for i in range(5) for zone in ("a", "b")]
+    ring.add_nodes(nodes, zones={node: node[0] for node in nodes})
+    per_zone = Counter(ring.zone(node) for node in owners(ring))
+    assert per_zone == {"a": 8, "b": 8}
+    assert check_zones(ring, 2)
+
+
+@settings(max_examples=5, deadline=None)
+@given(bits=st.integers(7, 10), replicas=st.integers(2, 5), more=st.integers(0, 2))
+def test_drawn_large_rings_space_equal_zones_grown_in_rounds(
+    bits: int, replicas: int, more: int
+) -> None:
+    zones = replicas + more
+    ring = HashRing(replicas, partitions=1 << bits)
+    for i in range(min(24 // zones, 4)):
+        group = [f"z{z}-n{i:02d}" for z in range(zones)]
+        ring.add_nodes(group, zones={node: node.split("-")[0] for node in group})
+        check_zones(ring, zones)

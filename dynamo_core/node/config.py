@@ -6,6 +6,7 @@ import attrs
 
 from dynamo_core import merkle
 from dynamo_core._check import check_positive_float, check_positive_int, check_time
+from dynamo_core.failure import PhiModel
 from dynamo_core.limits import Limits
 
 __all__ = ["NodeConfig"]
@@ -40,6 +41,10 @@ def _optional_time(_: object, attribute: attrs.Attribute[float | None], value: o
         check_time(value, attribute.name)
 
 
+def _phi_model(value: object) -> PhiModel:
+    return PhiModel.parse(value, "phi_model")
+
+
 @attrs.frozen
 class NodeConfig:
     """Timings and limits of a [`Node`][dynamo_core.node.Node].
@@ -52,6 +57,13 @@ class NodeConfig:
         heartbeat_interval: Seconds between heartbeats to every other node; also the failure
             detector's expected interval and how often hint targets are re-checked.
         phi_threshold: The φ above which the detector convicts a silent node (Cassandra: 8).
+        phi_model: The detector's model of heartbeat intervals,
+            [`PhiModel`][dynamo_core.failure.PhiModel] or its value: ``"exponential"``
+            (Cassandra, the default) or ``"normal"`` (Akka).
+        phi_acceptable_pause: Normal model only: seconds of silence added to the mean
+            interval (Akka's ``acceptable-heartbeat-pause``); `None` means 0.
+        phi_min_std: Normal model only: the floor of the intervals' standard deviation
+            (Akka's ``min-std-deviation``); `None` means 0.1 s.
         request_timeout: The overall time budget of a coordinated put or get, in seconds.
         replica_timeout: How long one replica may take before a fallback replaces it (puts);
             default: a quarter of `request_timeout`.
@@ -87,6 +99,9 @@ class NodeConfig:
 
     heartbeat_interval: float = attrs.field(default=1.0, validator=_positive)
     phi_threshold: float = attrs.field(default=8.0, validator=_positive)
+    phi_model: PhiModel = attrs.field(default=PhiModel.EXPONENTIAL, converter=_phi_model)
+    phi_acceptable_pause: float | None = attrs.field(default=None, validator=_optional_time)
+    phi_min_std: float | None = attrs.field(default=None, validator=_optional_positive)
     request_timeout: float = attrs.field(default=1.0, validator=_positive)
     replica_timeout: float | None = attrs.field(default=None, validator=_optional_positive)
     forward_timeout: float | None = attrs.field(default=None, validator=_optional_positive)
@@ -110,6 +125,13 @@ class NodeConfig:
     storage_full_pause: float = attrs.field(default=1.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
+        if self.phi_model is PhiModel.EXPONENTIAL:
+            for name in ("phi_acceptable_pause", "phi_min_std"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name} applies to phi_model='normal' (Akka) only, "
+                        "not to the exponential model"
+                    )
         if self.replica_timeout is not None and self.replica_timeout > self.request_timeout:
             raise ValueError(
                 f"replica_timeout must be at most request_timeout={self.request_timeout}, "

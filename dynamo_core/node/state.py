@@ -150,6 +150,9 @@ class NodeState:
             threshold=config.phi_threshold,
             first_interval=config.heartbeat_interval,
             max_interval=2 * config.heartbeat_interval,
+            model=config.phi_model,
+            acceptable_pause=config.phi_acceptable_pause,
+            min_std=config.phi_min_std,
         )
         self.hints = self._open_hints()
         self.life = self._load_life()
