@@ -633,12 +633,10 @@ def _check_fault_plan_args(
     names: tuple[str, ...], max_faults: int, duration: float, max_down: int | None
 ) -> int:
     """Check `fault_plans`'s arguments; return the most nodes out at once."""
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"nodes must be distinct names, at least one; got {names!r}")
+    _check_names(names, "nodes")
+    _ticks(duration)
     if not 0 <= max_faults <= 1000:
         raise ValueError(f"max_faults must be in 0 .. 1000, got {max_faults}")
-    if not 0.0 < duration <= 1e6:
-        raise ValueError(f"duration must be in (0, 1e6] seconds, got {duration}")
     down_cap = (len(names) - 1) // 2 if max_down is None else max_down
     if not 0 <= down_cap <= len(names):
         raise ValueError(f"max_down must be in 0 .. {len(names)}, got {max_down}")
@@ -740,10 +738,10 @@ def fault_plans(
     return build()
 
 
-def _check_names(processes: Sequence[str]) -> tuple[str, ...]:
+def _check_names(processes: Sequence[str], what: str = "processes") -> tuple[str, ...]:
     names = tuple(processes)
     if not names or len(set(names)) != len(names):
-        raise ValueError(f"processes must be distinct names, at least one; got {names!r}")
+        raise ValueError(f"{what} must be distinct names, at least one; got {names!r}")
     return names
 
 

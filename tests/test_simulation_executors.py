@@ -110,3 +110,12 @@ def test_a_dask_local_cluster_gives_the_process_pool_summary() -> None:
         dask = run_simulations(seeds, CHEAP, executor=client.get_executor())
     assert comparable(dask) == comparable(pooled)
     assert dask.seeds == 200 and dask.ok and dask.lost == 0
+
+
+def test_the_docstring_examples_hold() -> None:
+    import doctest
+
+    from dynamo_core.testing import simulation
+
+    failures, tried = doctest.testmod(simulation)
+    assert tried >= 3 and failures == 0
