@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import IO, Any, NoReturn
 
-from dynamo_core import __version__, codec
+from dynamo_core import __version__
 from dynamo_core._cluster_cli import add_commands as _add_cluster_commands
 from dynamo_core._cluster_cli import add_placement_arguments, counted
 from dynamo_core.demo import Progress, run_demo
@@ -29,10 +27,9 @@ from dynamo_core.testing.simulation import (
     CHURN_EVENTS,
     FAULTS,
     RESOLVERS,
-    Simulation,
     SimulationConfig,
     SimulationResult,
-    SimulationSummary,
+    run_simulations,
 )
 
 __all__ = ["main"]
@@ -193,94 +190,13 @@ def _config(args: argparse.Namespace) -> SimulationConfig:
     )
 
 
-def _result_from_dict(data: dict[str, Any]) -> SimulationResult:
-    return SimulationResult(
-        seed=int(data["seed"]),
-        operations=int(data["operations"]),
-        attempted=int(data["attempted"]),
-        acknowledged=int(data["acknowledged"]),
-        lost=int(data["lost"]),
-        unexpected=int(data["unexpected"]),
-        recovered=int(data["recovered"]),
-        violations=tuple(str(v) for v in data["violations"]),
-        unconverged=int(data["unconverged"]),
-        rounds=int(data["rounds"]),
-        max_siblings=int(data["max_siblings"]),
-        faults=tuple(sorted((str(k), int(v)) for k, v in data["faults"].items())),
-        messages=int(data["messages"]),
-        sim_seconds=float(data["sim_seconds"]),
-        trace_hash=str(data["trace_hash"]),
-        joins=int(data.get("joins", 0)),
-        leaves=int(data.get("leaves", 0)),
-        versions=int(data.get("versions", 0)),
-        moved_fraction_vs_ideal=float(data.get("moved_fraction_vs_ideal", 0.0)),
-        ring_converged=bool(data.get("ring_converged", True)),
-    )
-
-
-def _worker_argv(args: argparse.Namespace, seeds: range) -> list[str]:
-    argv = [
-        sys.executable, "-m", "dynamo_core", "simulate",
-        "--seeds", str(len(seeds)), "--seed-start", str(seeds.start),
-        "--seed-step", str(seeds.step),
-        "--nodes", str(args.nodes), "--n", str(args.n), "--r", str(args.r), "--w", str(args.w),
-        "--ops", str(args.ops), "--clients", str(args.clients), "--keys", str(args.keys),
-        "--faults", args.faults, "--resolver", args.resolver,
-        "--partitions", str(args.partitions), "--max-rounds", str(args.max_rounds),
-        "--results-jsonl",
-    ]  # fmt: skip
-    if args.strict:
-        argv.append("--strict")
-    if args.churn:
-        argv.append("--churn")
-    return argv
-
-
-def _run_parallel(
-    args: argparse.Namespace, seeds: range, on_result: Callable[[SimulationResult], None]
-) -> list[SimulationResult]:
-    """Run seeds in `args.jobs` worker processes; each reports one JSON line per seed."""
-    jobs = min(args.jobs, len(seeds))
-    results: list[SimulationResult] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-
-    def pump(chunk: range) -> None:
-        argv = _worker_argv(args, chunk)
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)  # noqa: S603
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            result = _result_from_dict(json.loads(line))
-            with lock:
-                results.append(result)
-                on_result(result)
-        if proc.wait() != 0:
-            with lock:
-                errors.append(f"the worker for seeds {chunk} exited with {proc.returncode}")
-
-    threads = [threading.Thread(target=pump, args=(seeds[i::jobs],)) for i in range(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise RuntimeError("; ".join(errors))
-    return sorted(results, key=lambda r: r.seed)
-
-
 def _simulate(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
     except (TypeError, ValueError) as exc:
         print(f"dynamo-core simulate: error: {exc}", file=sys.stderr)
         return 2
-    seeds = range(args.seed_start, args.seed_start + args.seeds * args.seed_step, args.seed_step)
-    if args.results_jsonl:  # worker mode: one JSON line per seed, nothing else
-        for seed in seeds:
-            result = Simulation(seed, config).run()
-            sys.stdout.write(codec.dumps(result.to_dict()).decode() + "\n")
-            sys.stdout.flush()
-        return 0
+    seeds = range(args.seed_start, args.seed_start + args.seeds)
     ui = _Ui(plain=args.plain)
     ui.title(
         f"dynamo-core simulate: {counted(len(seeds), 'seed')} x {counted(config.ops, 'op')}, "
@@ -291,24 +207,18 @@ def _simulate(args: argparse.Namespace) -> int:
     ui.say(f"faults: {', '.join(config.faults) or 'none'}")
     if config.churn:
         ui.say("churn: joins and leaves during the load (" + ", ".join(CHURN_EVENTS) + ")")
-    started = time.perf_counter()
-    failures: list[SimulationResult] = []
     with ui.progress("seeds", len(seeds)) as bar:
 
-        def on_result(result: SimulationResult) -> None:
-            if not result.ok:
-                failures.append(result)
+        def on_result(_: SimulationResult) -> None:
             bar.advance()
 
-        if args.jobs > 1 and len(seeds) > 1:
-            results = _run_parallel(args, seeds, on_result)
+        jobs = min(args.jobs, len(seeds))
+        if jobs > 1:
+            with ProcessPoolExecutor(jobs) as pool:
+                summary = run_simulations(seeds, config, executor=pool, progress=on_result)
         else:
-            results = []
-            for seed in seeds:
-                result = Simulation(seed, config).run()
-                results.append(result)
-                on_result(result)
-    summary = SimulationSummary(config, tuple(results), time.perf_counter() - started)
+            summary = run_simulations(seeds, config, progress=on_result)
+    failures = [result for result in summary.results if not result.ok]
     data = summary.to_dict()
     rows = [
         ["seeds", f"{summary.seeds:,}"],
@@ -385,7 +295,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--seeds", type=int, default=10, help="how many seeds (default 10)")
     sim.add_argument("--seed-start", type=int, default=0, help="the first seed (default 0)")
-    sim.add_argument("--seed-step", type=int, default=1, help=argparse.SUPPRESS)
     sim.add_argument("--nodes", type=int, default=5, help="cluster size (default 5)")
     add_placement_arguments(sim)
     sim.add_argument("--ops", type=int, default=2000, help="operations per seed (default 2000)")
@@ -416,7 +325,6 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--show-failures", type=int, default=5, help="failing seeds to detail (default 5)"
     )
-    sim.add_argument("--results-jsonl", action="store_true", help=argparse.SUPPRESS)
     sim.set_defaults(func=_simulate)
     _add_cluster_commands(sub)
     return parser
@@ -431,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "simulate":
-        for name in ("seeds", "jobs", "seed_step"):
+        for name in ("seeds", "jobs"):
             if getattr(args, name) < 1:
                 parser.error(f"--{name.replace('_', '-')} must be at least 1")
         if args.seed_start < 0:

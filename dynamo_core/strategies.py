@@ -57,10 +57,12 @@ from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
 from dynamo_core.streaming import StreamBatch, StreamPull
 from dynamo_core.testing.faults import Fault, FaultAction, FaultPlan
+from dynamo_core.testing.schedule import ClockSkew, Operation, Schedule, Workload
 from dynamo_core.vclock import VectorClock, Versioned
 
 __all__ = [
     "changes",
+    "clock_skews",
     "concurrent_dvv_pairs",
     "dvv_replicas",
     "dvv_sets",
@@ -75,6 +77,7 @@ __all__ = [
     "register_type_strategies",
     "request_results",
     "rings",
+    "schedules",
     "simulation_configs",
     "strategy_for_type",
     "token_ranges",
@@ -82,6 +85,7 @@ __all__ = [
     "vector_clocks",
     "version_records",
     "versioned",
+    "workloads",
 ]
 
 
@@ -632,12 +636,10 @@ def _check_fault_plan_args(
     names: tuple[str, ...], max_faults: int, duration: float, max_down: int | None
 ) -> int:
     """Check `fault_plans`'s arguments; return the most nodes out at once."""
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"nodes must be distinct names, at least one; got {names!r}")
+    _check_names(names, "nodes")
+    _ticks(duration)
     if not 0 <= max_faults <= 1000:
         raise ValueError(f"max_faults must be in 0 .. 1000, got {max_faults}")
-    if not 0.0 < duration <= 1e6:
-        raise ValueError(f"duration must be in (0, 1e6] seconds, got {duration}")
     down_cap = (len(names) - 1) // 2 if max_down is None else max_down
     if not 0 <= down_cap <= len(names):
         raise ValueError(f"max_down must be in 0 .. {len(names)}, got {max_down}")
@@ -737,6 +739,175 @@ def fault_plans(
         return FaultPlan(tuple(faults))
 
     return build()
+
+
+def _check_names(processes: Sequence[str], what: str = "processes") -> tuple[str, ...]:
+    names = tuple(processes)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"{what} must be distinct names, at least one; got {names!r}")
+    return names
+
+
+def _ticks(duration: float) -> int:
+    if not 0.0 < duration <= 1e6:
+        raise ValueError(f"duration must be in (0, 1e6] seconds, got {duration}")
+    return max(1, int(duration * 10))
+
+
+def clock_skews(
+    processes: Sequence[str] = ("n1", "n2", "n3", "n4", "n5"),
+    *,
+    max_skews: int = 3,
+    duration: float = 10.0,
+    max_offset: float = 1.0,
+    max_drift: float = 0.5,
+) -> st.SearchStrategy[tuple[ClockSkew, ...]]:
+    """Clock skews for a [`World`][dynamo_core.testing.World]'s processes, in time order.
+
+    Each [`ClockSkew`][dynamo_core.testing.ClockSkew] jumps a process's clock by an offset in
+    ``-max_offset .. max_offset`` seconds and sets its rate in
+    ``1 - max_drift .. 1 + max_drift``, at a time in ``0 .. duration`` (tenths of a second;
+    offsets in tenths, rates in hundredths, so they print round). Shrinks towards fewer, earlier
+    skews with no jump and no drift.
+
+    Args:
+        processes: The process names.
+        max_skews: The most skews.
+        duration: The latest time of a skew, in seconds.
+        max_offset: The largest jump, in seconds (``0 .. 1e6``).
+        max_drift: The largest rate change (``0 .. 0.99``: a clock never stops).
+
+    Raises:
+        ValueError: `processes` is empty or repeats a name, or another argument is out of range.
+    """
+    names = _check_names(processes)
+    ticks = _ticks(duration)
+    if not 0 <= max_skews <= 1000:
+        raise ValueError(f"max_skews must be in 0 .. 1000, got {max_skews}")
+    if not 0.0 <= max_offset <= 1e6:
+        raise ValueError(f"max_offset must be in 0 .. 1e6 seconds, got {max_offset}")
+    if not 0.0 <= max_drift <= 0.99:
+        raise ValueError(f"max_drift must be in 0 .. 0.99, got {max_drift}")
+    offset = int(max_offset * 10)
+    drift = int(max_drift * 100)
+    skew = st.builds(
+        lambda tick, name, tenths, hundredths: ClockSkew(
+            tick / 10, name, tenths / 10, 1.0 + hundredths / 100
+        ),
+        st.integers(0, ticks),
+        st.sampled_from(names),
+        st.integers(-offset, offset),
+        st.integers(-drift, drift),
+    )
+    return st.lists(skew, max_size=max_skews).map(
+        lambda skews: tuple(sorted(skews, key=lambda s: s.at))
+    )
+
+
+def workloads(
+    processes: Sequence[str] = ("n1", "n2", "n3", "n4", "n5"),
+    *,
+    max_operations: int = 10,
+    duration: float = 10.0,
+    keys: Sequence[str] = ("k",),
+    kinds: Sequence[str] = ("put",),
+) -> st.SearchStrategy[Workload]:
+    """Client workloads: up to `max_operations` operations through any of `processes`.
+
+    Each [`Operation`][dynamo_core.testing.Operation] has a kind from `kinds`, a key from
+    `keys`, a time in ``0 .. duration`` (tenths of a second) and a unique value (its index in
+    time order). Shrinks towards fewer, earlier operations through the first process on the
+    first key.
+
+    Args:
+        processes: The process names a client may reach.
+        max_operations: The most operations (``0 .. 10_000``).
+        duration: The latest time of an operation, in seconds.
+        keys: The keys.
+        kinds: The operation kinds (``"put"``, ``"get"``: what your driver understands).
+
+    Raises:
+        ValueError: `processes`, `keys` or `kinds` is empty or repeats itself, or another
+            argument is out of range.
+    """
+    names = _check_names(processes)
+    ticks = _ticks(duration)
+    if not 0 <= max_operations <= 10_000:
+        raise ValueError(f"max_operations must be in 0 .. 10000, got {max_operations}")
+    for what, pool in (("keys", tuple(keys)), ("kinds", tuple(kinds))):
+        if not pool or len(set(pool)) != len(pool) or not all(isinstance(x, str) for x in pool):
+            raise ValueError(f"{what} must be distinct strings, at least one; got {pool!r}")
+    draw_one = st.tuples(
+        st.integers(0, ticks), st.sampled_from(names), st.sampled_from(tuple(kinds)),
+        st.sampled_from(tuple(keys)),
+    )  # fmt: skip
+
+    def build(drawn: list[tuple[int, str, str, str]]) -> Workload:
+        ordered = sorted(drawn, key=lambda d: d[0])
+        return Workload(
+            tuple(
+                Operation(tick / 10, name, kind, key, index)
+                for index, (tick, name, kind, key) in enumerate(ordered)
+            )
+        )
+
+    return st.lists(draw_one, max_size=max_operations).map(build)
+
+
+def schedules(
+    processes: Sequence[str] = ("n1", "n2", "n3", "n4", "n5"),
+    *,
+    max_faults: int = 6,
+    max_skews: int = 0,
+    max_operations: int = 10,
+    duration: float = 10.0,
+    keys: Sequence[str] = ("k",),
+    kinds: Sequence[str] = ("put",),
+    max_down: int | None = None,
+    wipes: bool = False,
+    pauses: bool = False,
+    max_offset: float = 1.0,
+    max_drift: float = 0.5,
+) -> st.SearchStrategy[Schedule]:
+    """Whole schedules for a [`World`][dynamo_core.testing.World]: faults, skews, a workload.
+
+    Draws a [`Schedule`][dynamo_core.testing.Schedule] from
+    [`fault_plans`][dynamo_core.strategies.fault_plans],
+    [`clock_skews`][dynamo_core.strategies.clock_skews] and
+    [`workloads`][dynamo_core.strategies.workloads] (their arguments, passed on). A failing
+    schedule shrinks to a few events a person can read: print it.
+
+    Examples:
+        >>> from hypothesis import given
+        >>> @given(schedules(("a", "b", "c"), max_skews=2))
+        ... def test_my_protocol(schedule):
+        ...     world = ...  # spawn your processes
+        ...     schedule.apply(world, lambda op: ...)  # give each operation to its process
+
+    Raises:
+        ValueError: an argument is out of range (see the three strategies).
+    """
+    return st.builds(
+        Schedule,
+        fault_plans(
+            processes,
+            max_faults=max_faults,
+            duration=duration,
+            max_down=max_down,
+            wipes=wipes,
+            pauses=pauses,
+        ),
+        clock_skews(
+            processes,
+            max_skews=max_skews,
+            duration=duration,
+            max_offset=max_offset,
+            max_drift=max_drift,
+        ),
+        workloads(
+            processes, max_operations=max_operations, duration=duration, keys=keys, kinds=kinds
+        ),
+    )
 
 
 def _value_strategy(thing: Any) -> st.SearchStrategy[Any]:

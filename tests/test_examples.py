@@ -33,10 +33,21 @@ def check_redis_kv(summary: dict[str, Any]) -> None:
     assert summary["siblings"] == 2 and summary["after_merge"] == 1
 
 
+def check_find_a_bug(summary: dict[str, Any]) -> None:
+    # Hypothesis finds the forgotten hints and shrinks the schedule to a few readable events...
+    assert summary["found"] is True
+    assert 1 <= summary["shrunk_events"] <= 10
+    assert len(summary["shrunk_schedule"]) >= summary["shrunk_events"]
+    assert any(" crash " in line for line in summary["shrunk_schedule"])
+    # ...and the store with its hints on disk passes every schedule drawn.
+    assert summary["fixed_examples"] >= 300
+
+
 # Examples that end with a JSON summary line, and what it must say.
 SUMMARIES: dict[str, Callable[[dict[str, Any]], None]] = {
     "sqlite_sync": check_sqlite_sync,
     "redis_kv": check_redis_kv,
+    "find_a_bug": check_find_a_bug,
 }
 # Programs an example needs beyond Python; `.ci/run` installs them, so CI never skips.
 PROGRAMS = {"redis_kv": "redis-server"}

@@ -38,6 +38,11 @@ with dynamo-core) so its failures show values.
   [`converge`][dynamo_core.testing.converge],
   [`ReadYourWrites`][dynamo_core.testing.ReadYourWrites], and yours, run together by
   [`check_all`][dynamo_core.testing.check_all].
+* [`Schedule`][dynamo_core.testing.Schedule] — a whole run's faults, clock skews
+  ([`ClockSkew`][dynamo_core.testing.ClockSkew]) and client operations
+  ([`Workload`][dynamo_core.testing.Workload] of [`Operation`][dynamo_core.testing.Operation]s)
+  as data, to apply to a `World`; hypothesis draws and shrinks them with
+  [`schedules`][dynamo_core.strategies.schedules].
 * [`kill_during`][dynamo_core.testing.kill_during] — SIGKILL a writer process in the middle of
   its work and collect what it acknowledged: the core of a durability (crash) test.
 """
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
     from dynamo_core.testing.faults import Fault, FaultPlan
     from dynamo_core.testing.history import SetCheck, SetHistory
     from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
+    from dynamo_core.testing.schedule import ClockSkew, Operation, Schedule, Workload
     from dynamo_core.testing.simulation import (
         CHURN_EVENTS,
         FAULTS,
@@ -94,6 +100,10 @@ _SOURCES = {
         "Behaviour": "quorum",
         "DotSet": "quorum",
         "QuorumHarness": "quorum",
+        "ClockSkew": "schedule",
+        "Operation": "schedule",
+        "Schedule": "schedule",
+        "Workload": "schedule",
         "CHURN_EVENTS": "simulation",
         "FAULTS": "simulation",
         "RESOLVERS": "simulation",
@@ -130,13 +140,16 @@ __all__ = [
     "RESOLVERS",
     "Behaviour",
     "Cart",
+    "ClockSkew",
     "DotSet",
     "FakeClock",
     "Fault",
     "FaultPlan",
     "NetworkConfig",
+    "Operation",
     "QuorumHarness",
     "ReadYourWrites",
+    "Schedule",
     "SetCheck",
     "SetHistory",
     "SimulatedCluster",
@@ -146,6 +159,7 @@ __all__ = [
     "SimulationSummary",
     "StorageConformance",
     "Verdict",
+    "Workload",
     "World",
     "check_all",
     "converge",

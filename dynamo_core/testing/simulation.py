@@ -44,6 +44,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, as_completed
 from functools import partial
 from typing import Final, Literal
 
@@ -1110,28 +1111,75 @@ class SimulationSummary:
         }
 
 
+def _run_seed(seed: int, config: SimulationConfig) -> SimulationResult:
+    """One seed: what an executor's worker runs (a module-level function, so it pickles)."""
+    return Simulation(seed, config).run()
+
+
 def run_simulations(
     seeds: Iterable[int],
     config: SimulationConfig | None = None,
     *,
+    executor: Executor | None = None,
     progress: Callable[[SimulationResult], None] | None = None,
 ) -> SimulationSummary:
-    """Run a `Simulation` for every seed and sum the results up.
+    """Run a `Simulation` for every seed and sum the results up, here or on an executor.
+
+    Without `executor` the seeds run one after another in this process. With one — any
+    `concurrent.futures.Executor`: a ``ProcessPoolExecutor`` for the local cores, or a
+    distributed engine's, such as Dask's ``distributed.Client.get_executor()`` — each seed is
+    submitted as a task and may run anywhere. Each seed is deterministic, and the results are
+    put back in the order of `seeds` whatever order they finish in, so the summary (and its
+    trace hash) is the same whatever ran them; only the wall-clock figures differ.
 
     Args:
-        seeds: The seeds, run in the given order.
+        seeds: The seeds (ints), summed up in the given order.
         config: The configuration for every seed.
-        progress: Called with each seed's result as it finishes.
+        executor: Where to run the seeds (default: here, one after another). It is not shut
+            down.
+        progress: Called here with each seed's result as it finishes.
 
     Returns:
         The summary.
+
+    Raises:
+        TypeError: a seed is not an int, `config` not a `SimulationConfig` or `executor` not
+            an `Executor`; nothing ran.
+        Exception: a seed's run raised (on a worker: re-raised here); the other seeds' results
+            are discarded.
+
+    Examples:
+        >>> from concurrent.futures import ProcessPoolExecutor
+        >>> config = SimulationConfig(ops=20)
+        >>> with ProcessPoolExecutor(2) as pool:
+        ...     summary = run_simulations(range(4), config, executor=pool)
+        >>> summary.trace_hash == run_simulations(range(4), config).trace_hash
+        True
     """
     config = config if config is not None else SimulationConfig()
+    if not isinstance(config, SimulationConfig):
+        raise TypeError(f"config must be a SimulationConfig, not {type(config).__name__}")
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, not {executor!r}")
+    order = list(seeds)
+    for seed in order:
+        if type(seed) is not int:
+            raise TypeError(f"seeds must be ints, got {seed!r}")
     started = time.perf_counter()
-    results = []
-    for seed in seeds:
-        result = Simulation(seed, config).run()
-        results.append(result)
-        if progress is not None:
-            progress(result)
+    results: list[SimulationResult] = []
+    if executor is None:
+        for seed in order:
+            results.append(_run_seed(seed, config))
+            if progress is not None:
+                progress(results[-1])
+    else:
+        futures = [executor.submit(_run_seed, seed, config) for seed in order]
+        try:
+            for future in as_completed(futures):
+                if progress is not None:
+                    progress(future.result())
+            results = [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
     return SimulationSummary(config, tuple(results), time.perf_counter() - started)
