@@ -47,12 +47,14 @@ import attrs
 
 from dynamo_core import codec
 from dynamo_core._check import (
+    MAX_KEY_BYTES,
     MAX_NODE_ID_LEN,
-    check_key,
     check_node_id,
     check_positive_float,
     check_positive_int,
     check_time,
+    key_bytes,
+    node_id_field,
 )
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import (
@@ -80,7 +82,6 @@ __all__ = [
     "TargetStats",
 ]
 
-MAX_KEY_BYTES: Final = 64 * 1024
 """The longest key a hint accepts, in bytes (a `str` key is measured as UTF-8)."""
 
 MAX_BATCH_HINTS: Final = 10_000
@@ -104,29 +105,8 @@ def _check_state_type(state_type: object) -> type[Any]:
 
 
 # -- hints -------------------------------------------------------------------------------------
-
-
-def _validate_target(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    check_node_id(value, attribute.name)
-
-
-def _key_bytes(key: str | bytes, name: str = "key") -> bytes:
-    """Return the bytes a key is measured and stored as; raise for a bad or oversized key."""
-    check_key(key, name)
-    if isinstance(key, bytes):
-        data = key
-    else:
-        try:
-            data = key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{name} must be encodable as UTF-8 (no lone surrogates)") from None
-    if len(data) > MAX_KEY_BYTES:
-        raise ValueError(f"{name} must be at most {MAX_KEY_BYTES} bytes long, got {len(data)}")
-    return data
-
-
 def _validate_key(_: object, attribute: attrs.Attribute[str | bytes], value: str | bytes) -> None:
-    _key_bytes(value, attribute.name)
+    key_bytes(value, attribute.name)
 
 
 # Classes already seen to satisfy ReplicaState: a runtime protocol check costs microseconds.
@@ -188,7 +168,7 @@ class Hint(Generic[S]):
             or `created_at` is negative or not finite.
     """
 
-    target: str = attrs.field(validator=_validate_target)
+    target: str = attrs.field(validator=node_id_field)
     key: str | bytes = attrs.field(validator=_validate_key)
     state: S = attrs.field(validator=_validate_state)
     created_at: float = attrs.field(converter=_to_time)
@@ -780,7 +760,7 @@ class HintStore(Generic[S]):
             ValueError: `target` or `key` is invalid.
         """
         check_node_id(target, "target")
-        _key_bytes(key)
+        key_bytes(key)
         stored = self._storage.get(self._hint_key(target, key))
         return None if stored is None else self._read(target, key, stored)
 
@@ -899,7 +879,7 @@ class HintStore(Generic[S]):
             dynamo_core.errors.StorageError: the backend failed; nothing was stored or counted.
         """
         check_node_id(target, "target")
-        _key_bytes(key)
+        key_bytes(key)
         self._check_state(state)
         now = check_time(now, "now") + 0.0
         entry = self._targets.get(target) or _Target()

@@ -41,7 +41,7 @@ from typing import Final, Literal, Self
 import attrs
 
 from dynamo_core import codec
-from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id, check_positive_float
+from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id, check_positive_float, node_id_field
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.ring import HashRing, Transfer
@@ -82,22 +82,8 @@ def _check_op(_: object, attribute: attrs.Attribute[str], value: object) -> None
         raise ValueError(f"{attribute.name} must be one of {', '.join(_OPS)}, got {value!r:.40}")
 
 
-def _check_node(_: object, attribute: attrs.Attribute[str], value: object) -> None:
-    check_node_id(value, attribute.name)
-
-
-def _check_zone(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None:
-        check_node_id(value, attribute.name)
-
-
 def _check_weight(_: object, attribute: attrs.Attribute[float], value: object) -> None:
     check_positive_float(value, attribute.name)
-
-
-def _check_new(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None:
-        check_node_id(value, attribute.name)
 
 
 @attrs.frozen
@@ -121,10 +107,10 @@ class Change:
 
     id: str = attrs.field(validator=_check_change_id)
     op: Literal["join", "leave", "replace", "update"] = attrs.field(validator=_check_op)
-    node: str = attrs.field(validator=_check_node)
-    zone: str | None = attrs.field(default=None, validator=_check_zone)
+    node: str = attrs.field(validator=node_id_field)
+    zone: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
     weight: float = attrs.field(default=1.0, validator=_check_weight)
-    new: str | None = attrs.field(default=None, validator=_check_new)
+    new: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
 
     def __attrs_post_init__(self) -> None:
         if self.op in ("leave", "replace") and (self.zone is not None or self.weight != 1.0):

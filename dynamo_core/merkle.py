@@ -45,7 +45,7 @@ from typing import Final, Self, TypeAlias, assert_never
 import attrs
 
 from dynamo_core import codec
-from dynamo_core._check import check_key, check_positive_int, check_time
+from dynamo_core._check import MAX_KEY_BYTES, check_key, check_positive_int, check_time, key_bytes
 from dynamo_core.effects import SetTimer
 from dynamo_core.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dynamo_core.hashing import (
@@ -103,9 +103,6 @@ MAX_DEPTH: Final = 20
 DEFAULT_DEPTH: Final = 16
 """The default depth: 65,536 segments, 2 MiB per tree."""
 
-MAX_KEY_BYTES: Final = 65_536
-"""The longest key, in bytes, that an exchange message may carry."""
-
 MAX_LEVELS_PER_ROUND: Final = 8
 """The most levels one exchange request may descend (at most 256 digests per differing node)."""
 
@@ -143,17 +140,6 @@ _EMPTY_PAIR: Final = [digest * 2 for digest in _EMPTY]
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _key_bytes(key: object, name: str = "key") -> bytes:
-    if type(key) is bytes:
-        return key
-    if type(key) is str:
-        try:
-            return key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{name} must be encodable as UTF-8 (no lone surrogates)") from None
-    raise TypeError(f"{name} must be str or bytes, not {type(key).__name__}")
 
 
 def _check_digest(digest: object, name: str = "digest") -> bytes:
@@ -201,7 +187,7 @@ def item_digest(key: str | bytes, value: bytes | bytearray | memoryview) -> byte
         TypeError: `key` is not `str` or `bytes`, or `value` is not bytes-like.
         ValueError: `key` is a `str` that cannot be encoded as UTF-8.
     """
-    data = _key_bytes(key)
+    data = key_bytes(key, max_len=None)
     if not isinstance(value, bytes | bytearray | memoryview):
         raise TypeError(f"value must be bytes, not {type(value).__name__}")
     hasher = _ITEM_HASHER.copy()
@@ -591,7 +577,7 @@ class MerkleTree:
                 if len(digest) != DIGEST_SIZE or type(digest) is not bytes:
                     _check_digest(digest)
                 if type(key) is not bytes:
-                    key = _key_bytes(key)  # noqa: PLW2901 - normalize in place, hot loop
+                    key = key_bytes(key, max_len=None)  # noqa: PLW2901 - normalize in place, hot loop
                 acc[(murmur(key) >> shift) & low] ^= from_bytes(digest) or _zero_digest()
         else:
             segment = self.segment
@@ -1958,7 +1944,7 @@ class MerkleExchange:
         segment = self._tree.segment
         local: dict[bytes, bytes] = {}
         for key, digest in items:
-            data = _key_bytes(key)
+            data = key_bytes(key, max_len=None)
             _check_digest(digest)
             if segment(data) not in wanted:
                 continue

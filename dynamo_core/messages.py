@@ -47,7 +47,7 @@ from typing import Any, Final, Literal, Self, TypeAlias, TypeVar
 import attrs
 
 from dynamo_core import codec, merkle
-from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id
+from dynamo_core._check import MAX_KEY_BYTES, MAX_NODE_ID_LEN, check_node_id, node_id_field
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
@@ -86,7 +86,6 @@ __all__ = [
     "result_from_dict",
 ]
 
-MAX_KEY_BYTES: Final = merkle.MAX_KEY_BYTES
 """The longest key, in bytes, a node accepts (64 KiB, as the hint store and Merkle exchange)."""
 
 MAX_CONTEXT_BYTES: Final = 256 * 1024
@@ -140,11 +139,6 @@ def _check_state(_: object, attribute: attrs.Attribute[Any], value: object) -> N
 def _check_optional_state(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         _check_state(_, attribute, value)
-
-
-def _check_hint(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None:
-        check_node_id(value, attribute.name)
 
 
 def _check_node_tuple(
@@ -477,7 +471,7 @@ class StoreRequest:
     op: int = attrs.field(validator=_check_id)
     key: bytes = attrs.field(validator=_check_key_field)
     state: DVVSet[bytes] = attrs.field(validator=_check_state)
-    hint: str | None = attrs.field(default=None, validator=_check_hint)
+    hint: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
     epoch: int = attrs.field(default=0, validator=_check_id)
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
@@ -613,7 +607,7 @@ class FetchRequest:
 
     op: int = attrs.field(validator=_check_id)
     key: bytes = attrs.field(validator=_check_key_field)
-    hint: str | None = attrs.field(default=None, validator=_check_hint)
+    hint: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_fetch`` envelope."""
@@ -711,7 +705,7 @@ class ReadRepair:
 
     key: bytes = attrs.field(validator=_check_key_field)
     state: DVVSet[bytes] = attrs.field(validator=_check_state)
-    hint: str | None = attrs.field(default=None, validator=_check_hint)
+    hint: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_read_repair`` envelope."""
