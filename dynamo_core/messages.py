@@ -19,7 +19,7 @@ only [`DecodeError`][dynamo_core.errors.DecodeError] and are capped in size.
 * [`Forward`][dynamo_core.messages.Forward] /
   [`ForwardReply`][dynamo_core.messages.ForwardReply]: a node asked for a key it does not
   replicate, and the primary that coordinated the request for it.
-* [`HintBatch`][dynamo_core.hints.HintBatch] / [`HintAck`][dynamo_core.messages.HintAck]: a
+* [`HintBatch`][dynamo_core.hints.HintBatch] / [`HintAck`][dynamo_core.hints.HintAck]: a
   fallback handing hints over to the node they belong to.
 * [`SyncOffer`][dynamo_core.messages.SyncOffer] / [`SyncDiff`][dynamo_core.messages.SyncDiff]:
   anti-entropy, the Merkle roots of the ranges two replicas share and which of them differ.
@@ -51,7 +51,7 @@ from dynamo_core._check import MAX_KEY_BYTES, MAX_NODE_ID_LEN, check_node_id, no
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
-from dynamo_core.hints import HintBatch
+from dynamo_core.hints import HintAck, HintBatch
 from dynamo_core.membership import GossipDigest, GossipUpdate
 from dynamo_core.streaming import StreamBatch, StreamPull
 
@@ -833,27 +833,6 @@ class ForwardReply:
         return cls(
             codec.as_int(obj["fwd"], "node_forward_reply.fwd"), result_from_dict(obj["result"])
         )
-
-
-@attrs.frozen
-class HintAck:
-    """The target of a [`HintBatch`][dynamo_core.hints.HintBatch] merged it: delete those hints."""
-
-    batch_id: int = attrs.field(validator=_check_id)
-
-    def to_dict(self) -> dict[str, codec.JSONValue]:
-        """Encode as a ``node_hint_ack`` envelope."""
-        return codec.envelope("node_hint_ack", {"batch_id": self.batch_id})
-
-    @classmethod
-    def from_dict(cls, data: object) -> Self:
-        """Decode a ``node_hint_ack`` envelope.
-
-        Raises:
-            dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
-        """
-        obj = codec.open_envelope(data, "node_hint_ack", required=("batch_id",))
-        return cls(codec.as_int(obj["batch_id"], "node_hint_ack.batch_id"))
 
 
 def _check_roots(

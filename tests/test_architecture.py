@@ -79,7 +79,10 @@ PRIMITIVES = sorted(
     m for m in MODULES if m.count(".") >= 1 and not _is_above(m) and m != "dynamo_core.__main__"
 )
 # the primitives split into packages, each module in the order it may import the others
-SPLIT = {"dynamo_core.merkle": ("tree", "wire", "exchange")}
+SPLIT = {
+    "dynamo_core.merkle": ("tree", "wire", "exchange"),
+    "dynamo_core.hints": ("wire", "store", "handoff"),
+}
 NODE_MODULES = sorted(m for m in MODULES if m.startswith(NODE + "."))
 PARTS = sorted(set(NODE_MODULES) - LEAVES - {f"{NODE}.core"})
 
