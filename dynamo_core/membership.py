@@ -193,18 +193,6 @@ class RingVersion:
         return f"v{self.epoch}:{self.fingerprint[:8]}"
 
 
-def _check_ring(_: object, attribute: attrs.Attribute[HashRing], value: object) -> None:
-    if not isinstance(value, HashRing):
-        raise TypeError(f"{attribute.name} must be a HashRing, not {type(value).__name__}")
-
-
-def _check_optional_ring(
-    _: object, attribute: attrs.Attribute[HashRing | None], value: object
-) -> None:
-    if value is not None:
-        _check_ring(_, attribute, value)  # type: ignore[arg-type]
-
-
 def _check_plan(_: object, attribute: attrs.Attribute[tuple[Transfer, ...]], value: object) -> None:
     if type(value) is not tuple:
         raise TypeError(f"{attribute.name} must be a tuple of Transfer")
@@ -261,8 +249,10 @@ class VersionRecord:
     """
 
     epoch: int = attrs.field(validator=_check_epoch)
-    ring: HashRing = attrs.field(validator=_check_ring)
-    previous: HashRing | None = attrs.field(default=None, validator=_check_optional_ring)
+    ring: HashRing = attrs.field(validator=attrs.validators.instance_of(HashRing))
+    previous: HashRing | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(HashRing))
+    )
     plan: tuple[Transfer, ...] = attrs.field(default=(), validator=_check_plan)
     applied: frozenset[str] = attrs.field(default=frozenset(), validator=_check_ids)
     completed: tuple[tuple[int, str], ...] = attrs.field(default=(), validator=_check_completed)
@@ -444,13 +434,6 @@ class GossipDigest:
         )
 
 
-def _check_record(
-    _: object, attribute: attrs.Attribute[VersionRecord | None], value: object
-) -> None:
-    if value is not None and not isinstance(value, VersionRecord):
-        raise TypeError(f"{attribute.name} must be a VersionRecord or None")
-
-
 def _check_changes(
     _: object, attribute: attrs.Attribute[tuple[Change, ...]], value: object
 ) -> None:
@@ -473,7 +456,9 @@ class GossipUpdate:
         changes: Change requests (all the sender knows, when the digests differed).
     """
 
-    record: VersionRecord | None = attrs.field(validator=_check_record)
+    record: VersionRecord | None = attrs.field(
+        validator=attrs.validators.optional(attrs.validators.instance_of(VersionRecord))
+    )
     epoch: int = attrs.field(validator=_check_epoch)
     fingerprint: str = attrs.field(validator=_check_fingerprint)
     completed: tuple[tuple[int, str], ...] = attrs.field(validator=_check_completed)

@@ -131,16 +131,6 @@ def _check_key_field(_: object, attribute: attrs.Attribute[bytes], value: object
         raise ValueError(f"{attribute.name} must be at most {MAX_KEY_BYTES} bytes")
 
 
-def _check_state(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, DVVSet):
-        raise TypeError(f"{attribute.name} must be a DVVSet, not {type(value).__name__}")
-
-
-def _check_optional_state(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _check_state(_, attribute, value)
-
-
 def _check_node_tuple(
     _: object, attribute: attrs.Attribute[tuple[str, ...]], value: object
 ) -> None:
@@ -470,7 +460,7 @@ class StoreRequest:
 
     op: int = attrs.field(validator=_check_id)
     key: bytes = attrs.field(validator=_check_key_field)
-    state: DVVSet[bytes] = attrs.field(validator=_check_state)
+    state: DVVSet[bytes] = attrs.field(validator=attrs.validators.instance_of(DVVSet))
     hint: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
     epoch: int = attrs.field(default=0, validator=_check_id)
 
@@ -660,7 +650,9 @@ class FetchReply:
     """The answer to a [`FetchRequest`][dynamo_core.messages.FetchRequest]: the state, or `None`."""
 
     op: int = attrs.field(validator=_check_id)
-    state: DVVSet[bytes] | None = attrs.field(default=None, validator=_check_optional_state)
+    state: DVVSet[bytes] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(DVVSet))
+    )
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_fetched`` envelope."""
@@ -704,7 +696,7 @@ class ReadRepair:
     """Merge `state` into your replica of `key` (or hint): a read found yours stale. No reply."""
 
     key: bytes = attrs.field(validator=_check_key_field)
-    state: DVVSet[bytes] = attrs.field(validator=_check_state)
+    state: DVVSet[bytes] = attrs.field(validator=attrs.validators.instance_of(DVVSet))
     hint: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
@@ -956,25 +948,14 @@ class SyncDiff:
         return cls(codec.as_int(obj["session"], "node_sync_diff.session"), ranges)
 
 
-def _check_merkle_message(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(
-        value,
-        merkle.Hello
-        | merkle.InSync
-        | merkle.UseDepth
-        | merkle.GetNodes
-        | merkle.Nodes
-        | merkle.GetItems
-        | merkle.Items
-        | merkle.Close
-        | merkle.Abort,
-    ):
-        raise TypeError(f"{attribute.name} must be a Merkle exchange message")
-
-
 def _check_role(_: object, attribute: attrs.Attribute[str], value: object) -> None:
     if value not in ("initiator", "responder"):
         raise ValueError(f"{attribute.name} must be 'initiator' or 'responder', got {value!r:.40}")
+
+
+def _check_merkle_message(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, merkle.Message):
+        raise TypeError(f"{attribute.name} must be a Merkle exchange message")
 
 
 @attrs.frozen
