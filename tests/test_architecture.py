@@ -20,14 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "dynamo_core"
 NODE = "dynamo_core.node"
 LEAVES = {f"{NODE}.{name}" for name in ("keyspace", "config", "effects", "contexts")}
-ABOVE = ("dynamo_core.node", "dynamo_core.aio", "dynamo_core.testing")
-# the CLI and the hypothesis strategies (a test helper) sit above the primitives too
-ABOVE_MODULES = {
-    "dynamo_core.cli",
-    "dynamo_core.demo",
-    "dynamo_core._cluster_cli",
-    "dynamo_core.strategies",
-}
+ABOVE = ("dynamo_core.node", "dynamo_core.aio", "dynamo_core.testing", "dynamo_core.cli")
+# the hypothesis strategies (a test helper) sit above the primitives too
+ABOVE_MODULES = {"dynamo_core.strategies"}
 
 
 def _module_name(path: Path) -> str:
