@@ -27,9 +27,9 @@ __all__: list[str] = []
 TYPES: dict[str, tuple[str, ...]] = {
     "dynamo_core.dvv": ("DVVSet",),
     "dynamo_core.hashing": ("TokenRange",),
-    "dynamo_core.hints": ("Hint",),
+    "dynamo_core.hints.wire": ("Hint", "HintAck"),
     "dynamo_core.membership": ("Change", "GossipDigest", "GossipUpdate", "VersionRecord"),
-    "dynamo_core.merkle": ("MerkleTree",),
+    "dynamo_core.merkle.tree": ("MerkleTree",),
     "dynamo_core.messages": (
         "ExchangeMessage",
         "FetchReply",
@@ -38,7 +38,6 @@ TYPES: dict[str, tuple[str, ...]] = {
         "ForwardReply",
         "GetReply",
         "Heartbeat",
-        "HintAck",
         "PutReply",
         "ReadRepair",
         "RepairPull",
