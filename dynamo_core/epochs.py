@@ -17,7 +17,10 @@ uses for that key when that is provably safe, and otherwise mints a fresh epoch:
 * the local state has no actor of this replica minted since the last start: fresh epoch (after a
   restart that may have lost data, the old actors are retired);
 * the client's context has seen more writes from the chosen actor than the local state holds
-  (the local copy is older than writes this replica coordinated: it lost them): fresh epoch.
+  (the local copy is older than writes this replica coordinated: it lost them): fresh epoch;
+* the replica deleted a copy that held the actor (the key's range moved away), so a stale copy
+  that comes back later may lack writes it coordinated: the owner calls
+  ``epochs.retire(state.context)`` before deleting, and those actors are never used again.
 
 The caller must make the new epoch (``epochs.epoch``) durable no later than the write that uses
 it: the node stores it in the same atomic `write_batch` as the key's new state.
@@ -120,7 +123,7 @@ class ActorEpochs:
         'node-a#6'
     """
 
-    __slots__ = ("_epoch", "_floor", "_node", "_prefix")
+    __slots__ = ("_epoch", "_floor", "_node", "_prefix", "_retired")
 
     def __init__(self, node: str, *, epoch: int = 0, reuse_previous: bool = False) -> None:
         _check_base_node(node)
@@ -134,6 +137,7 @@ class ActorEpochs:
         self._prefix = node + EPOCH_SEPARATOR
         self._epoch = epoch
         self._floor = 1 if reuse_previous else epoch + 1
+        self._retired: set[int] = set()  # epochs in floor..epoch retired since the start
 
     @property
     def node(self) -> str:
@@ -158,6 +162,7 @@ class ActorEpochs:
         return (
             parsed is not None
             and parsed[0] == self._node
+            and parsed[1] not in self._retired
             and self._floor <= parsed[1] <= self._epoch
         )
 
@@ -192,11 +197,35 @@ class ActorEpochs:
                     and parsed[0] == self._node
                     and self._floor <= parsed[1] <= self._epoch
                     and parsed[1] > best_epoch
+                    and parsed[1] not in self._retired
                 ):
                     best, best_epoch = actor, parsed[1]
         if best is not None and (context is None or context.get(best) <= local.get(best)):
             return best
         return self.mint()
+
+    def retire(self, context: VectorClock) -> None:
+        """Never write again with this replica's actors named in `context`.
+
+        Call it before deleting a stored copy of a key (its range moved away): the copy may
+        hold the only record here of writes this replica coordinated, and a stale copy that
+        arrives later (a hint, a stream) would otherwise let it count those dots again, silently
+        replacing acknowledged writes on every replica (Riak's KV679). Nothing to store: a
+        restart retires every earlier actor anyway. Cost: O(n) for an n-entry `context`.
+
+        Raises:
+            TypeError: `context` is not a `VectorClock`.
+        """
+        if not isinstance(context, VectorClock):
+            raise TypeError(f"context must be a VectorClock, not {type(context).__name__}")
+        for actor in context:
+            if self.usable(actor):
+                parsed = parse_actor(actor)
+                assert parsed is not None
+                self._retired.add(parsed[1])
+        while self._floor in self._retired:  # keep the set to the epochs above the floor
+            self._retired.discard(self._floor)
+            self._floor += 1
 
     def mint(self) -> str:
         """Return a new actor id, never returned before by this replica (raises `epoch`).
@@ -218,3 +247,4 @@ class ActorEpochs:
         assert 1 <= len(self._node) <= MAX_BASE_NODE_LEN
         assert 0 <= self._epoch <= _MAX_EPOCH
         assert 1 <= self._floor <= self._epoch + 1
+        assert all(self._floor < e <= self._epoch for e in self._retired)

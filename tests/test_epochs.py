@@ -109,8 +109,38 @@ def test_kv679_epochs_keep_both_writes() -> None:
     assert sorted(written.sync(after).values) == [b"3"]
 
 
+def test_retired_actors_are_never_written_with_again() -> None:
+    epochs = ActorEpochs("n", epoch=4)
+    a, b, c = (epochs.actor_for(VectorClock()) for _ in range(3))
+    assert (a, b, c) == ("n#5", "n#6", "n#7")
+    epochs.retire(VectorClock({b: 3, "other#6": 1, "n#2": 1, "n#99": 1}))  # only ours count
+    assert epochs.usable(a) and not epochs.usable(b) and epochs.usable(c)
+    assert epochs.actor_for(VectorClock({a: 1, b: 4})) == a  # the newest usable one
+    assert epochs.actor_for(VectorClock({b: 4})) == "n#8"  # a stale copy came back: fresh
+    epochs._check_invariants()
+    epochs.retire(VectorClock({a: 1}))  # retiring the oldest epochs raises the floor
+    assert epochs.floor == 7 and not epochs.usable(a) and epochs.usable(c)
+    epochs._check_invariants()
+    with pytest.raises(TypeError, match="context must be a VectorClock"):
+        epochs.retire({"n#7": 1})  # type: ignore[arg-type]
+    assert epochs.usable(c)
+
+
+def test_kv679_a_copy_deleted_after_its_range_moved_away_comes_back_stale() -> None:
+    # r0 coordinates two writes; the key's range moves away and r0 deletes its copy; an older
+    # copy comes back (a hint, a stream) and r0 coordinates again without a restart.
+    epochs = ActorEpochs("r0", epoch=0)
+    older = _put(DVVSet(), b"1", epochs.actor_for(VectorClock()), None)
+    newer = _put(older, b"2", epochs.actor_for(older.context), older.context)
+    elsewhere = DVVSet[bytes]().sync(newer)  # another replica acknowledged "2"
+    epochs.retire(newer.context)  # what the node does before deleting
+    again = _put(older, b"3", epochs.actor_for(older.context), None)
+    assert sorted(elsewhere.sync(again).values) == [b"2", b"3"]
+
+
 class EpochMachine(RuleBasedStateMachine):
-    """A replica that restarts (sometimes losing keys) never hands out a dot twice."""
+    """A replica that restarts (sometimes losing keys) or hands keys away and gets stale copies
+    back never hands out a dot twice."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -119,8 +149,9 @@ class EpochMachine(RuleBasedStateMachine):
         self.local: dict[int, DVVSet[bytes]] = {}
         self.issued: set[tuple[str, int]] = set()
         self.seen_context: dict[int, VectorClock] = {}
+        self.history: dict[int, list[DVVSet[bytes]]] = {}
 
-    @rule(key=st.integers(0, 3), with_context=st.booleans())
+    @rule(key=st.integers(0, 1), with_context=st.booleans())
     def write(self, key: int, with_context: bool) -> None:
         state = self.local.get(key, DVVSet())
         context = self.seen_context.get(key) if with_context else None
@@ -131,14 +162,28 @@ class EpochMachine(RuleBasedStateMachine):
         assert dot not in self.issued
         self.issued.add(dot)
         self.local[key] = new
+        self.history.setdefault(key, []).append(new)
         self.stored_epoch = self.epochs.epoch  # durable with the write
         self.seen_context[key] = new.context.merge(self.seen_context.get(key, VectorClock()))
 
-    @rule(lose=st.sets(st.integers(0, 3)))
+    @rule(lose=st.sets(st.integers(0, 1)))
     def restart(self, lose: set[int]) -> None:
         for key in lose:
             self.local.pop(key, None)
         self.epochs = ActorEpochs("r", epoch=self.stored_epoch)
+
+    @rule(key=st.integers(0, 1))
+    def move_away(self, key: int) -> None:
+        state = self.local.pop(key, None)
+        if state is not None:
+            self.epochs.retire(state.context)
+
+    @rule(key=st.integers(0, 1), data=st.data())
+    def stale_copy_returns(self, key: int, data: st.DataObject) -> None:
+        versions = self.history.get(key)
+        if versions:
+            copy = data.draw(st.sampled_from(versions))
+            self.local[key] = self.local.get(key, DVVSet()).sync(copy)
 
     @invariant()
     def epoch_never_goes_back(self) -> None:
@@ -147,4 +192,4 @@ class EpochMachine(RuleBasedStateMachine):
 
 
 TestEpochMachine = EpochMachine.TestCase
-TestEpochMachine.settings = settings(max_examples=100, stateful_step_count=30)
+TestEpochMachine.settings = settings(max_examples=300, stateful_step_count=30)

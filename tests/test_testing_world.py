@@ -330,6 +330,61 @@ def test_clock_skew_shifts_what_the_process_sees_and_when_its_timer_fires() -> N
         world.skew("c", float("nan"))
 
 
+@given(
+    st.floats(0, 1e6),
+    st.floats(-1e3, 1e3),
+    st.floats(0.01, 100.0),
+    st.floats(0, 1e6),
+)
+def test_a_skewed_timer_is_due_when_its_clock_reaches_the_deadline_not_an_ulp_before(
+    now: float, offset: float, rate: float, ahead: float
+) -> None:
+    clock = world_module._Clock(now)
+    clock.anchor_local, clock.rate = now + offset, rate
+    deadline = clock.anchor_local + ahead
+    at = clock.world(deadline)
+    # Firing earlier would find nothing due and ask for the same instant again, forever.
+    assert clock.anchor_local + clock.rate * (at - clock.anchor_world) >= deadline
+    assert at == pytest.approx(now + ahead / rate, rel=1e-12, abs=1e-9)
+
+
+class Strict:
+    """Acts only once its own clock has reached its deadline, as the node does."""
+
+    def __init__(self, now: float) -> None:
+        self.next = now + 0.1
+        self.fired = 0
+
+    def receive(self, source: str, message: object, now: float) -> list[object]:
+        return []
+
+    def deadline(self) -> float | None:
+        return self.next
+
+    def on_timer(self, now: float) -> list[object]:
+        if now >= self.next:
+            self.fired += 1
+            self.next = now + 0.1
+        return []
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(-5.0, 5.0), st.floats(0.1, 10.0))
+def test_a_strict_process_under_any_skew_never_stalls_virtual_time(
+    offset: float, rate: float
+) -> None:
+    world = World(seed=0)
+    world.spawn("a", lambda disk, now: Strict(now))
+    world.run(0.01)
+    world.skew("a", offset, rate=rate)
+    steps = 0
+    while world.step() and world.now < 2.0:
+        steps += 1
+        assert steps < 1_000, "the loop spins without time moving"
+    strict = world.process("a")
+    assert isinstance(strict, Strict) and strict.fired >= 1
+
+
 def test_bad_arguments_are_refused() -> None:
     world = World()
     with pytest.raises(TypeError, match="seed"):

@@ -1437,10 +1437,10 @@ class Node:
                 continue
             key = keyspace.key_of(skey)
             dirty = keyspace.dirty_key(skey)
+            state = self._replica.state(skey, raw)
+            if state is None:  # quarantined: kept where it is, never deleted
+                continue
             if not (any(tok in r for r in served) and self._storage.get(dirty) is None):
-                state = self._replica.state(skey, raw)
-                if state is None:  # quarantined: kept where it is, never deleted
-                    continue
                 targets = [n for n in self._ring.preference_list(key) if n != self._id]
                 stored = [self._hint(target, key, state, now) for target in targets]
                 if not targets or not all(stored):  # every replica gets its hint, or retry
@@ -1448,6 +1448,7 @@ class Node:
                     continue
                 handed = True
                 self._stats["keys_rehinted"] += 1
+            self._epochs.retire(state.context)  # a stale copy may come back: no dot twice
             self._replica.drop(skey)
             self._stats["keys_dropped"] += 1
         if handed:

@@ -142,7 +142,13 @@ class _Clock:
         return self.last
 
     def world(self, deadline: float) -> float:
-        return self.anchor_world + (deadline - self.anchor_local) / self.rate
+        """The first world time at which this clock reads `deadline` or later."""
+        t = self.anchor_world + (deadline - self.anchor_local) / self.rate
+        # Rounding can land one ulp early; a timer fired there finds nothing due, asks again
+        # for the same instant and spins the loop without time moving.
+        while self.anchor_local + self.rate * (t - self.anchor_world) < deadline:
+            t = math.nextafter(t, math.inf)
+        return t
 
 
 class _Slot:
