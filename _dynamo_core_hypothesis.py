@@ -4,7 +4,7 @@ Hypothesis imports this module on every ``import hypothesis`` in an environment 
 dynamo-core is installed, so it must cost nearly nothing. It lives outside the package, so
 importing it imports no ``dynamo_core`` module, and it registers each type only once the module
 that defines it is imported (at once for those already imported). What it registers is a
-function that loads the strategy from `dynamo_core.strategies` when ``st.from_type`` first
+function that loads the strategy from `dynamo_core.testing.strategies` when ``st.from_type`` first
 resolves the type.
 
 PYTEST_DONT_REWRITE: hypothesis imports it before pytest could rewrite it (it asserts nothing).
@@ -23,13 +23,13 @@ from typing import Any
 __all__: list[str] = []
 
 # The types with a registered strategy, by defining module. A test keeps it in step with
-# dynamo_core.strategies.register_type_strategies.
+# dynamo_core.testing.strategies.register_type_strategies.
 TYPES: dict[str, tuple[str, ...]] = {
     "dynamo_core.dvv": ("DVVSet",),
     "dynamo_core.hashing": ("TokenRange",),
-    "dynamo_core.hints": ("Hint",),
+    "dynamo_core.hints.wire": ("Hint", "HintAck"),
     "dynamo_core.membership": ("Change", "GossipDigest", "GossipUpdate", "VersionRecord"),
-    "dynamo_core.merkle": ("MerkleTree",),
+    "dynamo_core.merkle.tree": ("MerkleTree",),
     "dynamo_core.messages": (
         "ExchangeMessage",
         "FetchReply",
@@ -38,7 +38,6 @@ TYPES: dict[str, tuple[str, ...]] = {
         "ForwardReply",
         "GetReply",
         "Heartbeat",
-        "HintAck",
         "PutReply",
         "ReadRepair",
         "RepairPull",
@@ -61,7 +60,7 @@ _lock = threading.Lock()
 
 def _resolve(thing: Any) -> Any:
     """The strategy for `thing`, loaded on first use (``st.from_type`` calls this)."""
-    from dynamo_core.strategies import strategy_for_type  # noqa: PLC0415
+    from dynamo_core.testing.strategies import strategy_for_type  # noqa: PLC0415
 
     return strategy_for_type(thing)
 

@@ -7,9 +7,17 @@ says what was allowed, and returns the checked value so a call can sit in an ass
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Final
 
-MAX_NODE_ID_LEN = 255
+if TYPE_CHECKING:
+    import attrs
+
+MAX_NODE_ID_LEN: Final = 255
 """The longest node id, in characters, that the library accepts."""
+
+MAX_KEY_BYTES: Final = 65_536
+"""The longest key, in bytes (a `str` key counts its UTF-8 encoding), that the library stores or
+ships: every decoder caps keys at it, so one frame can always carry a key."""
 
 
 def check_bytes(value: object, name: str) -> bytes:
@@ -24,6 +32,30 @@ def check_key(value: object, name: str = "key") -> str | bytes:
     if type(value) is not str and type(value) is not bytes:
         raise TypeError(f"{name} must be str or bytes, not {type(value).__name__}")
     return value
+
+
+def key_bytes(key: object, name: str = "key", *, max_len: int | None = MAX_KEY_BYTES) -> bytes:
+    """Return the bytes a `str` or `bytes` key is hashed, stored and measured as.
+
+    A `str` key is its UTF-8 encoding. `max_len` is the longest accepted, in bytes (`None`: no
+    cap, for structures such as a Merkle tree that only hash the key).
+
+    Raises:
+        TypeError: `key` is not a `str` or `bytes`.
+        ValueError: `key` is a `str` with a lone surrogate, or longer than `max_len` bytes.
+    """
+    if type(key) is bytes:
+        data = key
+    elif type(key) is str:
+        try:
+            data = key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} must be encodable as UTF-8 (no lone surrogates)") from None
+    else:
+        raise TypeError(f"{name} must be str or bytes, not {type(key).__name__}")
+    if max_len is not None and len(data) > max_len:
+        raise ValueError(f"{name} must be at most {max_len} bytes long, got {len(data)}")
+    return data
 
 
 def utf8_error(value: str) -> str | None:
@@ -61,6 +93,11 @@ def check_node_id(value: object, name: str = "node") -> str:
     if not 1 <= len(value) <= MAX_NODE_ID_LEN:
         raise ValueError(f"{name} must be 1..{MAX_NODE_ID_LEN} characters long, got {len(value)}")
     return check_text(value, name)
+
+
+def node_id_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """The attrs validator form of `check_node_id`: the error names the field."""
+    check_node_id(value, attribute.name)
 
 
 def check_time(value: object, name: str = "now") -> float:

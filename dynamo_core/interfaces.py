@@ -104,13 +104,17 @@ class Storage(Protocol):
 class ReplicaState(Protocol):
     """What a replica stores for one key: a state that merges and knows its causal history.
 
-    The quorum coordinators, the hint store and the node are generic over this protocol, with
-    [`DVVSet`][dynamo_core.DVVSet] as the default. An application with its own CRDT can plug it in
-    by giving it these methods (and a ``from_dict`` decoder for the wire).
+    The quorum coordinators and the hint store are generic over this protocol, with
+    [`DVVSet`][dynamo_core.DVVSet] as the default: an application with its own CRDT plugs it in
+    there by giving it these methods (and a ``from_dict`` decoder for the wire). The
+    [`Node`][dynamo_core.node.Node] is not generic: it stores, merges, limits and ships `DVVSet`
+    states (its messages carry `DVVSet`), so a cluster of nodes is DVVSet-based.
 
-    Laws every implementation must satisfy (the quorum and hints test suites check them for
-    `DVVSet`): `sync` is commutative, associative and idempotent; ``a.sync(b).descends(a)`` and
-    ``a.sync(b).descends(b)``; `descends` is reflexive and transitive.
+    Laws every implementation must satisfy: `sync` is commutative, associative and idempotent;
+    ``a.sync(b).descends(a)`` and ``a.sync(b).descends(b)``; `descends` is reflexive, transitive
+    and holds exactly when ``a.sync(b) == a``; a state survives ``to_dict`` / ``from_dict``.
+    [`ReplicaStateLaws`][dynamo_core.testing.ReplicaStateLaws] checks them all; the library runs
+    it on `DVVSet` and its test states.
     """
 
     def sync(self, other: Self) -> Self:

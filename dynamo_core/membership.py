@@ -41,7 +41,7 @@ from typing import Final, Literal, Self
 import attrs
 
 from dynamo_core import codec
-from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id, check_positive_float
+from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id, check_positive_float, node_id_field
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.limits import version_refusal
@@ -83,22 +83,8 @@ def _check_op(_: object, attribute: attrs.Attribute[str], value: object) -> None
         raise ValueError(f"{attribute.name} must be one of {', '.join(_OPS)}, got {value!r:.40}")
 
 
-def _check_node(_: object, attribute: attrs.Attribute[str], value: object) -> None:
-    check_node_id(value, attribute.name)
-
-
-def _check_zone(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None:
-        check_node_id(value, attribute.name)
-
-
 def _check_weight(_: object, attribute: attrs.Attribute[float], value: object) -> None:
     check_positive_float(value, attribute.name)
-
-
-def _check_new(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None:
-        check_node_id(value, attribute.name)
 
 
 @attrs.frozen
@@ -122,10 +108,10 @@ class Change:
 
     id: str = attrs.field(validator=_check_change_id)
     op: Literal["join", "leave", "replace", "update"] = attrs.field(validator=_check_op)
-    node: str = attrs.field(validator=_check_node)
-    zone: str | None = attrs.field(default=None, validator=_check_zone)
+    node: str = attrs.field(validator=node_id_field)
+    zone: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
     weight: float = attrs.field(default=1.0, validator=_check_weight)
-    new: str | None = attrs.field(default=None, validator=_check_new)
+    new: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
 
     def __attrs_post_init__(self) -> None:
         if self.op in ("leave", "replace") and (self.zone is not None or self.weight != 1.0):
@@ -208,18 +194,6 @@ class RingVersion:
         return f"v{self.epoch}:{self.fingerprint[:8]}"
 
 
-def _check_ring(_: object, attribute: attrs.Attribute[HashRing], value: object) -> None:
-    if not isinstance(value, HashRing):
-        raise TypeError(f"{attribute.name} must be a HashRing, not {type(value).__name__}")
-
-
-def _check_optional_ring(
-    _: object, attribute: attrs.Attribute[HashRing | None], value: object
-) -> None:
-    if value is not None:
-        _check_ring(_, attribute, value)  # type: ignore[arg-type]
-
-
 def _check_plan(_: object, attribute: attrs.Attribute[tuple[Transfer, ...]], value: object) -> None:
     if type(value) is not tuple:
         raise TypeError(f"{attribute.name} must be a tuple of Transfer")
@@ -276,8 +250,10 @@ class VersionRecord:
     """
 
     epoch: int = attrs.field(validator=_check_epoch)
-    ring: HashRing = attrs.field(validator=_check_ring)
-    previous: HashRing | None = attrs.field(default=None, validator=_check_optional_ring)
+    ring: HashRing = attrs.field(validator=attrs.validators.instance_of(HashRing))
+    previous: HashRing | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(HashRing))
+    )
     plan: tuple[Transfer, ...] = attrs.field(default=(), validator=_check_plan)
     applied: frozenset[str] = attrs.field(default=frozenset(), validator=_check_ids)
     completed: tuple[tuple[int, str], ...] = attrs.field(default=(), validator=_check_completed)
@@ -459,13 +435,6 @@ class GossipDigest:
         )
 
 
-def _check_record(
-    _: object, attribute: attrs.Attribute[VersionRecord | None], value: object
-) -> None:
-    if value is not None and not isinstance(value, VersionRecord):
-        raise TypeError(f"{attribute.name} must be a VersionRecord or None")
-
-
 def _check_changes(
     _: object, attribute: attrs.Attribute[tuple[Change, ...]], value: object
 ) -> None:
@@ -488,7 +457,9 @@ class GossipUpdate:
         changes: Change requests (all the sender knows, when the digests differed).
     """
 
-    record: VersionRecord | None = attrs.field(validator=_check_record)
+    record: VersionRecord | None = attrs.field(
+        validator=attrs.validators.optional(attrs.validators.instance_of(VersionRecord))
+    )
     epoch: int = attrs.field(validator=_check_epoch)
     fingerprint: str = attrs.field(validator=_check_fingerprint)
     completed: tuple[tuple[int, str], ...] = attrs.field(validator=_check_completed)

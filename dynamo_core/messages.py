@@ -19,7 +19,7 @@ only [`DecodeError`][dynamo_core.errors.DecodeError] and are capped in size.
 * [`Forward`][dynamo_core.messages.Forward] /
   [`ForwardReply`][dynamo_core.messages.ForwardReply]: a node asked for a key it does not
   replicate, and the primary that coordinated the request for it.
-* [`HintBatch`][dynamo_core.hints.HintBatch] / [`HintAck`][dynamo_core.messages.HintAck]: a
+* [`HintBatch`][dynamo_core.hints.HintBatch] / [`HintAck`][dynamo_core.hints.HintAck]: a
   fallback handing hints over to the node they belong to.
 * [`SyncOffer`][dynamo_core.messages.SyncOffer] / [`SyncDiff`][dynamo_core.messages.SyncDiff]:
   anti-entropy, the Merkle roots of the ranges two replicas share and which of them differ.
@@ -47,11 +47,11 @@ from typing import Any, Final, Literal, Self, TypeAlias, TypeVar
 import attrs
 
 from dynamo_core import codec, merkle
-from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id
+from dynamo_core._check import MAX_KEY_BYTES, MAX_NODE_ID_LEN, check_node_id, node_id_field
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
-from dynamo_core.hints import HintBatch
+from dynamo_core.hints import HintAck, HintBatch
 from dynamo_core.membership import GossipDigest, GossipUpdate
 from dynamo_core.streaming import StreamBatch, StreamPull
 
@@ -86,7 +86,6 @@ __all__ = [
     "result_from_dict",
 ]
 
-MAX_KEY_BYTES: Final = merkle.MAX_KEY_BYTES
 """The longest key, in bytes, a node accepts (64 KiB, as the hint store and Merkle exchange)."""
 
 MAX_CONTEXT_BYTES: Final = 256 * 1024
@@ -130,21 +129,6 @@ def _check_key_field(_: object, attribute: attrs.Attribute[bytes], value: object
         raise TypeError(f"{attribute.name} must be bytes, not {type(value).__name__}")
     if len(value) > MAX_KEY_BYTES:
         raise ValueError(f"{attribute.name} must be at most {MAX_KEY_BYTES} bytes")
-
-
-def _check_state(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, DVVSet):
-        raise TypeError(f"{attribute.name} must be a DVVSet, not {type(value).__name__}")
-
-
-def _check_optional_state(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _check_state(_, attribute, value)
-
-
-def _check_hint(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None:
-        check_node_id(value, attribute.name)
 
 
 def _check_node_tuple(
@@ -476,8 +460,8 @@ class StoreRequest:
 
     op: int = attrs.field(validator=_check_id)
     key: bytes = attrs.field(validator=_check_key_field)
-    state: DVVSet[bytes] = attrs.field(validator=_check_state)
-    hint: str | None = attrs.field(default=None, validator=_check_hint)
+    state: DVVSet[bytes] = attrs.field(validator=attrs.validators.instance_of(DVVSet))
+    hint: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
     epoch: int = attrs.field(default=0, validator=_check_id)
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
@@ -613,7 +597,7 @@ class FetchRequest:
 
     op: int = attrs.field(validator=_check_id)
     key: bytes = attrs.field(validator=_check_key_field)
-    hint: str | None = attrs.field(default=None, validator=_check_hint)
+    hint: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_fetch`` envelope."""
@@ -666,7 +650,9 @@ class FetchReply:
     """The answer to a [`FetchRequest`][dynamo_core.messages.FetchRequest]: the state, or `None`."""
 
     op: int = attrs.field(validator=_check_id)
-    state: DVVSet[bytes] | None = attrs.field(default=None, validator=_check_optional_state)
+    state: DVVSet[bytes] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(DVVSet))
+    )
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_fetched`` envelope."""
@@ -710,8 +696,8 @@ class ReadRepair:
     """Merge `state` into your replica of `key` (or hint): a read found yours stale. No reply."""
 
     key: bytes = attrs.field(validator=_check_key_field)
-    state: DVVSet[bytes] = attrs.field(validator=_check_state)
-    hint: str | None = attrs.field(default=None, validator=_check_hint)
+    state: DVVSet[bytes] = attrs.field(validator=attrs.validators.instance_of(DVVSet))
+    hint: str | None = attrs.field(default=None, validator=attrs.validators.optional(node_id_field))
 
     def to_dict(self) -> dict[str, codec.JSONValue]:
         """Encode as a ``node_read_repair`` envelope."""
@@ -841,27 +827,6 @@ class ForwardReply:
         )
 
 
-@attrs.frozen
-class HintAck:
-    """The target of a [`HintBatch`][dynamo_core.hints.HintBatch] merged it: delete those hints."""
-
-    batch_id: int = attrs.field(validator=_check_id)
-
-    def to_dict(self) -> dict[str, codec.JSONValue]:
-        """Encode as a ``node_hint_ack`` envelope."""
-        return codec.envelope("node_hint_ack", {"batch_id": self.batch_id})
-
-    @classmethod
-    def from_dict(cls, data: object) -> Self:
-        """Decode a ``node_hint_ack`` envelope.
-
-        Raises:
-            dynamo_core.errors.DecodeError: `data` is not a valid encoded message.
-        """
-        obj = codec.open_envelope(data, "node_hint_ack", required=("batch_id",))
-        return cls(codec.as_int(obj["batch_id"], "node_hint_ack.batch_id"))
-
-
 def _check_roots(
     _: object,
     attribute: attrs.Attribute[tuple[tuple[TokenRange, bytes | None], ...]],
@@ -983,25 +948,14 @@ class SyncDiff:
         return cls(codec.as_int(obj["session"], "node_sync_diff.session"), ranges)
 
 
-def _check_merkle_message(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(
-        value,
-        merkle.Hello
-        | merkle.InSync
-        | merkle.UseDepth
-        | merkle.GetNodes
-        | merkle.Nodes
-        | merkle.GetItems
-        | merkle.Items
-        | merkle.Close
-        | merkle.Abort,
-    ):
-        raise TypeError(f"{attribute.name} must be a Merkle exchange message")
-
-
 def _check_role(_: object, attribute: attrs.Attribute[str], value: object) -> None:
     if value not in ("initiator", "responder"):
         raise ValueError(f"{attribute.name} must be 'initiator' or 'responder', got {value!r:.40}")
+
+
+def _check_merkle_message(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, merkle.Message):
+        raise TypeError(f"{attribute.name} must be a Merkle exchange message")
 
 
 @attrs.frozen

@@ -40,6 +40,7 @@ from dynamo_core._check import (
     check_node_id,
     check_positive_float,
     check_positive_int,
+    node_id_field,
 )
 from dynamo_core._claim import Claim, Share, shares, walk_preference
 from dynamo_core.errors import DecodeError, EmptyRingError
@@ -133,10 +134,6 @@ def _key_id(secret: bytes) -> str:
 # -- Transfer ----------------------------------------------------------------------------------
 
 
-def _check_transfer_node(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    check_node_id(value, attribute.name)
-
-
 def _check_range(_: object, attribute: attrs.Attribute[TokenRange], value: TokenRange) -> None:
     if type(value) is not TokenRange:
         raise TypeError(f"{attribute.name} must be a TokenRange, not {type(value).__name__}")
@@ -155,8 +152,8 @@ class Transfer:
     """
 
     range: TokenRange = attrs.field(validator=_check_range)
-    source: str = attrs.field(validator=_check_transfer_node)
-    target: str = attrs.field(validator=_check_transfer_node)
+    source: str = attrs.field(validator=node_id_field)
+    target: str = attrs.field(validator=node_id_field)
 
     def __attrs_post_init__(self) -> None:
         if self.source == self.target:

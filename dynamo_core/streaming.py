@@ -35,6 +35,7 @@ import attrs
 
 from dynamo_core import codec
 from dynamo_core._check import (
+    MAX_KEY_BYTES,
     check_node_id,
     check_positive_float,
     check_positive_int,
@@ -44,7 +45,6 @@ from dynamo_core.dvv import DVVSet
 from dynamo_core.effects import SetTimer
 from dynamo_core.errors import DecodeError, LocalProtocolError
 from dynamo_core.hashing import TokenRange
-from dynamo_core.merkle import MAX_KEY_BYTES
 from dynamo_core.ring import Transfer
 
 __all__ = [

@@ -661,11 +661,6 @@ def _decode_slowly(data: object, max_entries: int) -> VectorClock:
 # -- versioned values ------------------------------------------------------------------------------
 
 
-def _check_clock(_: object, attribute: attrs.Attribute[VectorClock], value: object) -> None:
-    if not isinstance(value, VectorClock):
-        raise TypeError(f"{attribute.name} must be a VectorClock, not {type(value).__name__}")
-
-
 @attrs.frozen
 class Versioned(Generic[V]):
     """A value and the vector clock of the write that produced it: one sibling.
@@ -678,7 +673,7 @@ class Versioned(Generic[V]):
     """
 
     value: V
-    clock: VectorClock = attrs.field(validator=_check_clock)
+    clock: VectorClock = attrs.field(validator=attrs.validators.instance_of(VectorClock))
 
     def to_dict(self, encode: Callable[[V], bytes] | None = None) -> dict[str, codec.JSONValue]:
         """Encode as ``{"type": "versioned", "v": 1, "value": <base64>, "clock": {...}}``.

@@ -7,6 +7,8 @@
   part reads) imports leaves and itself only; a part (`coordination`, `liveness`, `anti_entropy`,
   `membership`, `streams`) imports leaves and the shared layer — never `core`, never another
   part; nothing but the package's `__init__` imports `core`, and the core imports every part.
+* Inside a primitive split into a package (`merkle`, `hints`): each module imports only the
+  modules listed before it (the tree never imports the exchange); the `__init__` re-exports.
 * No import cycle among module-level imports anywhere in the library.
 """
 
@@ -25,14 +27,9 @@ EXPECTED_PARTS = {
     f"{NODE}.{name}"
     for name in ("coordination", "liveness", "anti_entropy", "membership", "streams")
 }
-ABOVE = ("dynamo_core.node", "dynamo_core.aio", "dynamo_core.testing")
-# the CLI and the hypothesis strategies (a test helper) sit above the primitives too
-ABOVE_MODULES = {
-    "dynamo_core.cli",
-    "dynamo_core.demo",
-    "dynamo_core._cluster_cli",
-    "dynamo_core.strategies",
-}
+ABOVE = ("dynamo_core.node", "dynamo_core.aio", "dynamo_core.testing", "dynamo_core.cli")
+# the hypothesis strategies (a test helper) sit above the primitives too
+ABOVE_MODULES = {"dynamo_core.strategies"}
 
 
 def _module_name(path: Path) -> str:
@@ -81,8 +78,13 @@ def _is_above(module: str) -> bool:
 
 
 PRIMITIVES = sorted(
-    m for m in MODULES if m.count(".") == 1 and not _is_above(m) and m != "dynamo_core.__main__"
+    m for m in MODULES if m.count(".") >= 1 and not _is_above(m) and m != "dynamo_core.__main__"
 )
+# the primitives split into packages, each module in the order it may import the others
+SPLIT = {
+    "dynamo_core.merkle": ("tree", "wire", "exchange"),
+    "dynamo_core.hints": ("wire", "store", "handoff"),
+}
 NODE_MODULES = sorted(m for m in MODULES if m.startswith(NODE + "."))
 PARTS = sorted(set(NODE_MODULES) - LEAVES - SHARED - {f"{NODE}.core"})
 
@@ -98,6 +100,15 @@ def test_the_layers_are_found() -> None:
 @pytest.mark.parametrize("module", PRIMITIVES)
 def test_a_primitive_imports_nothing_above_it(module: str) -> None:
     assert not [m for m in imports(module) if _is_above(m)]
+
+
+@pytest.mark.parametrize("package", sorted(SPLIT))
+def test_a_split_primitive_imports_only_its_earlier_modules(package: str) -> None:
+    order = [f"{package}.{name}" for name in SPLIT[package]]
+    assert set(order) == {m for m in MODULES if m.startswith(package + ".")}
+    for i, module in enumerate(order):
+        inside = {m for m in imports(module) if m.startswith(package + ".")}
+        assert inside <= set(order[:i]), (module, inside - set(order[:i]))
 
 
 @pytest.mark.parametrize("module", sorted(LEAVES))

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 import pytest
 
 from dynamo_core.cli import main
-from dynamo_core.demo import Progress, decode_cart, encode_cart, run_demo
+from dynamo_core.cli.demo import Progress, decode_cart, encode_cart, run_demo
 
 REQUIRED = (
     "seeds",
@@ -204,7 +204,7 @@ def test_the_serve_clock_has_a_wall_base_and_monotonic_progress(
 ) -> None:
     import time
 
-    from dynamo_core._cluster_cli import _WallClock
+    from dynamo_core.cli.cluster import _WallClock
 
     clock = _WallClock()
     assert abs(clock.now() - time.time()) < 1.0  # wall time: valid after a reboot

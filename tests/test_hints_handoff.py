@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -71,8 +72,57 @@ def test_rejects_bad_options(options: dict[str, Any], error: type[Exception], ma
 
 
 def test_rejects_a_non_store() -> None:
-    with pytest.raises(TypeError, match="store"):
+    with pytest.raises(TypeError, match="store must be a HintSource"):
         Handoff({})  # type: ignore[arg-type]
+
+
+class ListSource:
+    """A hint source that is not a `HintStore`: hints in a list, each 10 bytes, no TTL."""
+
+    def __init__(self, hints: list[Hint[GSet]]) -> None:
+        self.hints = hints
+        self.windows_reset: list[str] = []
+
+    def count(self, target: str) -> int:
+        return sum(h.target == target for h in self.hints)
+
+    def pending_sized(self, target: str, limit: int | None = None) -> list[tuple[Hint[GSet], int]]:
+        mine = [(h, 10) for h in self.hints if h.target == target]
+        return mine if limit is None else mine[:limit]
+
+    def remove_many(self, hints: Iterable[Hint[GSet]]) -> int:
+        gone = [h for h in hints if h in self.hints]
+        self.hints = [h for h in self.hints if h not in gone]
+        return len(gone)
+
+    def next_expiry(self) -> float | None:
+        return None
+
+    def expire(self, now: float) -> int:
+        return 0
+
+    def window_closes_at(self, target: str) -> float | None:
+        return None
+
+    def reset_window(self, target: str) -> None:
+        self.windows_reset.append(target)
+
+
+def test_delivers_from_any_hint_source() -> None:
+    source = ListSource([Hint("b", f"k{i}", gs(str(i)), float(i)) for i in range(3)])
+    handoff = Handoff(source, max_batch_hints=2, rate=1e12)
+    assert handoff.store is source
+    first = only_send(handoff.target_up("b", 5.0))
+    assert [h.key for h in first.batch.hints] == ["k0", "k1"]
+    assert first.nbytes == 20  # the sizes the source reported
+    assert source.count("b") == 3  # nothing removed before the ack
+    effects = handoff.on_ack("b", first.batch.batch_id, 6.0)
+    assert HintsDelivered("b", first.batch.batch_id, removed=2, kept=0) in effects
+    second = only_send(effects)
+    assert [h.key for h in second.batch.hints] == ["k2"]
+    handoff.on_ack("b", second.batch.batch_id, 7.0)
+    assert source.hints == []
+    handoff._check_invariants()
 
 
 # -- the basic exchange ------------------------------------------------------------------------
@@ -151,7 +201,7 @@ def test_one_batch_in_flight_per_target() -> None:
     # More inputs do not send a second batch to a target with one in flight.
     assert sends(handoff.on_timer(1.0)) == []
     assert sends(handoff.target_up("b", 1.0)) == []
-    handoff.store.add("b", "new", gs(), 1.0)
+    store.add("b", "new", gs(), 1.0)
     assert sends(handoff.on_timer(1.5)) == []
     nxt = sends(handoff.on_ack("b", first[0].batch.batch_id, 2.0))
     assert [s.target for s in nxt] == ["b"]
@@ -422,8 +472,9 @@ def test_on_timer_expires_due_hints() -> None:
     assert store.count("b") == 0
     assert store.needs_repair() == ["b"]
     assert handoff.deadline() is None
-    manual = Handoff(gstore(ttl=10.0), expire=False)
-    manual.store.add("b", "k", gs(), 0.0)
+    manual_store = gstore(ttl=10.0)
+    manual = Handoff(manual_store, expire=False)
+    manual_store.add("b", "k", gs(), 0.0)
     assert manual.deadline() is None
     assert manual.on_timer(20.0) == []
     assert manual.store.count("b") == 1
@@ -502,7 +553,7 @@ class Network:
                 case SendHints(batch=batch):
                     # Through the wire format, as a driver would.
                     wire = codec.loads(codec.dumps(batch.to_dict()))
-                    state_type = self.handoff.store.state_type
+                    state_type = type(self.empty)
                     self.messages.append(
                         ("batch", HintBatch.from_dict(wire, state_type=state_type))
                     )

@@ -27,7 +27,14 @@ IMPORT_SETS = {
     "dynamo_core.dvv": CHECKED | {"dynamo_core.vclock", "dynamo_core.dvv"},
     "dynamo_core.ring": CHECKED | {"dynamo_core.hashing", "dynamo_core._claim", "dynamo_core.ring"},
     "dynamo_core.merkle": CHECKED
-    | {"dynamo_core.hashing", "dynamo_core.effects", "dynamo_core.merkle"},
+    | {
+        "dynamo_core.hashing",
+        "dynamo_core.effects",
+        "dynamo_core.merkle",
+        "dynamo_core.merkle.tree",
+        "dynamo_core.merkle.wire",
+        "dynamo_core.merkle.exchange",
+    },
     "dynamo_core.quorum": CHECKED
     | {"dynamo_core.interfaces", "dynamo_core.effects", "dynamo_core.quorum"},
     # the synchronous driver: no asyncio

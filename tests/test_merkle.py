@@ -39,11 +39,11 @@ from dynamo_core.merkle import (
     DIGEST_SIZE,
     MAX_DEPTH,
     MerkleTree,
-    _node_hash,
     depth_for,
     item_digest,
     tree_memory,
 )
+from dynamo_core.merkle.tree import _node_hash
 from dynamo_core.strategies import item_digests, keys, merkle_trees, token_ranges
 
 SECRET = b"0123456789abcdef0123456789abcdef"

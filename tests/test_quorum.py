@@ -19,7 +19,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from dynamo_core import codec
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DecodeError, LocalProtocolError, RemoteProtocolError, Unavailable
-from dynamo_core.interfaces import ReplicaState
 from dynamo_core.quorum import (
     Complete,
     ConsistencyLevel,
@@ -38,7 +37,6 @@ from dynamo_core.quorum import (
     SetTimer,
     Stored,
 )
-from dynamo_core.strategies import dvv_replicas
 from dynamo_core.testing import DotSet
 
 CL = ConsistencyLevel
@@ -1197,22 +1195,6 @@ def test_every_transition_row_is_reachable_and_only_rows_are_used(coordinator: A
 
 # -- the replica-state protocol ---------------------------------------------------------------
 
-dot_sets = st.frozensets(st.tuples(st.sampled_from("abc"), st.integers(1, 3))).map(DotSet)
-
-
-@given(dot_sets, dot_sets, dot_sets)
-def test_dotset_satisfies_the_replica_state_laws(a: DotSet, b: DotSet, c: DotSet) -> None:
-    assert isinstance(a, ReplicaState)
-    assert a.sync(b) == b.sync(a)
-    assert a.sync(b).sync(c) == a.sync(b.sync(c))
-    assert a.sync(a) == a
-    assert a.sync(b).descends(a)
-    assert a.sync(b).descends(b)
-    assert a.descends(a)
-    if a.descends(b) and b.descends(c):
-        assert a.descends(c)
-    assert DotSet.from_dict(codec.loads(codec.dumps(a.to_dict()))) == a
-
 
 def test_dotset_refuses_bad_dots() -> None:
     with pytest.raises(TypeError, match="dots must be a frozenset"):
@@ -1244,21 +1226,6 @@ def test_docstring_examples_run(module: str) -> None:
     failures, tried = doctest.testmod(importlib.import_module(module))
     assert tried > 0
     assert failures == 0
-
-
-@given(dvv_replicas(3))
-def test_dvvset_satisfies_the_replica_state_laws(states: tuple[DVVSet[bytes], ...]) -> None:
-    """The laws the coordinators rely on, for the default state (see ReplicaState)."""
-    a, b, c = states
-    assert isinstance(a, ReplicaState)
-    assert a.sync(b) == b.sync(a)
-    assert a.sync(b).sync(c) == a.sync(b.sync(c))
-    assert a.sync(a) == a
-    assert a.sync(b).descends(a)
-    assert a.sync(b).descends(b)
-    assert a.descends(a)
-    if a.descends(b) and b.descends(c):
-        assert a.descends(c)
 
 
 # -- read repair, on its own ---------------------------------------------------------------------

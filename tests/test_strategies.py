@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 import _dynamo_core_hypothesis
 from dynamo_core import DVVSet, HashRing, MerkleTree
 from dynamo_core.errors import DecodeError
-from dynamo_core.strategies import (
+from dynamo_core.testing import Fault, FaultPlan, SimulatedCluster
+from dynamo_core.testing.strategies import (
     _type_table,
     concurrent_dvv_pairs,
     dvv_sets,
@@ -26,7 +27,6 @@ from dynamo_core.strategies import (
     rings,
     strategy_for_type,
 )
-from dynamo_core.testing import Fault, FaultPlan, SimulatedCluster
 
 
 def _run(code: str, **env: str) -> str:
@@ -68,7 +68,7 @@ def test_from_type_works_through_the_entry_point_and_loads_strategies_on_first_u
         from hypothesis import given, settings, strategies as st
         from dynamo_core.ring import HashRing
         from dynamo_core.vclock import VectorClock
-        print("dynamo_core.strategies" in sys.modules)
+        print("dynamo_core.testing.strategies" in sys.modules)
         drawn = []
         @settings(max_examples=20, database=None)
         @given(st.from_type(HashRing), st.from_type(VectorClock))
@@ -76,7 +76,7 @@ def test_from_type_works_through_the_entry_point_and_loads_strategies_on_first_u
             ring._check_invariants()
             drawn.append((ring.replicas, len(clock)))
         draw()
-        print(len(drawn), "dynamo_core.strategies" in sys.modules)
+        print(len(drawn), "dynamo_core.testing.strategies" in sys.modules)
         """
     )
     assert out.split() == ["False", "20", "True"]

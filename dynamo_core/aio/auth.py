@@ -58,7 +58,7 @@ from typing import Final, Literal, Self
 import attrs
 
 from dynamo_core import codec
-from dynamo_core._check import MAX_NODE_ID_LEN, check_bytes, check_node_id
+from dynamo_core._check import MAX_NODE_ID_LEN, check_bytes, check_node_id, node_id_field
 from dynamo_core.errors import DecodeError, DynamoError
 
 __all__ = [
@@ -307,15 +307,6 @@ def _check_role(_: object, attribute: attrs.Attribute[str], value: object) -> No
         raise ValueError(f"{attribute.name} must be 'node' or 'client', got {value!r:.40}")
 
 
-def _check_optional_id(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None:
-        check_node_id(value, attribute.name)
-
-
-def _check_id(_: object, attribute: attrs.Attribute[str], value: object) -> None:
-    check_node_id(value, attribute.name)
-
-
 def _check_nonce(_: object, attribute: attrs.Attribute[bytes], value: object) -> None:
     if len(check_bytes(value, attribute.name)) != NONCE_SIZE:
         raise ValueError(f"{attribute.name} must be {NONCE_SIZE} bytes, got {len(value)}")  # type: ignore[arg-type]
@@ -380,9 +371,9 @@ class Hello:
     """
 
     role: Role = attrs.field(validator=_check_role)
-    node_id: str | None = attrs.field(validator=_check_optional_id)
+    node_id: str | None = attrs.field(validator=attrs.validators.optional(node_id_field))
     nonce: bytes = attrs.field(validator=_check_nonce)
-    cluster: str = attrs.field(default=DEFAULT_CLUSTER, validator=_check_id)
+    cluster: str = attrs.field(default=DEFAULT_CLUSTER, validator=node_id_field)
     config: ConfigSummary = attrs.field(default=(), validator=_check_summary)
 
     def __attrs_post_init__(self) -> None:
@@ -436,7 +427,7 @@ class Challenge:
         config: The acceptor's configuration summary, for a node connector only; or empty.
     """
 
-    node_id: str = attrs.field(validator=_check_id)
+    node_id: str = attrs.field(validator=node_id_field)
     nonce: bytes = attrs.field(validator=_check_nonce)
     config: ConfigSummary = attrs.field(default=(), validator=_check_summary)
 

@@ -8,6 +8,10 @@ with dynamo-core) so its failures show values.
 
 * [`StorageConformance`][dynamo_core.testing.StorageConformance] — the conformance suite every
   [`Storage`][dynamo_core.interfaces.Storage] backend must pass; subclass it in your own tests.
+* [`ReplicaStateLaws`][dynamo_core.testing.ReplicaStateLaws] — the laws every
+  [`ReplicaState`][dynamo_core.interfaces.ReplicaState] must satisfy, as a test class to
+  subclass ([`check_replica_state_laws`][dynamo_core.testing.check_replica_state_laws] checks
+  three given states); needs hypothesis.
 * [`storage_state_machine`][dynamo_core.testing.storage_state_machine] — a hypothesis stateful
   test that runs a backend beside a dict model.
 * [`FakeClock`][dynamo_core.testing.FakeClock] — a [`Clock`][dynamo_core.interfaces.Clock] that
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
     from dynamo_core.testing.crash import kill_during
     from dynamo_core.testing.faults import Fault, FaultPlan
     from dynamo_core.testing.history import SetCheck, SetHistory
+    from dynamo_core.testing.laws import ReplicaStateLaws, check_replica_state_laws
     from dynamo_core.testing.quorum import Behaviour, DotSet, QuorumHarness
     from dynamo_core.testing.schedule import ClockSkew, Operation, Schedule, Workload
     from dynamo_core.testing.simulation import (
@@ -113,6 +118,8 @@ _SOURCES = {
         "SimulationResult": "simulation",
         "SimulationSummary": "simulation",
         "run_simulations": "simulation",
+        "ReplicaStateLaws": "laws",
+        "check_replica_state_laws": "laws",
         "StorageConformance": "storage",
         "storage_state_machine": "storage",
         "World": "world",
@@ -149,6 +156,7 @@ __all__ = [
     "Operation",
     "QuorumHarness",
     "ReadYourWrites",
+    "ReplicaStateLaws",
     "Schedule",
     "SetCheck",
     "SetHistory",
@@ -162,6 +170,7 @@ __all__ = [
     "Workload",
     "World",
     "check_all",
+    "check_replica_state_laws",
     "converge",
     "converged",
     "kill_during",

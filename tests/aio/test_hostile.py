@@ -30,13 +30,13 @@ from dynamo_core import (
     NodeConfig,
     QuorumPolicy,
     SQLiteStorage,
-    _cluster_cli,
     codec,
 )
 from dynamo_core.aio import Client, ClientError, TcpTransport, TransportConfig, serve
 from dynamo_core.aio.auth import Connector
 from dynamo_core.aio.framing import MAX_HANDSHAKE_FRAME, encode_frame
 from dynamo_core.aio.protocol import ClientGet
+from dynamo_core.cli import cluster as cluster_cli
 from dynamo_core.cli import main as cli
 from dynamo_core.errors import CorruptRecord, LimitExceeded, StorageError
 from dynamo_core.membership import GossipUpdate, VersionRecord
@@ -582,7 +582,7 @@ def test_finding_6_starting_on_a_full_disk_is_one_line_and_exit_2(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    assert _cluster_cli.next_incarnation(tmp_path) == 0
+    assert cluster_cli.next_incarnation(tmp_path) == 0
     assert len(synced) == 2  # the file, then its directory
     assert (tmp_path / "incarnation").read_text() == "0\n"
 

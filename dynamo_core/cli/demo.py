@@ -1,9 +1,9 @@
 """The shopping-cart story behind ``dynamo-core demo``, told on a simulated 5-node cluster.
 
-[`run_demo`][dynamo_core.demo.run_demo] drives a
+[`run_demo`][dynamo_core.cli.demo.run_demo] drives a
 [`SimulatedCluster`][dynamo_core.testing.SimulatedCluster] (N=3, R=2, W=2, sloppy quorum)
 through the situations the Dynamo paper was written for, and narrates each through a
-[`Narrator`][dynamo_core.demo.Narrator] — the CLI's is built on ``rich``, a test's can collect
+[`Narrator`][dynamo_core.cli.demo.Narrator] — the CLI's is built on ``rich``, a test's can collect
 plain text:
 
 1. placement: the ring, the cart's preference list and its fallbacks;
@@ -18,7 +18,7 @@ plain text:
 
 Everything runs in virtual time from a fixed seed, so the story is the same on every run.
 Each step also *checks* what it narrates; a check that fails is reported in
-[`DemoOutcome.problems`][dynamo_core.demo.DemoOutcome] and makes the CLI exit 1.
+[`DemoOutcome.problems`][dynamo_core.cli.demo.DemoOutcome] and makes the CLI exit 1.
 """
 
 from __future__ import annotations

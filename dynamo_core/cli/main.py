@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from typing import IO, Any, NoReturn
 
 from dynamo_core import __version__
-from dynamo_core._cluster_cli import add_commands as _add_cluster_commands
-from dynamo_core._cluster_cli import add_placement_arguments, counted
-from dynamo_core.demo import Progress, run_demo
+from dynamo_core.cli.cluster import add_commands as _add_cluster_commands
+from dynamo_core.cli.cluster import add_placement_arguments, counted
+from dynamo_core.cli.demo import Progress, run_demo
 from dynamo_core.testing.simulation import (
     CHURN_EVENTS,
     FAULTS,

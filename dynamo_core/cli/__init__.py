@@ -1,0 +1,13 @@
+"""The ``dynamo-core`` command, as a package.
+
+`main` holds the commands, `demo` the narrated story, and `cluster` the commands that run and
+talk to a TCP cluster.
+
+The package sits above the library: nothing in it is imported by ``import dynamo_core``.
+"""
+
+from __future__ import annotations
+
+from dynamo_core.cli.main import main
+
+__all__ = ["main"]
