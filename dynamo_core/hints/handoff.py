@@ -392,8 +392,15 @@ class Handoff(Generic[S]):
         self._peer(target).up = False
         return self._service(now)
 
-    def _resolve(self, target: str, batch_id: int) -> _Outstanding | None:
-        """Find the outstanding batch an ack or failure is about; None if stale."""
+    def _resolve(
+        self, target: object, batch_id: object, now: object
+    ) -> tuple[float, _Outstanding | None]:
+        """Check an ack's or failure's arguments; find its outstanding batch (None if stale)."""
+        target = check_node_id(target, "target")
+        batch_id = _check_batch_id(batch_id)
+        return self._check_now(now), self._outstanding_for(target, batch_id)
+
+    def _outstanding_for(self, target: str, batch_id: int) -> _Outstanding | None:
         out = self._outstanding.get(batch_id)
         if out is None:
             if batch_id >= self._next_id:
@@ -429,10 +436,7 @@ class Handoff(Generic[S]):
                 `target`; nothing changed.
             dynamo_core.errors.LocalProtocolError: `now` is earlier than a previous input's.
         """
-        check_node_id(target, "target")
-        _check_batch_id(batch_id)
-        now = self._check_now(now)
-        out = self._resolve(target, batch_id)
+        now, out = self._resolve(target, batch_id, now)
         effects: list[HandoffEffect] = []
         if out is not None:
             removed = self._store.remove_many(out.batch.hints)
@@ -460,10 +464,7 @@ class Handoff(Generic[S]):
                 `target`; nothing changed.
             dynamo_core.errors.LocalProtocolError: `now` is earlier than a previous input's.
         """
-        check_node_id(target, "target")
-        _check_batch_id(batch_id)
-        now = self._check_now(now)
-        out = self._resolve(target, batch_id)
+        now, out = self._resolve(target, batch_id, now)
         effects: list[HandoffEffect] = []
         if out is not None:
             in_flight = not out.timed_out
