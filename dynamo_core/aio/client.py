@@ -145,6 +145,9 @@ class Client:
         timeout: Seconds one attempt may take (connecting included). Give it more than the
             nodes' ``request_timeout`` (a forwarded request may take twice that).
         retries: Further attempts on other nodes after a failure (default: one per other node).
+            A failed put may still have reached some replicas, so a retried put is a second
+            write: with no context it can stand as identical siblings, which the next
+            read-merge-write folds into one.
         seed: Seeds the choice of the first node (default: random).
         config: Frame cap and connect/handshake timeouts.
         suspect_for: Seconds a node that timed out or could not be reached is tried last
