@@ -22,6 +22,7 @@ a dot. A dot must never be issued twice with different values (Riak's KV679 bug)
 
 from __future__ import annotations
 
+import json.encoder
 from binascii import a2b_base64 as _a2b_base64
 from binascii import b2a_base64 as _b2a_base64
 from collections.abc import Callable, Iterable
@@ -506,7 +507,7 @@ class DVVSet(Generic[V]):
                 previous = item[0]
 
 
-def _decode_quickly(  # noqa: PLR0911
+def _decode_quickly(
     data: object, max_entries: int, max_values: int, max_value_bytes: int
 ) -> list[_Entry[bytes]] | None:
     """Decode a well-formed encoding in one tight pass; `None` for anything unusual.
@@ -517,13 +518,16 @@ def _decode_quickly(  # noqa: PLR0911
     if type(data) is not dict or len(data) != 3 or data.get("type") != "dvvset":
         return None
     version = data.get("v")
-    raw_entries = data.get("entries")
-    if (
-        type(version) is not int
-        or not 1 <= version <= codec.FORMAT_VERSION
-        or type(raw_entries) is not list
-        or len(raw_entries) > max_entries
-    ):
+    if type(version) is not int or not 1 <= version <= codec.FORMAT_VERSION:
+        return None
+    return _entries_quickly(data.get("entries"), max_entries, max_values, max_value_bytes)
+
+
+def _entries_quickly(  # noqa: PLR0911
+    raw_entries: object, max_entries: int, max_values: int, max_value_bytes: int
+) -> list[_Entry[bytes]] | None:
+    """The ``entries`` of a well-formed encoding (see `_decode_quickly`); `None` if unusual."""
+    if type(raw_entries) is not list or len(raw_entries) > max_entries:
         return None
     a2b = _a2b_base64
     max_encoded = 4 * ((max_value_bytes + 2) // 3)
@@ -571,6 +575,27 @@ def _decode_quickly(  # noqa: PLR0911
         entries.append((node, counter, tuple(dots)))
         previous = node
     return entries
+
+
+_encode_node: Final = json.encoder.encode_basestring  # what codec.dumps writes for a str
+
+
+def _state_json(state: DVVSet[Any]) -> str | None:
+    """``codec.dumps(state.to_dict())`` as text, written directly; `None` for non-bytes values.
+
+    The messages on the request path embed it in their own JSON (see `messages.encode_message`);
+    the tests check it equals the canonical encoding for any state.
+    """
+    b2a = _b2a_base64
+    parts = []
+    for node, counter, dots in state._entries:
+        encoded = []
+        for dot, value in dots:
+            if type(value) is not bytes:
+                return None  # to_dict's error
+            encoded.append(f'[{dot},"{b2a(value, newline=False).decode("ascii")}"]')
+        parts.append(f"[{_encode_node(node)},{counter},[{','.join(encoded)}]]")
+    return f'{{"entries":[{",".join(parts)}],"type":"dvvset","v":{codec.FORMAT_VERSION}}}'
 
 
 def _decode_slowly(
