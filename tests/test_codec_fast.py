@@ -123,7 +123,7 @@ def mutated(draw: st.DrawFn, encoded: object) -> object:
     return value
 
 
-def _outcome(decode: Callable[[object], object], data: object) -> object:
+def _outcome(decode: Callable[[Any], object], data: Any) -> object:
     try:
         return ("ok", decode(data))
     except DecodeError:
@@ -331,7 +331,7 @@ def test_request_path_bytes_are_the_canonical_encoding_and_read_back(
     encoded = encode_message(message)
     assert encoded == codec.dumps(message.to_dict())
     assert decode_message(encoded) == message
-    if encoded.isascii():  # what a node writes with ASCII node ids: the direct reader takes it
+    if encoded.isascii() and b"\\" not in encoded:  # no escapes: the direct reader takes it
         assert _read_directly(encoded) == message
     hostile = data.draw(mutated(message.to_dict()))
     try:
@@ -377,7 +377,7 @@ def test_every_byte_edit_of_a_request_path_message_is_decided_alike(message: Any
 
 
 def test_a_state_with_values_that_are_not_bytes_is_refused_as_before() -> None:
-    state: DVVSet[Any] = DVVSet().update("text", "node-a")
-    message = StoreRequest(1, b"k", state)
+    state = DVVSet[str]().update("text", "node-a")
+    message = StoreRequest(1, b"k", state)  # type: ignore[arg-type]  # what is refused
     with pytest.raises(TypeError, match="must encode to bytes"):
         encode_message(message)
