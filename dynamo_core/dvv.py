@@ -548,6 +548,10 @@ def _entries_quickly(  # noqa: PLR0911
             or type(raw_dots) is not list
         ):
             return None
+        previous = node
+        if not raw_dots:  # most entries: a node whose writes were all replaced
+            entries.append((node, counter, ()))
+            continue
         budget -= len(raw_dots)
         if budget < 0:
             return None
@@ -573,7 +577,6 @@ def _entries_quickly(  # noqa: PLR0911
             dots.append((dot, value))
             ceiling = dot - 1
         entries.append((node, counter, tuple(dots)))
-        previous = node
     return entries
 
 
@@ -644,8 +647,11 @@ def _actor_key(entry: _Entry[Any]) -> str:
 
 def _make(entries: tuple[_Entry[V], ...]) -> DVVSet[V]:
     state: DVVSet[V] = _new(DVVSet)
-    object.__setattr__(state, "_entries", entries)
+    _set_entries(state, entries)
     return state
+
+
+_set_entries: Final = DVVSet.__dict__["_entries"].__set__  # the slot, past the frozen guard
 
 
 def sync_all(states: Iterable[DVVSet[V]]) -> DVVSet[V]:
