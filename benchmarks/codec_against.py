@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
         ref_groups = _messages(ref, 3)
         for title, messages in now_groups.items():
             ref_messages = ref_groups[title]
-            assert [ref.messages.encode_message(x) for x in ref_messages] == [  # type: ignore[attr-defined]
+            assert [ref.messages.encode_message(x) for x in ref_messages] == [
                 dynamo_core.messages.encode_message(x) for x in messages
             ], "the two revisions write different bytes"
             for kind in ("encode + decode", "encode", "decode"):

@@ -367,7 +367,7 @@ class VectorClock:
         a = self._entries
         b = other._entries
         before = after = False
-        if len(a) == len(b) and a.keys() == b.keys():
+        if a.keys() == b.keys():  # (a size check first, in C)
             # The same nodes, so the same (sorted) order: compare the counters side by side.
             # Entries shared by identity (a clock and one derived from it) are skipped unread.
             for entry_a, entry_b in zip(a.values(), b.values()):  # noqa: B905
