@@ -23,6 +23,7 @@ a dot. A dot must never be issued twice with different values (Riak's KV679 bug)
 from __future__ import annotations
 
 import json.encoder
+import re
 from binascii import a2b_base64 as _a2b_base64
 from binascii import b2a_base64 as _b2a_base64
 from collections.abc import Callable, Iterable
@@ -50,6 +51,7 @@ MAX_SIBLINGS: Final = 1024
 """The most values (siblings) a decoder accepts in one `DVVSet`. Riak fails writes at 100."""
 
 _MAX: Final = codec.MAX_COUNTER
+_scan: Final = codec._SCAN  # the strict JSON scanner codec.loads uses
 _new = object.__new__
 
 # One entry per node: (node, counter, dots), dots = ((dot counter, value), ...) in descending
@@ -413,6 +415,45 @@ class DVVSet(Generic[V]):
         # codec.envelope("dvvset", ...), inlined: this is on every message's path
         return {"type": "dvvset", "v": codec.FORMAT_VERSION, "entries": entries}
 
+    def to_bytes(self) -> bytes:
+        """The canonical encoding of a state of `bytes` values: ``codec.dumps(self.to_dict())``.
+
+        The same bytes, written directly rather than through the dict (about 3 times faster):
+        what a node stores and sends. Cost: O(size).
+
+        Raises:
+            TypeError: A value is not `bytes` (as `to_dict`).
+        """
+        text = _state_json(self)
+        if text is None:
+            return codec.dumps(self.to_dict())  # raises to_dict's TypeError
+        return text.encode("utf-8")
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes | bytearray | memoryview | str, *, max_bytes: int = codec.DEFAULT_MAX_BYTES
+    ) -> DVVSet[bytes]:
+        """Decode [`to_bytes`][dynamo_core.dvv.DVVSet.to_bytes]: ``from_dict(codec.loads(data))``.
+
+        It accepts and refuses exactly what that accepts and refuses, with the default caps; the
+        canonical form is read without building the envelope's dict. Cost: O(len(data)).
+
+        Raises:
+            TypeError: `data` is not bytes-like or `str`.
+            dynamo_core.errors.DecodeError: `data` is over `max_bytes` or not a valid state.
+        """
+        if type(data) is bytes and len(data) <= max_bytes:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # codec.loads names the error
+            else:
+                match = _STATE_TEXT(text)
+                state = None if match is None else _state_of(match.group(1))
+                if state is not None:
+                    return state
+        return cls.from_dict(codec.loads(data, max_bytes=max_bytes))
+
     @overload
     @classmethod
     def from_dict(
@@ -599,6 +640,27 @@ def _state_json(state: DVVSet[Any]) -> str | None:
             encoded.append(f'[{dot},"{b2a(value, newline=False).decode("ascii")}"]')
         parts.append(f"[{_encode_node(node)},{counter},[{','.join(encoded)}]]")
     return f'{{"entries":[{",".join(parts)}],"type":"dvvset","v":{codec.FORMAT_VERSION}}}'
+
+
+_STATE_PATTERN: Final = f'\\{{"entries":(\\[.*\\]),"type":"dvvset","v":{codec.FORMAT_VERSION}\\}}'
+_STATE_TEXT: Final = re.compile(_STATE_PATTERN, re.DOTALL).fullmatch
+"""The canonical encoding of a state, its ``entries`` list captured (`_state_of` checks it)."""
+
+
+def _state_of(entries_text: str) -> DVVSet[bytes] | None:
+    """The state whose ``entries`` are the JSON `entries_text`; `None` if the fast path declines.
+
+    Takes exactly what `DVVSet.from_dict` builds from an envelope holding these entries, with
+    the default caps (the tests edit encodings byte by byte to check it).
+    """
+    try:
+        value, end = _scan(entries_text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if end != len(entries_text):
+        return None
+    entries = _entries_quickly(value, MAX_ENTRIES, MAX_SIBLINGS, MAX_VALUE_BYTES)
+    return None if entries is None else _make(tuple(entries))
 
 
 def _decode_slowly(

@@ -50,13 +50,12 @@ import attrs
 
 from dynamo_core import codec, merkle
 from dynamo_core._check import MAX_KEY_BYTES, MAX_NODE_ID_LEN, check_node_id, node_id_field
-from dynamo_core.dvv import MAX_SIBLINGS, DVVSet, _entries_quickly, _make, _state_json
+from dynamo_core.dvv import _STATE_PATTERN, DVVSet, _state_json, _state_of
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.hints import HintAck, HintBatch
 from dynamo_core.membership import GossipDigest, GossipUpdate
 from dynamo_core.streaming import StreamBatch, StreamPull
-from dynamo_core.vclock import MAX_ENTRIES, MAX_VALUE_BYTES
 
 __all__ = [
     "MAX_CONTEXT_BYTES",
@@ -262,7 +261,7 @@ _ID_RE: Final = "(0|[1-9][0-9]{0,18})"  # bounded by _MAX_ID after int()
 _NODE_RE: Final = f'"([ !#-\\[\\]-~]{{1,{MAX_NODE_ID_LEN}}})"'  # printable ASCII, no escapes
 _HINT_RE: Final = f"(?:null|{_NODE_RE})"
 _KEY_RE: Final = '"([A-Za-z0-9+/=]*)"'  # strict base64, capped by _quick_key
-_STATE_RE: Final = f'\\{{"entries":(\\[.*\\]),"type":"dvvset","v":{_V}\\}}'
+_STATE_RE: Final = _STATE_PATTERN
 
 
 def _end_re(kind: str) -> str:
@@ -284,19 +283,6 @@ _FETCH_RE: Final = re.compile(
 _FETCHED_RE: Final = re.compile(
     f'\\{{"op":{_ID_RE},"state":(?:null|{_STATE_RE})' + _end_re("node_fetched"), re.DOTALL
 ).fullmatch
-_scan: Final = codec._SCAN
-
-
-def _state_of(entries_text: str) -> DVVSet[bytes] | None:
-    """The state whose ``entries`` JSON is `entries_text`, if the fast path takes it."""
-    try:
-        value, end = _scan(entries_text, 0)
-    except (StopIteration, ValueError, RecursionError):
-        return None
-    if end != len(entries_text):
-        return None
-    entries = _entries_quickly(value, MAX_ENTRIES, MAX_SIBLINGS, MAX_VALUE_BYTES)
-    return None if entries is None else _make(tuple(entries))
 
 
 def _read_store(text: str) -> StoreRequest | None:

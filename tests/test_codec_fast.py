@@ -381,3 +381,41 @@ def test_a_state_with_values_that_are_not_bytes_is_refused_as_before() -> None:
     message = StoreRequest(1, b"k", state)  # type: ignore[arg-type]  # what is refused
     with pytest.raises(TypeError, match="must encode to bytes"):
         encode_message(message)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+@given(st.data(), dvv_sets(max_siblings=4))
+def test_state_bytes_are_the_canonical_encoding_and_read_back(
+    data: st.DataObject, state: DVVSet[bytes]
+) -> None:
+    encoded = state.to_bytes()
+    assert encoded == codec.dumps(state.to_dict())
+    assert DVVSet.from_bytes(encoded) == state
+    hostile = data.draw(mutated(state.to_dict()))
+    try:
+        edited = codec.dumps(hostile)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return
+    assert _outcome(DVVSet.from_bytes, edited) == _outcome(
+        lambda b: DVVSet.from_dict(codec.loads(b)), edited
+    )
+
+
+def test_every_byte_edit_of_a_state_is_decided_alike() -> None:
+    encoded = _sample_state().to_bytes()
+    for text in _text_edits(encoded.decode("ascii")):
+        edited = text.encode("utf-8")
+        assert _outcome(DVVSet.from_bytes, edited) == _outcome(
+            lambda b: DVVSet.from_dict(codec.loads(b)), edited
+        ), text
+
+
+def test_from_bytes_takes_the_caps_and_types_of_loads() -> None:
+    encoded = _sample_state().to_bytes()
+    with pytest.raises(DecodeError, match="limit"):
+        DVVSet.from_bytes(encoded, max_bytes=len(encoded) - 1)
+    assert DVVSet.from_bytes(bytearray(encoded)) == DVVSet.from_bytes(encoded.decode())
+    with pytest.raises(TypeError):
+        DVVSet.from_bytes(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must encode to bytes"):
+        DVVSet[str]().update("text", "node-a").to_bytes()
