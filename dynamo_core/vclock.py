@@ -277,18 +277,16 @@ class VectorClock:
             ValueError: `node` is empty or too long, or `now` is negative or not finite.
             OverflowError: `node`'s counter is already ``2**63 - 1``.
         """
-        if now is None:
-            now = _time()
-        elif type(now) is not float or not 0.0 <= now < _INF:
-            now = check_time(now)
+        if type(now) is not float or not 0.0 <= now < _INF:
+            now = _time() if now is None else check_time(now)
         entries = self._entries
         entry = entries.get(node) if type(node) is str else None
         if entry is not None:
-            counter = entry[0] + 1
-            if counter > _MAX:
+            counter = entry[0]
+            if counter >= _MAX:
                 raise OverflowError(f"the counter of {node!r} is at its limit of 2**63-1")
             entries = entries.copy()
-            entries[node] = (counter, now)
+            entries[node] = (counter + 1, now)
         else:
             check_node_id(node)
             items = list(entries.items())
