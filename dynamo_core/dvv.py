@@ -120,7 +120,7 @@ class DVVSet(Generic[V]):
         A client sends it back with its next write, so the write replaces exactly what the
         client saw. Its timestamps are all 0.
         """
-        return _clock_from_sorted((node, counter) for node, counter, _ in self._entries)
+        return _clock_from_sorted([(node, counter) for node, counter, _ in self._entries])
 
     def __len__(self) -> int:
         return sum(len(dots) for _, _, dots in self._entries)

@@ -617,13 +617,13 @@ EMPTY_CLOCK: Final = VectorClock()
 """The clock with no entries (what `VectorClock()` returns)."""
 
 
-def _clock_from_sorted(pairs: Iterable[tuple[str, int]]) -> VectorClock:
+def _clock_from_sorted(counters: Iterable[tuple[str, int]]) -> VectorClock:
     """Build a clock (timestamps 0) from valid ``(node, counter >= 1)`` pairs in node order.
 
     For sibling modules that already hold validated, sorted data: nothing is checked.
     """
     clock = _new(VectorClock)
-    _set_entries(clock, {node: (counter, 0.0) for node, counter in pairs})
+    _set_entries(clock, {node: (counter, 0.0) for node, counter in counters})
     return clock
 
 
