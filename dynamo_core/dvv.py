@@ -598,25 +598,25 @@ def _entries_quickly(  # noqa: PLR0911
             return None
         dots: list[tuple[int, bytes]] = []
         ceiling = counter
-        for raw_dot in raw_dots:
-            if type(raw_dot) is not list or len(raw_dot) != 2:
-                return None
-            dot, encoded = raw_dot
-            if (
-                type(dot) is not int
-                or not 0 < dot <= ceiling
-                or type(encoded) is not str
-                or len(encoded) > max_encoded
-            ):
-                return None
-            try:
+        try:  # ValueError: a dot that is not a pair, or a value that is not strict base64
+            for raw_dot in raw_dots:
+                if type(raw_dot) is not list:
+                    return None
+                dot, encoded = raw_dot
+                if (
+                    type(dot) is not int
+                    or not 0 < dot <= ceiling
+                    or type(encoded) is not str
+                    or len(encoded) > max_encoded
+                ):
+                    return None
                 value = a2b(encoded, strict_mode=True)
-            except ValueError:
-                return None
-            if len(value) > max_value_bytes:
-                return None
-            dots.append((dot, value))
-            ceiling = dot - 1
+                if len(value) > max_value_bytes:
+                    return None
+                dots.append((dot, value))
+                ceiling = dot - 1
+        except ValueError:
+            return None
         entries.append((node, counter, tuple(dots)))
     return entries
 
