@@ -102,7 +102,6 @@ MAX_REPAIR_KEYS: Final = 10_000
 _MAX_ID: Final = codec.MAX_COUNTER
 _M = TypeVar("_M")
 _new = object.__new__
-_setattr = object.__setattr__
 # The envelope and base64 of the hot messages are written inline (not codec.envelope and
 # codec.encode_bytes): they are on the path of every request.
 _V: Final = codec.FORMAT_VERSION
@@ -261,7 +260,6 @@ _ID_RE: Final = "(0|[1-9][0-9]{0,18})"  # bounded by _MAX_ID after int()
 _NODE_RE: Final = f'"([ !#-\\[\\]-~]{{1,{MAX_NODE_ID_LEN}}})"'  # printable ASCII, no escapes
 _HINT_RE: Final = f"(?:null|{_NODE_RE})"
 _KEY_RE: Final = '"([A-Za-z0-9+/=]*)"'  # strict base64, capped by _quick_key
-_STATE_RE: Final = _STATE_PATTERN
 
 
 def _end_re(kind: str) -> str:
@@ -269,7 +267,7 @@ def _end_re(kind: str) -> str:
 
 
 _STORE_RE: Final = re.compile(
-    f'\\{{"epoch":{_ID_RE},"hint":{_HINT_RE},"key":{_KEY_RE},"op":{_ID_RE},"state":{_STATE_RE}'
+    f'\\{{"epoch":{_ID_RE},"hint":{_HINT_RE},"key":{_KEY_RE},"op":{_ID_RE},"state":{_STATE_PATTERN}'
     + _end_re("node_store"),
     re.DOTALL,
 ).fullmatch
@@ -281,7 +279,7 @@ _FETCH_RE: Final = re.compile(
     f'\\{{"hint":{_HINT_RE},"key":{_KEY_RE},"op":{_ID_RE}' + _end_re("node_fetch")
 ).fullmatch
 _FETCHED_RE: Final = re.compile(
-    f'\\{{"op":{_ID_RE},"state":(?:null|{_STATE_RE})' + _end_re("node_fetched"), re.DOTALL
+    f'\\{{"op":{_ID_RE},"state":(?:null|{_STATE_PATTERN})' + _end_re("node_fetched"), re.DOTALL
 ).fullmatch
 
 
@@ -584,7 +582,7 @@ class StoreRequest:
         }
 
     def _json(self) -> str | None:
-        """`codec.dumps(self.to_dict())` as text (`None`: take that path; see `_wire_json`)."""
+        """`codec.dumps(self.to_dict())` as text; `None` for a state `to_dict` refuses."""
         state = _state_json(self.state)
         if state is None:
             return None
@@ -666,7 +664,7 @@ class StoreReply:
         }
 
     def _json(self) -> str:
-        """`codec.dumps(self.to_dict())` as text (see `_wire_json`)."""
+        """`codec.dumps(self.to_dict())` as text, written directly (see `encode_message`)."""
         stored = "true" if self.stored else "false"
         return (
             f'{{"op":{self.op},"reason":{_json_str(self.reason)},"stored":{stored},'
@@ -729,7 +727,7 @@ class FetchRequest:
         }
 
     def _json(self) -> str:
-        """`codec.dumps(self.to_dict())` as text (see `_wire_json`)."""
+        """`codec.dumps(self.to_dict())` as text, written directly (see `encode_message`)."""
         return (
             f'{{"hint":{_hint_json(self.hint)},"key":"{_b64(self.key)}","op":{self.op},'
             f'"type":"node_fetch","v":{_V}}}'
@@ -786,7 +784,7 @@ class FetchReply:
         return {"type": "node_fetched", "v": _V, "op": self.op, "state": state}
 
     def _json(self) -> str | None:
-        """`codec.dumps(self.to_dict())` as text (`None`: take that path; see `_wire_json`)."""
+        """`codec.dumps(self.to_dict())` as text; `None` for a state `to_dict` refuses."""
         state = "null" if self.state is None else _state_json(self.state)
         if state is None:
             return None
