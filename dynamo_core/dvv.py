@@ -22,6 +22,8 @@ a dot. A dot must never be issued twice with different values (Riak's KV679 bug)
 
 from __future__ import annotations
 
+import json.encoder
+import re
 from binascii import a2b_base64 as _a2b_base64
 from binascii import b2a_base64 as _b2a_base64
 from collections.abc import Callable, Iterable
@@ -49,6 +51,7 @@ MAX_SIBLINGS: Final = 1024
 """The most values (siblings) a decoder accepts in one `DVVSet`. Riak fails writes at 100."""
 
 _MAX: Final = codec.MAX_COUNTER
+_scan: Final = codec._SCAN  # the strict JSON scanner codec.loads uses
 _new = object.__new__
 
 # One entry per node: (node, counter, dots), dots = ((dot counter, value), ...) in descending
@@ -117,7 +120,7 @@ class DVVSet(Generic[V]):
         A client sends it back with its next write, so the write replaces exactly what the
         client saw. Its timestamps are all 0.
         """
-        return _clock_from_sorted((node, counter) for node, counter, _ in self._entries)
+        return _clock_from_sorted([(node, counter) for node, counter, _ in self._entries])
 
     def __len__(self) -> int:
         return sum(len(dots) for _, _, dots in self._entries)
@@ -412,6 +415,45 @@ class DVVSet(Generic[V]):
         # codec.envelope("dvvset", ...), inlined: this is on every message's path
         return {"type": "dvvset", "v": codec.FORMAT_VERSION, "entries": entries}
 
+    def to_bytes(self) -> bytes:
+        """The canonical encoding of a state of `bytes` values: ``codec.dumps(self.to_dict())``.
+
+        The same bytes, written directly rather than through the dict (about twice as fast):
+        what a node stores and sends. Cost: O(size).
+
+        Raises:
+            TypeError: A value is not `bytes` (as `to_dict`).
+        """
+        text = _state_json(self)
+        if text is None:
+            return codec.dumps(self.to_dict())  # raises to_dict's TypeError
+        return text.encode("utf-8")
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes | bytearray | memoryview | str, *, max_bytes: int = codec.DEFAULT_MAX_BYTES
+    ) -> DVVSet[bytes]:
+        """Decode [`to_bytes`][dynamo_core.dvv.DVVSet.to_bytes]: ``from_dict(codec.loads(data))``.
+
+        It accepts and refuses exactly what that accepts and refuses, with the default caps; the
+        canonical form is read without building the envelope's dict. Cost: O(len(data)).
+
+        Raises:
+            TypeError: `data` is not bytes-like or `str`.
+            dynamo_core.errors.DecodeError: `data` is over `max_bytes` or not a valid state.
+        """
+        if type(data) is bytes and len(data) <= max_bytes:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # codec.loads names the error
+            else:
+                match = _STATE_TEXT(text)
+                state = None if match is None else _state_of(match.group(1))
+                if state is not None:
+                    return state
+        return cls.from_dict(codec.loads(data, max_bytes=max_bytes))
+
     @overload
     @classmethod
     def from_dict(
@@ -506,7 +548,7 @@ class DVVSet(Generic[V]):
                 previous = item[0]
 
 
-def _decode_quickly(  # noqa: PLR0911
+def _decode_quickly(
     data: object, max_entries: int, max_values: int, max_value_bytes: int
 ) -> list[_Entry[bytes]] | None:
     """Decode a well-formed encoding in one tight pass; `None` for anything unusual.
@@ -517,13 +559,16 @@ def _decode_quickly(  # noqa: PLR0911
     if type(data) is not dict or len(data) != 3 or data.get("type") != "dvvset":
         return None
     version = data.get("v")
-    raw_entries = data.get("entries")
-    if (
-        type(version) is not int
-        or not 1 <= version <= codec.FORMAT_VERSION
-        or type(raw_entries) is not list
-        or len(raw_entries) > max_entries
-    ):
+    if type(version) is not int or not 1 <= version <= codec.FORMAT_VERSION:
+        return None
+    return _entries_quickly(data.get("entries"), max_entries, max_values, max_value_bytes)
+
+
+def _entries_quickly(  # noqa: PLR0911
+    raw_entries: object, max_entries: int, max_values: int, max_value_bytes: int
+) -> list[_Entry[bytes]] | None:
+    """The ``entries`` of a well-formed encoding (see `_decode_quickly`); `None` if unusual."""
+    if type(raw_entries) is not list or len(raw_entries) > max_entries:
         return None
     a2b = _a2b_base64
     max_encoded = 4 * ((max_value_bytes + 2) // 3)
@@ -544,33 +589,78 @@ def _decode_quickly(  # noqa: PLR0911
             or type(raw_dots) is not list
         ):
             return None
+        previous = node
+        if not raw_dots:  # most entries: a node whose writes were all replaced
+            entries.append((node, counter, ()))
+            continue
         budget -= len(raw_dots)
         if budget < 0:
             return None
         dots: list[tuple[int, bytes]] = []
         ceiling = counter
-        for raw_dot in raw_dots:
-            if type(raw_dot) is not list or len(raw_dot) != 2:
-                return None
-            dot, encoded = raw_dot
-            if (
-                type(dot) is not int
-                or not 0 < dot <= ceiling
-                or type(encoded) is not str
-                or len(encoded) > max_encoded
-            ):
-                return None
-            try:
+        try:  # ValueError: a dot that is not a pair, or a value that is not strict base64
+            for raw_dot in raw_dots:
+                if type(raw_dot) is not list:
+                    return None
+                dot, encoded = raw_dot
+                if (
+                    type(dot) is not int
+                    or not 0 < dot <= ceiling
+                    or type(encoded) is not str
+                    or len(encoded) > max_encoded
+                ):
+                    return None
                 value = a2b(encoded, strict_mode=True)
-            except ValueError:
-                return None
-            if len(value) > max_value_bytes:
-                return None
-            dots.append((dot, value))
-            ceiling = dot - 1
+                if len(value) > max_value_bytes:
+                    return None
+                dots.append((dot, value))
+                ceiling = dot - 1
+        except ValueError:
+            return None
         entries.append((node, counter, tuple(dots)))
-        previous = node
     return entries
+
+
+_encode_node: Final = json.encoder.encode_basestring  # what codec.dumps writes for a str
+
+
+def _state_json(state: DVVSet[Any]) -> str | None:
+    """``codec.dumps(state.to_dict())`` as text, written directly; `None` for non-bytes values.
+
+    The messages on the request path embed it in their own JSON (see `messages.encode_message`);
+    the tests check it equals the canonical encoding for any state.
+    """
+    b2a = _b2a_base64
+    parts = []
+    for node, counter, dots in state._entries:
+        encoded = []
+        for dot, value in dots:
+            if type(value) is not bytes:
+                return None  # to_dict's error
+            encoded.append(f'[{dot},"{b2a(value, newline=False).decode("ascii")}"]')
+        parts.append(f"[{_encode_node(node)},{counter},[{','.join(encoded)}]]")
+    return f'{{"entries":[{",".join(parts)}],"type":"dvvset","v":{codec.FORMAT_VERSION}}}'
+
+
+_STATE_PATTERN: Final = f'\\{{"entries":(\\[.*\\]),"type":"dvvset","v":{codec.FORMAT_VERSION}\\}}'
+_STATE_TEXT: Final = re.compile(_STATE_PATTERN, re.DOTALL).fullmatch
+"""The canonical encoding of a state, its ``entries`` list captured (`_state_of` checks it)."""
+
+
+def _state_of(entries_text: str) -> DVVSet[bytes] | None:
+    """The state whose ``entries`` are the JSON `entries_text`; `None` if the fast path declines.
+
+    Takes exactly what `DVVSet.from_dict` builds from an envelope holding these entries, with
+    the default caps (the tests edit encodings byte by byte to check it).
+    """
+    try:
+        value, end = _scan(entries_text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if end != len(entries_text):
+        return None
+    entries = _entries_quickly(value, MAX_ENTRIES, MAX_SIBLINGS, MAX_VALUE_BYTES)
+    return None if entries is None else _make(tuple(entries))
 
 
 def _decode_slowly(
@@ -619,8 +709,11 @@ def _actor_key(entry: _Entry[Any]) -> str:
 
 def _make(entries: tuple[_Entry[V], ...]) -> DVVSet[V]:
     state: DVVSet[V] = _new(DVVSet)
-    object.__setattr__(state, "_entries", entries)
+    _set_entries(state, entries)
     return state
+
+
+_set_entries: Final = DVVSet.__dict__["_entries"].__set__  # the slot, past the frozen guard
 
 
 def sync_all(states: Iterable[DVVSet[V]]) -> DVVSet[V]:

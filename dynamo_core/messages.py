@@ -40,6 +40,8 @@ Keys travel as `bytes` (a `str` key is its UTF-8 encoding); replica states as
 
 from __future__ import annotations
 
+import json.encoder
+import re
 from binascii import a2b_base64
 from collections.abc import Callable
 from typing import Any, Final, Literal, Self, TypeAlias, TypeVar
@@ -48,7 +50,7 @@ import attrs
 
 from dynamo_core import codec, merkle
 from dynamo_core._check import MAX_KEY_BYTES, MAX_NODE_ID_LEN, check_node_id, node_id_field
-from dynamo_core.dvv import DVVSet
+from dynamo_core.dvv import _STATE_PATTERN, DVVSet, _state_json, _state_of
 from dynamo_core.errors import DecodeError
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.hints import HintAck, HintBatch
@@ -100,7 +102,6 @@ MAX_REPAIR_KEYS: Final = 10_000
 _MAX_ID: Final = codec.MAX_COUNTER
 _M = TypeVar("_M")
 _new = object.__new__
-_setattr = object.__setattr__
 # The envelope and base64 of the hot messages are written inline (not codec.envelope and
 # codec.encode_bytes): they are on the path of every request.
 _V: Final = codec.FORMAT_VERSION
@@ -212,15 +213,22 @@ def _quick_key(value: object) -> bytes | None:
     return key if len(key) <= MAX_KEY_BYTES else None
 
 
-def _trusted(cls: type[_M], **values: object) -> _M:
+def _trusted(cls: type[_M], *values: object) -> _M:
     """Build a message from fields the decoder has just checked, without re-running validators.
 
-    The fast paths of the hot decoders use it; each checks its fields exactly as the attrs
-    validators would (the tests compare both paths on hostile inputs).
+    `values` are in the constructor's order. The fast paths of the hot decoders use it; each
+    checks its fields exactly as the attrs validators would (the tests compare both paths on
+    hostile inputs). The slots are set one by one, unrolled: a loop costs more than the sets.
     """
     message = _new(cls)
-    for name, value in values.items():
-        _setattr(message, name, value)
+    setters = _SETTERS[cls]
+    setters[0](message, values[0])
+    setters[1](message, values[1])
+    if len(values) > 2:
+        setters[2](message, values[2])
+        if len(values) > 3:
+            setters[3](message, values[3])
+            setters[4](message, values[4])
     return message
 
 
@@ -230,6 +238,103 @@ def _build(cls: type[Any], what: str, *args: object) -> Any:
         return cls(*args)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"{what}: {exc}") from None
+
+
+# -- the request path's wire form, written and read directly -----------------------------------
+#
+# encode_message writes StoreRequest, StoreReply, FetchRequest and FetchReply as text: the same
+# bytes as codec.dumps(message.to_dict()) (sorted keys, no spaces), without building the dicts.
+# decode_message reads exactly that canonical form with one regular expression per kind and the
+# JSON scanner for the state's entries; anything else (another key order, whitespace, escapes,
+# non-ASCII text, a value out of range) goes through codec.loads and the decoders, which name
+# what is wrong. tests/test_codec_fast.py checks both directions, byte by byte.
+
+_json_str: Final = json.encoder.encode_basestring  # what codec.dumps writes for a str
+
+
+def _hint_json(hint: str | None) -> str:
+    return "null" if hint is None else _json_str(hint)
+
+
+_ID_RE: Final = "(0|[1-9][0-9]{0,18})"  # bounded by _MAX_ID after int()
+_NODE_RE: Final = f'"([ !#-\\[\\]-~]{{1,{MAX_NODE_ID_LEN}}})"'  # printable ASCII, no escapes
+_HINT_RE: Final = f"(?:null|{_NODE_RE})"
+_KEY_RE: Final = '"([A-Za-z0-9+/=]*)"'  # strict base64, capped by _quick_key
+
+
+def _end_re(kind: str) -> str:
+    return f',"type":"{kind}","v":{_V}\\}}'
+
+
+_STORE_RE: Final = re.compile(
+    f'\\{{"epoch":{_ID_RE},"hint":{_HINT_RE},"key":{_KEY_RE},"op":{_ID_RE},"state":{_STATE_PATTERN}'
+    + _end_re("node_store"),
+    re.DOTALL,
+).fullmatch
+_STORED_RE: Final = re.compile(
+    f'\\{{"op":{_ID_RE},"reason":"([ !#-\\[\\]-~]{{0,{codec.DEFAULT_MAX_STR}}})",'
+    '"stored":(true|false)' + _end_re("node_stored")
+).fullmatch
+_FETCH_RE: Final = re.compile(
+    f'\\{{"hint":{_HINT_RE},"key":{_KEY_RE},"op":{_ID_RE}' + _end_re("node_fetch")
+).fullmatch
+_FETCHED_RE: Final = re.compile(
+    f'\\{{"op":{_ID_RE},"state":(?:null|{_STATE_PATTERN})' + _end_re("node_fetched"), re.DOTALL
+).fullmatch
+
+
+def _read_store(text: str) -> StoreRequest | None:
+    match = _STORE_RE(text)
+    if match is None:
+        return None
+    epoch, hint, key, op, entries = match.groups()
+    epoch, op = int(epoch), int(op)
+    raw_key = _quick_key(key)
+    if op > _MAX_ID or epoch > _MAX_ID or raw_key is None:
+        return None
+    state = _state_of(entries)
+    if state is None:
+        return None
+    return _trusted(StoreRequest, op, raw_key, state, hint, epoch)
+
+
+def _read_stored(text: str) -> StoreReply | None:
+    match = _STORED_RE(text)
+    if match is None:
+        return None
+    op_text, reason, stored = match.groups()
+    op = int(op_text)
+    if op > _MAX_ID:
+        return None
+    return _trusted(StoreReply, op, stored == "true", reason)
+
+
+def _read_fetch(text: str) -> FetchRequest | None:
+    match = _FETCH_RE(text)
+    if match is None:
+        return None
+    hint, key, op_text = match.groups()
+    op = int(op_text)
+    raw_key = _quick_key(key)
+    if op > _MAX_ID or raw_key is None:
+        return None
+    return _trusted(FetchRequest, op, raw_key, hint)
+
+
+def _read_fetched(text: str) -> FetchReply | None:
+    match = _FETCHED_RE(text)
+    if match is None:
+        return None
+    op_text, entries = match.groups()
+    op = int(op_text)
+    if op > _MAX_ID:
+        return None
+    state = None
+    if entries is not None:
+        state = _state_of(entries)
+        if state is None:
+            return None
+    return _trusted(FetchReply, op, state)
 
 
 # -- client results ----------------------------------------------------------------------------
@@ -476,6 +581,16 @@ class StoreRequest:
             "epoch": self.epoch,
         }
 
+    def _json(self) -> str | None:
+        """`codec.dumps(self.to_dict())` as text; `None` for a state `to_dict` refuses."""
+        state = _state_json(self.state)
+        if state is None:
+            return None
+        return (
+            f'{{"epoch":{self.epoch},"hint":{_hint_json(self.hint)},"key":"{_b64(self.key)}",'
+            f'"op":{self.op},"state":{state},"type":"node_store","v":{_V}}}'
+        )
+
     @classmethod
     def from_dict(cls, data: object) -> Self:
         """Decode a ``node_store`` envelope (a missing ``epoch`` is 0).
@@ -505,14 +620,8 @@ class StoreRequest:
                 and (raw_key := _quick_key(key)) is not None
                 and "state" in data
             ):
-                return _trusted(
-                    cls,
-                    op=op,
-                    key=raw_key,
-                    state=DVVSet.from_dict(data["state"]),
-                    hint=hint,
-                    epoch=epoch,
-                )
+                state = DVVSet.from_dict(data["state"])
+                return _trusted(cls, op, raw_key, state, hint, epoch)
         return None
 
     @classmethod
@@ -554,6 +663,14 @@ class StoreReply:
             "reason": self.reason,
         }
 
+    def _json(self) -> str:
+        """`codec.dumps(self.to_dict())` as text, written directly (see `encode_message`)."""
+        stored = "true" if self.stored else "false"
+        return (
+            f'{{"op":{self.op},"reason":{_json_str(self.reason)},"stored":{stored},'
+            f'"type":"node_stored","v":{_V}}}'
+        )
+
     @classmethod
     def from_dict(cls, data: object) -> Self:
         """Decode a ``node_stored`` envelope.
@@ -577,7 +694,7 @@ class StoreReply:
                 and len(reason) <= codec.DEFAULT_MAX_STR
                 and reason.isascii()
             ):
-                return _trusted(cls, op=op, stored=stored, reason=reason)
+                return _trusted(cls, op, stored, reason)
         return None
 
     @classmethod
@@ -609,6 +726,13 @@ class FetchRequest:
             "hint": self.hint,
         }
 
+    def _json(self) -> str:
+        """`codec.dumps(self.to_dict())` as text, written directly (see `encode_message`)."""
+        return (
+            f'{{"hint":{_hint_json(self.hint)},"key":"{_b64(self.key)}","op":{self.op},'
+            f'"type":"node_fetch","v":{_V}}}'
+        )
+
     @classmethod
     def from_dict(cls, data: object) -> Self:
         """Decode a ``node_fetch`` envelope.
@@ -631,7 +755,7 @@ class FetchRequest:
                 and _is_hint(hint)
                 and (raw_key := _quick_key(key)) is not None
             ):
-                return _trusted(cls, op=op, key=raw_key, hint=hint)
+                return _trusted(cls, op, raw_key, hint)
         return None
 
     @classmethod
@@ -659,6 +783,13 @@ class FetchReply:
         state = None if self.state is None else self.state.to_dict()
         return {"type": "node_fetched", "v": _V, "op": self.op, "state": state}
 
+    def _json(self) -> str | None:
+        """`codec.dumps(self.to_dict())` as text; `None` for a state `to_dict` refuses."""
+        state = "null" if self.state is None else _state_json(self.state)
+        if state is None:
+            return None
+        return f'{{"op":{self.op},"state":{state},"type":"node_fetched","v":{_V}}}'
+
     @classmethod
     def from_dict(cls, data: object) -> Self:
         """Decode a ``node_fetched`` envelope.
@@ -677,7 +808,7 @@ class FetchReply:
             if _is_version(data.get("v")) and _is_id(op) and "state" in data:
                 raw = data["state"]
                 state = None if raw is None else DVVSet.from_dict(raw)
-                return _trusted(cls, op=op, state=state)
+                return _trusted(cls, op, state)
         return None
 
     @classmethod
@@ -1153,6 +1284,27 @@ _DECODERS: Final[dict[str, Callable[[object], Message]]] = {
 }
 
 
+# The fields' slot setters, in constructor order, of the messages `_trusted` builds.
+_SETTERS: Final[dict[type[Any], tuple[Callable[[Any, Any], None], ...]]] = {
+    cls: tuple(cls.__dict__[field.name].__set__ for field in attrs.fields(cls))
+    for cls in (StoreRequest, StoreReply, FetchRequest, FetchReply)
+}
+
+# The request path's messages, written and read directly (see `_read_store`).
+_WRITERS: Final[dict[type[Any], Callable[[Any], str | None]]] = {
+    StoreRequest: StoreRequest._json,
+    StoreReply: StoreReply._json,
+    FetchRequest: FetchRequest._json,
+    FetchReply: FetchReply._json,
+}
+_READERS: Final[dict[str, Callable[[str], Message | None]]] = {
+    f'node_store","v":{_V}}}': _read_store,
+    f'node_stored","v":{_V}}}': _read_stored,
+    f'node_fetch","v":{_V}}}': _read_fetch,
+    f'node_fetched","v":{_V}}}': _read_fetched,
+}
+
+
 def message_from_dict(data: object) -> Message:
     """Decode any node-to-node message from its envelope, dispatching on its ``type``.
 
@@ -1176,6 +1328,11 @@ def encode_message(message: Message) -> bytes:
     Raises:
         TypeError: `message` is not a node message.
     """
+    write = _WRITERS.get(type(message))
+    if write is not None:
+        text = write(message)
+        if text is not None:
+            return text.encode("utf-8")
     if type(message) not in _MESSAGE_TYPE_SET and not isinstance(message, MESSAGE_TYPES):
         raise TypeError(f"message must be a node message, not {type(message).__name__}")
     return codec.dumps(message.to_dict())
@@ -1192,4 +1349,14 @@ def decode_message(
     Raises:
         dynamo_core.errors.DecodeError: `data` is over `max_bytes` or not a valid message.
     """
+    if type(data) is bytes and len(data) <= max_bytes:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # codec.loads names the error
+        else:
+            read = _READERS.get(text.rpartition('"type":"')[2])
+            message = None if read is None else read(text)
+            if message is not None:
+                return message
     return codec.decode_by_type(codec.loads(data, max_bytes=max_bytes), _DECODERS, "node message")

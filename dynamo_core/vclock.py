@@ -277,18 +277,16 @@ class VectorClock:
             ValueError: `node` is empty or too long, or `now` is negative or not finite.
             OverflowError: `node`'s counter is already ``2**63 - 1``.
         """
-        if now is None:
-            now = _time()
-        elif type(now) is not float or not 0.0 <= now < _INF:
-            now = check_time(now)
+        if type(now) is not float or not 0.0 <= now < _INF:
+            now = _time() if now is None else check_time(now)
         entries = self._entries
         entry = entries.get(node) if type(node) is str else None
         if entry is not None:
-            counter = entry[0] + 1
-            if counter > _MAX:
+            counter = entry[0]
+            if counter >= _MAX:
                 raise OverflowError(f"the counter of {node!r} is at its limit of 2**63-1")
             entries = entries.copy()
-            entries[node] = (counter, now)
+            entries[node] = (counter + 1, now)
         else:
             check_node_id(node)
             items = list(entries.items())
@@ -367,7 +365,7 @@ class VectorClock:
         a = self._entries
         b = other._entries
         before = after = False
-        if len(a) == len(b) and a.keys() == b.keys():
+        if a.keys() == b.keys():  # (a size check first, in C)
             # The same nodes, so the same (sorted) order: compare the counters side by side.
             # Entries shared by identity (a clock and one derived from it) are skipped unread.
             for entry_a, entry_b in zip(a.values(), b.values()):  # noqa: B905
@@ -619,13 +617,13 @@ EMPTY_CLOCK: Final = VectorClock()
 """The clock with no entries (what `VectorClock()` returns)."""
 
 
-def _clock_from_sorted(pairs: Iterable[tuple[str, int]]) -> VectorClock:
+def _clock_from_sorted(counters: Iterable[tuple[str, int]]) -> VectorClock:
     """Build a clock (timestamps 0) from valid ``(node, counter >= 1)`` pairs in node order.
 
     For sibling modules that already hold validated, sorted data: nothing is checked.
     """
     clock = _new(VectorClock)
-    _set_entries(clock, {node: (counter, 0.0) for node, counter in pairs})
+    _set_entries(clock, {node: (counter, 0.0) for node, counter in counters})
     return clock
 
 

@@ -21,7 +21,16 @@ from hypothesis import strategies as st
 from dynamo_core import DVVSet, VectorClock, codec
 from dynamo_core.dvv import _decode_quickly, _decode_slowly
 from dynamo_core.errors import DecodeError
-from dynamo_core.messages import FetchReply, FetchRequest, StoreReply, StoreRequest
+from dynamo_core.messages import (
+    _READERS,
+    FetchReply,
+    FetchRequest,
+    StoreReply,
+    StoreRequest,
+    decode_message,
+    encode_message,
+    message_from_dict,
+)
 from dynamo_core.strategies import dvv_sets, node_ids, vector_clocks
 from dynamo_core.vclock import _decode_slowly as decode_clock_slowly
 
@@ -114,7 +123,7 @@ def mutated(draw: st.DrawFn, encoded: object) -> object:
     return value
 
 
-def _outcome(decode: Callable[[object], object], data: object) -> object:
+def _outcome(decode: Callable[[Any], object], data: Any) -> object:
     try:
         return ("ok", decode(data))
     except DecodeError:
@@ -298,3 +307,115 @@ def test_every_single_edit_of_a_clock_is_decided_alike() -> None:
         slow = functools.partial(decode_clock_slowly, max_entries=max_entries)
         for edited in _single_edits(clock.to_dict()):
             assert _outcome(fast, edited) == _outcome(slow, edited)
+
+
+# -- the request path's wire form: written and read directly -----------------------------------
+
+
+def _checked_bytes(data: bytes) -> object:
+    """What `decode_message` decides through `codec.loads` and the dict decoders alone."""
+    return message_from_dict(codec.loads(data))
+
+
+def _read_directly(data: bytes) -> object:
+    text = data.decode("utf-8")
+    read = _READERS.get(text.rpartition('"type":"')[2])
+    return None if read is None else read(text)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+@given(st.data(), _messages())
+def test_request_path_bytes_are_the_canonical_encoding_and_read_back(
+    data: st.DataObject, message: Any
+) -> None:
+    encoded = encode_message(message)
+    assert encoded == codec.dumps(message.to_dict())
+    assert decode_message(encoded) == message
+    if encoded.isascii() and b"\\" not in encoded:  # no escapes: the direct reader takes it
+        assert _read_directly(encoded) == message
+    hostile = data.draw(mutated(message.to_dict()))
+    try:
+        edited = codec.dumps(hostile)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # a lone surrogate or a value JSON cannot hold
+        return
+    assert _outcome(decode_message, edited) == _outcome(_checked_bytes, edited)
+
+
+_BYTE_EDITS: list[str] = ['"', "\\", "0", "1", "9", "-", ",", ":", "[", "]", "{", "}", " ", "a"]
+_BYTE_EDITS += ["=", "é", "\x00", "\x7f", "null", "true", "1.0", "1e2", '"x":1,']
+
+
+def _text_edits(text: str) -> list[str]:
+    """`text` with one character deleted, replaced or preceded by each of `_BYTE_EDITS`."""
+    out = []
+    for i in range(len(text) + 1):
+        out.append(text[:i] + text[i + 1 :])
+        for new in _BYTE_EDITS:
+            out.append(text[:i] + new + text[i + 1 :])
+            out.append(text[:i] + new + text[i:])
+    return out
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        StoreRequest(7, b"cart:1", _sample_state(), "node-c", 4),
+        StoreRequest(2**63 - 1, b"", _sample_state(), None, 0),
+        StoreReply(7, False, "overloaded"),
+        FetchRequest(8, b"cart:1", "node-c"),
+        FetchReply(8, _sample_state()),
+        FetchReply(0, None),
+    ],
+    ids=repr,
+)
+def test_every_byte_edit_of_a_request_path_message_is_decided_alike(message: Any) -> None:
+    encoded = encode_message(message)
+    assert _read_directly(encoded) == message  # the direct reader is on the path being tested
+    for text in _text_edits(encoded.decode("ascii")):
+        edited = text.encode("utf-8")
+        assert _outcome(decode_message, edited) == _outcome(_checked_bytes, edited), text
+
+
+def test_a_state_with_values_that_are_not_bytes_is_refused_as_before() -> None:
+    state = DVVSet[str]().update("text", "node-a")
+    message = StoreRequest(1, b"k", state)  # type: ignore[arg-type]  # what is refused
+    with pytest.raises(TypeError, match="must encode to bytes"):
+        encode_message(message)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+@given(st.data(), dvv_sets(max_siblings=4))
+def test_state_bytes_are_the_canonical_encoding_and_read_back(
+    data: st.DataObject, state: DVVSet[bytes]
+) -> None:
+    encoded = state.to_bytes()
+    assert encoded == codec.dumps(state.to_dict())
+    assert DVVSet.from_bytes(encoded) == state
+    hostile = data.draw(mutated(state.to_dict()))
+    try:
+        edited = codec.dumps(hostile)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return
+    assert _outcome(DVVSet.from_bytes, edited) == _outcome(
+        lambda b: DVVSet.from_dict(codec.loads(b)), edited
+    )
+
+
+def test_every_byte_edit_of_a_state_is_decided_alike() -> None:
+    encoded = _sample_state().to_bytes()
+    for text in _text_edits(encoded.decode("ascii")):
+        edited = text.encode("utf-8")
+        assert _outcome(DVVSet.from_bytes, edited) == _outcome(
+            lambda b: DVVSet.from_dict(codec.loads(b)), edited
+        ), text
+
+
+def test_from_bytes_takes_the_caps_and_types_of_loads() -> None:
+    encoded = _sample_state().to_bytes()
+    with pytest.raises(DecodeError, match="limit"):
+        DVVSet.from_bytes(encoded, max_bytes=len(encoded) - 1)
+    assert DVVSet.from_bytes(bytearray(encoded)) == DVVSet.from_bytes(encoded.decode())
+    with pytest.raises(TypeError):
+        DVVSet.from_bytes(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must encode to bytes"):
+        DVVSet[str]().update("text", "node-a").to_bytes()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable, Sized
+from itertools import compress, repeat
 from typing import Final, Self
 
 from dynamo_core import codec
@@ -531,11 +532,11 @@ class MerkleTree:
 
     def _xor_leaves(self, acc: list[int]) -> None:
         # acc[i] is an int to XOR into leaf i (big-endian bytes, so bytewise XOR).
-        touched = [index for index, value in enumerate(acc) if value]
+        touched = list(compress(range(len(acc)), acc))
         if not touched:
             return
         leaves = self._levels[0]
-        packed = b"".join([value.to_bytes(DIGEST_SIZE, "big") if value else _ZERO for value in acc])
+        packed = b"".join(map(int.to_bytes, acc, repeat(DIGEST_SIZE)))  # big-endian, 0 -> zeros
         if leaves.count(0) == len(leaves):
             leaves[:] = packed
         else:
