@@ -34,18 +34,17 @@ IMPORT_SETS = {
     "dynamo_core.merkle": CHECKED
     | {
         "dynamo_core.hashing",
-        "dynamo_core.effects",
         "dynamo_core.merkle",
         "dynamo_core.merkle.tree",
         "dynamo_core.merkle.wire",
         "dynamo_core.merkle.exchange",
     },
     "dynamo_core.quorum": CHECKED
-    | {"dynamo_core.interfaces", "dynamo_core.effects", "dynamo_core.quorum"}
+    | {"dynamo_core.interfaces", "dynamo_core.quorum"}
     | {f"dynamo_core.quorum.{name}" for name in ("policy", "messages", "coordinators")},
     # the synchronous driver: no asyncio
     "dynamo_core.drive": BASE
-    | {"dynamo_core.errors", "dynamo_core.interfaces", "dynamo_core.effects", "dynamo_core.drive"},
+    | {"dynamo_core.errors", "dynamo_core.interfaces", "dynamo_core.drive"},
 }
 
 

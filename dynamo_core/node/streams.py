@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from dynamo_core import codec
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import DecodeError, DotCollision
 from dynamo_core.hashing import TokenRange
 from dynamo_core.limits import unstorable
@@ -178,8 +177,6 @@ class Streams:
                     self._node.stats["streams_completed"] += 1
                     out.append(TransferDone(transfer, index, served_by, stream.keys))
                     self._finished(index, served_by, now, out)
-                case SetTimer():
-                    pass  # the timer channel is `deadline()`, which asks the stream
                 case _:  # pragma: no cover - the stream's effect union is exhaustive
                     raise AssertionError(f"unexpected stream effect {effect!r}")
 

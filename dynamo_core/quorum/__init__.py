@@ -12,15 +12,16 @@ simulation, the asyncio runtime, or your own code — feeds them inputs and carr
 they return::
 
     coordinator = PutCoordinator(policy, "cart:alice", candidates, state)
-    effects = coordinator.start(now)              # SendStore(...) x n, SetTimer(at)
+    effects = coordinator.start(now)              # SendStore(...) x n
     effects = coordinator.receive("b", Stored(), now)
     effects = coordinator.on_timer(now)           # when coordinator.deadline() has passed
 
 Every input method returns a list of effects: [`SendStore`][dynamo_core.quorum.SendStore],
-[`SendFetch`][dynamo_core.quorum.SendFetch], [`SendRepair`][dynamo_core.quorum.SendRepair],
-[`SetTimer`][dynamo_core.quorum.SetTimer] and, exactly once,
-[`Complete`][dynamo_core.quorum.Complete] with the request's result or an
-[`Unavailable`][dynamo_core.errors.Unavailable] error. Misuse raises
+[`SendFetch`][dynamo_core.quorum.SendFetch], [`SendRepair`][dynamo_core.quorum.SendRepair]
+and, exactly once, [`Complete`][dynamo_core.quorum.Complete] with the request's result or an
+[`Unavailable`][dynamo_core.errors.Unavailable] error. Timers have one channel:
+``deadline()`` says when ``on_timer(now)`` is next due (``None``: no timer), and a driver asks
+it after every input. Misuse raises
 [`LocalProtocolError`][dynamo_core.errors.LocalProtocolError] (the caller's fault) or
 [`RemoteProtocolError`][dynamo_core.errors.RemoteProtocolError] (a peer's fault, such as a reply
 from a node that was never asked) and changes nothing.
@@ -33,7 +34,6 @@ plain sequence (``ring.walk(key)`` minus the nodes believed down) and never impo
 
 from __future__ import annotations
 
-from dynamo_core.effects import SetTimer
 from dynamo_core.quorum.coordinators import (
     DEFAULT_TIMEOUT,
     CoordinatorEvent,
@@ -77,7 +77,6 @@ __all__ = [
     "SendFetch",
     "SendRepair",
     "SendStore",
-    "SetTimer",
     "Stored",
     "Transition",
 ]

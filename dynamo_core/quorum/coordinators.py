@@ -16,7 +16,6 @@ from dynamo_core._check import (
     check_positive_float,
     check_time,
 )
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import (
     DotCollision,
     LocalProtocolError,
@@ -219,8 +218,8 @@ class _Coordinator(Generic[S]):
     """What both coordinators share: input checks, the clock, timers, the transition table."""
 
     __slots__ = (
-        "_announced",
         "_candidates",
+        "_deadline",
         "_expires",
         "_have",
         "_have_primaries",
@@ -259,7 +258,7 @@ class _Coordinator(Generic[S]):
         self._state = CoordinatorState.IDLE
         self._now = 0.0
         self._expires = 0.0
-        self._announced: float | None = None
+        self._deadline: float | None = None  # deadline(), as of the end of the last input
         self._result_value: object = None
         # Kept up to date as replies come, and recounted by _check_invariants:
         self._pending = 0  # replicas asked that have not answered, refused or timed out
@@ -308,15 +307,10 @@ class _Coordinator(Generic[S]):
     def deadline(self) -> float | None:
         """When `on_timer` must next be called, or `None` (not started, or closed).
 
-        Cost: O(n).
+        The coordinator's one timer channel: poll it after every input. Cost: O(1) (each input
+        recomputes it, in O(n)).
         """
-        if self._state is CoordinatorState.IDLE or self._state is CoordinatorState.CLOSED:
-            return None
-        at = self._expires
-        for slot in self._slots.values():
-            if slot.status == _PENDING and slot.deadline < at:
-                at = slot.deadline
-        return at
+        return self._deadline
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -360,7 +354,7 @@ class _Coordinator(Generic[S]):
         self._now = t
         effects: list[object] = []
         self._fire_timers(t, effects)
-        self._announce(effects)
+        self._update_deadline()
         return effects
 
     # -- machinery ---------------------------------------------------------------------------
@@ -369,7 +363,7 @@ class _Coordinator(Generic[S]):
         self._state = self._TABLE[self._state, event]
 
     def _fire_timers(self, t: float, effects: list[object]) -> None:
-        at = self._announced  # deadline() as of the end of the previous input
+        at = self._deadline  # as of the end of the previous input
         if at is not None and t < at:
             return  # nothing is due
         while self._state is _WAITING or self._state is _DRAINING:
@@ -391,11 +385,16 @@ class _Coordinator(Generic[S]):
             self._after_failure(due, t, effects)
             self._decide(effects)
 
-    def _announce(self, effects: list[object]) -> None:
-        at = self.deadline()
-        if at is not None and at != self._announced:
-            self._announced = at
-            effects.append(SetTimer(at))
+    def _update_deadline(self) -> None:
+        """Recompute `deadline()` at the end of an input: the earliest pending timer."""
+        if self._state is _WAITING or self._state is _DRAINING:
+            at = self._expires
+            for slot in self._slots.values():
+                if slot.status == _PENDING and slot.deadline < at:
+                    at = slot.deadline
+            self._deadline = at
+        else:
+            self._deadline = None
 
     def _settle(self, slot: _Slot[S], status: int) -> None:
         """Record what became of a pending replica."""
@@ -599,7 +598,9 @@ class PutCoordinator(_Coordinator[S]):
         >>> state = DVVSet().update(b"1 book", "a")
         >>> put = PutCoordinator(QuorumPolicy(3, 2, 2), "k", ["a", "b", "c", "d"], state)
         >>> [type(e).__name__ for e in put.start(0.0)]
-        ['SendStore', 'SendStore', 'SendStore', 'SetTimer']
+        ['SendStore', 'SendStore', 'SendStore']
+        >>> put.deadline()  # b's replica timeout: call on_timer then, unless it answers
+        0.25
         >>> put.receive("a", Stored(), 0.01)
         []
         >>> put.receive("c", Stored(), 0.02)
@@ -709,8 +710,8 @@ class PutCoordinator(_Coordinator[S]):
             now: The current time, in seconds.
 
         Returns:
-            A `SendStore` per replica and a `SetTimer` — or, when fewer than `w` of them could
-            ever count, only `Complete` with `Unavailable` (nothing is sent).
+            A `SendStore` per replica — or, when fewer than `w` of them could ever count, only
+            `Complete` with `Unavailable` (nothing is sent).
 
         Raises:
             LocalProtocolError: Already started.
@@ -733,7 +734,7 @@ class PutCoordinator(_Coordinator[S]):
             effects.append(SendStore(node, self._key, self._value, hint))
         self._next = len(plan)
         self._decide(effects)
-        self._announce(effects)
+        self._update_deadline()
         return cast("list[PutEffect[S]]", effects)
 
     def receive(self, sender: str, reply: Stored | Refused, now: float) -> list[PutEffect[S]]:
@@ -751,7 +752,7 @@ class PutCoordinator(_Coordinator[S]):
             now: The current time, in seconds.
 
         Returns:
-            The effects: possibly a `SendStore` to a replacement, `Complete`, `SetTimer`.
+            The effects: possibly a `SendStore` to a replacement, `Complete`.
 
         Raises:
             LocalProtocolError: Not started, closed, or `now` is earlier than a previous input.
@@ -780,7 +781,7 @@ class PutCoordinator(_Coordinator[S]):
                 self._move(CoordinatorEvent.REFUSAL)
                 self._after_failure(slot, t, effects)
             self._decide(effects)
-            self._announce(effects)
+        self._update_deadline()
         return cast("list[PutEffect[S]]", effects)
 
     def on_timer(self, now: float) -> list[PutEffect[S]]:
@@ -794,7 +795,7 @@ class PutCoordinator(_Coordinator[S]):
             now: The current time, in seconds; never earlier than the previous input's.
 
         Returns:
-            The effects: replacements' `SendStore`s, `Complete`, `SetTimer`.
+            The effects: replacements' `SendStore`s, `Complete`.
 
         Raises:
             LocalProtocolError: Not started, closed, or `now` is earlier than a previous input.
@@ -946,8 +947,8 @@ class GetCoordinator(_Coordinator[S]):
             now: The current time, in seconds.
 
         Returns:
-            A `SendFetch` per replica and a `SetTimer` — or, when fewer than `r` replicas can
-            be asked, only `Complete` with `Unavailable` (nothing is sent).
+            A `SendFetch` per replica — or, when fewer than `r` replicas can be asked, only
+            `Complete` with `Unavailable` (nothing is sent).
 
         Raises:
             LocalProtocolError: Already started.
@@ -969,7 +970,7 @@ class GetCoordinator(_Coordinator[S]):
                 effects.append(SendFetch(node, self._key, hint))
             self._next = len(plan)  # a prefix of the candidates; a read never asks further
         self._decide(effects)
-        self._announce(effects)
+        self._update_deadline()
         return cast("list[GetEffect[S]]", effects)
 
     def receive(self, sender: str, reply: Fetched[S] | Refused, now: float) -> list[GetEffect[S]]:
@@ -986,8 +987,7 @@ class GetCoordinator(_Coordinator[S]):
             now: The current time, in seconds.
 
         Returns:
-            The effects: possibly `Complete`, `SendRepair`s (when the request closes),
-            `SetTimer`.
+            The effects: possibly `Complete`, `SendRepair`s (when the request closes).
 
         Raises:
             LocalProtocolError: Not started, closed, or `now` is earlier than a previous input.
@@ -1021,7 +1021,7 @@ class GetCoordinator(_Coordinator[S]):
                 self._settle(slot, _REFUSED)
                 self._move(CoordinatorEvent.REFUSAL)
             self._decide(effects)
-            self._announce(effects)
+        self._update_deadline()
         return cast("list[GetEffect[S]]", effects)
 
     def on_timer(self, now: float) -> list[GetEffect[S]]:
@@ -1035,7 +1035,7 @@ class GetCoordinator(_Coordinator[S]):
             now: The current time, in seconds; never earlier than the previous input's.
 
         Returns:
-            The effects: `Complete`, `SendRepair`s, `SetTimer`.
+            The effects: `Complete`, `SendRepair`s.
 
         Raises:
             LocalProtocolError: Not started, closed, or `now` is earlier than a previous input.

@@ -6,7 +6,6 @@ from typing import Generic, TypeAlias, TypeVar
 
 import attrs
 
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import Unavailable
 from dynamo_core.interfaces import ReplicaState
 
@@ -197,8 +196,8 @@ class GetResult(Generic[S]):
         return self.state is not None
 
 
-PutEffect: TypeAlias = SendStore[S] | SetTimer | Complete[PutResult]
+PutEffect: TypeAlias = SendStore[S] | Complete[PutResult]
 """What [`PutCoordinator`][dynamo_core.quorum.PutCoordinator] methods return a list of."""
 
-GetEffect: TypeAlias = SendFetch | SendRepair[S] | SetTimer | Complete[GetResult[S]]
+GetEffect: TypeAlias = SendFetch | SendRepair[S] | Complete[GetResult[S]]
 """What [`GetCoordinator`][dynamo_core.quorum.GetCoordinator] methods return a list of."""
