@@ -546,7 +546,7 @@ class Node:
         Calling it early is harmless. Call it again at [`deadline`][dynamo_core.node.Node.deadline].
 
         Returns:
-            The effects. Cost: O(log requests) per request due, O(sessions + streams), plus
+            The effects. Cost: O(log n) per request or stream due, O(sessions), plus
             the work of whatever is due (heartbeats: O(nodes + hint targets); an anti-entropy
             offer: O(segments)).
 
@@ -581,7 +581,7 @@ class Node:
 
         There is always a next timer (heartbeats are periodic); it may be in the past, which
         means now. It is the earliest of the parts' own deadlines.
-        Cost: O(1) amortized for the requests (a heap), O(sessions + streams) for the rest.
+        Cost: O(1) amortized for the requests and streams (heaps), O(sessions) for the rest.
         """
         at = min(self._liveness.deadline(), self._members.deadline(), self._anti_entropy.deadline())
         for due in (self._coordination.deadline(), self._streams.deadline()):
