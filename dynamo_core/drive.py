@@ -10,9 +10,9 @@ the same shape (the [`Core`][dynamo_core.drive.Core] protocol):
   returns a list of effects (``coordinator.receive(sender, reply, now)``,
   ``handoff.target_up(target, now)``, ``exchange.items_loaded(items, now)``, ...);
 * **effects out**: frozen values saying what to do (send this, store that, the result is in);
-* **one way to ask for the next deadline**: ``deadline()`` (``None``: no timer) and
-  ``on_timer(now)`` when it has passed. A core's [`SetTimer`][dynamo_core.effects.SetTimer]
-  effect says the same thing, so drivers handle it themselves and never show it to the handler.
+* **one timer channel**: ``deadline()`` (``None``: no timer), asked after every input, and
+  ``on_timer(now)`` once it has passed (as aioquic's ``get_timer`` and ``handle_timer``). No
+  core emits a timer effect.
 
 A driver owns the clock and the loop. The application writes the effect *handler*: a function
 that carries out one effect (a network send, a database write) and, when an answer comes back,
@@ -40,7 +40,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeAlias, TypeVar
 
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import EffectFailed
 from dynamo_core.interfaces import Clock
 
@@ -159,8 +158,6 @@ class _Loop(Generic[E]):
         """Hand every effect to the handler; after a failure, the rest of the batch still runs."""
         stopped: EffectFailed | None = None
         for effect in effects:
-            if isinstance(effect, SetTimer):
-                continue  # the loop polls deadline()
             try:
                 self._handle(effect)
             except Exception as exc:
@@ -191,7 +188,7 @@ class SyncDriver(_Loop[E]):
 
     Args:
         core: The core ([`Core`][dynamo_core.drive.Core]).
-        handler: Called with every effect except `SetTimer`.
+        handler: Called with every effect.
         clock: Where ``now`` comes from (default `time.monotonic`).
         sleep: Waits for a number of seconds (default `time.sleep`).
         on_error: Called with ``(effect, exception)`` when the handler raises; the run goes on.

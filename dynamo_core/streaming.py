@@ -42,7 +42,6 @@ from dynamo_core._check import (
     check_time,
 )
 from dynamo_core.dvv import DVVSet
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import DecodeError, LocalProtocolError
 from dynamo_core.hashing import TokenRange
 from dynamo_core.ring import Transfer
@@ -306,7 +305,7 @@ class StreamFinished:
     served_by: str
 
 
-StreamEffect: TypeAlias = SendPull | StoreItems | StreamFinished | SetTimer
+StreamEffect: TypeAlias = SendPull | StoreItems | StreamFinished
 """Everything a [`RangeStream`][dynamo_core.streaming.RangeStream] input returns a list of."""
 
 
@@ -443,7 +442,7 @@ class RangeStream:
         return self._done
 
     def deadline(self) -> float | None:
-        """When `on_timer` must next be called, or `None` once finished."""
+        """When `on_timer` must next be called, or `None` once finished: the one timer channel."""
         return None if self._done else self._next_pull
 
     # -- inputs ------------------------------------------------------------------------------
@@ -480,7 +479,7 @@ class RangeStream:
             # The source has not caught up (or is ahead): ask again after a pause.
             self._next_pull = t + self._backoff
             self._backoff = min(self._backoff * 2, 8 * self._timeout)
-            return [SetTimer(self._next_pull)]
+            return []
         self._tries = 0
         self._backoff = self._timeout
         out: list[StreamEffect] = []
@@ -505,7 +504,6 @@ class RangeStream:
         self._wait_until = t + batch.size / self._rate
         if self._wait_until > t:
             self._next_pull = self._wait_until
-            out.append(SetTimer(self._wait_until))
         else:
             out.extend(self._pull(t))
         return out
@@ -528,7 +526,7 @@ class RangeStream:
             self._inflight = None
             self._next_pull = t + self._backoff
             self._backoff = min(self._backoff * 2, 8 * self._timeout)
-            return [SetTimer(self._next_pull)]
+            return []
         return self._pull(t)
 
     def _pull(self, t: float) -> list[StreamEffect]:
@@ -539,7 +537,7 @@ class RangeStream:
         pull = StreamPull(
             self._epoch, self._index, op, self._transfer.range, self._cursor, self._batch_bytes
         )
-        return [SendPull(self.source, pull), SetTimer(self._next_pull)]
+        return [SendPull(self.source, pull)]
 
     def _check_invariants(self) -> None:
         assert 0 <= self._source < len(self._sources)

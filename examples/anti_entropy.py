@@ -20,7 +20,6 @@ from dynamo_core.merkle import (
     LoadItems,
     Nodes,
     Send,
-    SetTimer,
     decode_message,
     encode_message,
 )
@@ -80,8 +79,6 @@ def exchange(local: Replica, remote: Replica) -> ExchangeReport:
                     inbox.append((peer, encode_message(message)))
                 case LoadItems():
                     handle(name, protocol.items_loaded(replica.items_of(effect), now=0.0))
-                case SetTimer(at=at):
-                    handle(name, protocol.on_timer(at))
                 case Done(report=done):
                     if name == local.name:
                         report = done

@@ -22,7 +22,7 @@ from dynamo_core import (
     Stored,
     Unavailable,
 )
-from dynamo_core.quorum import Key, SetTimer
+from dynamo_core.quorum import Key
 from dynamo_core.testing import QuorumHarness
 
 Cart = DVVSet[bytes]
@@ -36,14 +36,14 @@ def by_hand() -> None:
 
     put = PutCoordinator(policy, "cart:alice", ["a", "b", "c"], state)
     pending = deque(put.start(now=0.0))
+    # The one timer channel: a real driver (re)arms its timer from deadline() after each input.
+    print(f"put: on_timer due at t={put.deadline()}")
     while pending:
         match pending.popleft():
             case SendStore(target=node, key=key, state=new):
                 old = replicas[node].get(key)
                 replicas[node][key] = new if old is None else old.sync(new)
                 pending.extend(put.receive(node, Stored(), now=0.001))  # the replica's reply
-            case SetTimer(at=at):
-                print(f"put: timer armed for t={at}")  # a real driver (re)arms its timer here
             case Complete() as done:
                 print("put:", done.unwrap(), "| state:", put.state.value)
 

@@ -27,7 +27,7 @@ from dynamo_core import (
     SendStore,
     Stored,
 )
-from dynamo_core.quorum import GetEffect, Key, PutEffect, SetTimer
+from dynamo_core.quorum import GetEffect, Key, PutEffect
 
 Cart = DVVSet[bytes]
 Reply = Stored | Refused | Fetched[Cart]
@@ -67,8 +67,6 @@ async def drive(coordinator: PutCoordinator[Cart] | GetCoordinator[Cart]) -> Non
                 case SendRepair(target=node, key=key, state=merged):
                     REPLICAS[node][key] = merged.sync(REPLICAS[node].get(key) or merged)
                     print(f"  read repair -> {node}")
-                case SetTimer():
-                    pass  # this driver waits on deadline() directly
                 case Complete(result=result):
                     print(f"  complete at +{loop.time() - started:.3f}s: {result}")
                 case _:

@@ -36,7 +36,6 @@ from dynamo_core.merkle import (
     Message,
     Nodes,
     Send,
-    SetTimer,
     UseDepth,
     decode_message,
     encode_message,
@@ -111,7 +110,6 @@ def checked_exchange(
     }
     store = {"a": a, "b": b}
     wire: list[tuple[str, bytes]] = []
-    timers: list[tuple[str, float]] = []
     reports: dict[str, ExchangeReport] = {}
     now = 10.0
 
@@ -123,9 +121,6 @@ def checked_exchange(
             elif isinstance(effect, LoadItems):
                 assert list(effect.ranges) == sides[name].tree.ranges_of(effect.segments)
                 handle(name, sides[name].items_loaded(store[name].items(), now))
-            elif isinstance(effect, SetTimer):
-                assert sides[name].deadline() == effect.at
-                timers.append((name, effect.at))
             elif isinstance(effect, Done):
                 assert sides[name].finished
                 reports[name] = effect.report
@@ -133,16 +128,20 @@ def checked_exchange(
                 raise AssertionError(f"unexpected effect {effect!r}")
 
     handle("a", sides["a"].start(now))
-    while wire or timers:
+    while True:
         if wire:
             name, data = wire.pop(0)
             handle(name, sides[name].receive(decode_message(data), now))
-        else:
-            name, at = timers.pop(0)
-            now = at
-            if before_confirm is not None:
-                before_confirm()
-            handle(name, sides[name].on_timer(now))
+            continue
+        # the one timer channel: only the initiator ever has one (its confirmation pass)
+        assert sides["b"].deadline() is None
+        at = sides["a"].deadline()
+        if at is None:
+            break
+        now = at
+        if before_confirm is not None:
+            before_confirm()
+        handle("a", sides["a"].on_timer(now))
     assert set(reports) == {"a", "b"}
     for field in ("round_trips", "messages", "digests", "items", "wire_bytes"):
         assert getattr(reports["a"], field) == getattr(reports["b"], field), field
@@ -563,9 +562,9 @@ def test_confirm_delay_needs_now_and_sets_a_timer() -> None:
     assert state(initiator) is ExchangeState.IDLE
     check(initiator)
     effects = initiator.start(now=100.0)
-    while not any(isinstance(e, SetTimer) for e in effects):
+    while initiator.deadline() is None:
         effects = initiator.receive(one(responder.receive(one(effects))), now=100.0)
-    assert effects == [SetTimer(105.0)]
+    assert effects == [], "no timer effect: deadline() is the timer"
     assert initiator.deadline() == 105.0
     assert state(initiator) is ExchangeState.AWAIT_CONFIRM
     check(initiator)

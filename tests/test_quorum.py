@@ -34,7 +34,6 @@ from dynamo_core.quorum import (
     SendFetch,
     SendRepair,
     SendStore,
-    SetTimer,
     Stored,
 )
 from dynamo_core.testing import DotSet
@@ -232,9 +231,8 @@ def test_put_succeeds_at_w_acks_and_closes_when_all_settled() -> None:
         SendStore("a", "k", STATE),
         SendStore("b", "k", STATE),
         SendStore("c", "k", STATE),
-        SetTimer(10.0 + RT),
     ]
-    assert c.deadline() == 10.0 + RT
+    assert c.deadline() == 10.0 + RT, "the one timer channel: no timer effect"
     assert c.receive("b", Stored(), 10.1) == []
     effects = c.receive("a", Stored(), 10.1)
     assert effects == [Complete(PutResult(("a", "b")))]
@@ -266,10 +264,12 @@ def test_put_replaces_a_slow_replica_at_its_timeout() -> None:
     c.receive("c", Stored(), 0.05)
     assert c.on_timer(0.2) == [], "early timer calls do nothing"
     effects = c.on_timer(RT)
-    assert effects == [SendStore("d", "k", STATE, hint="b"), SetTimer(2 * RT)]
+    assert effects == [SendStore("d", "k", STATE, hint="b")]
+    assert c.deadline() == 2 * RT
     # d is slow too: e replaces it and stands in for the same primary, b.
     effects = c.on_timer(2 * RT)
-    assert effects == [SendStore("e", "k", STATE, hint="b"), SetTimer(3 * RT)]
+    assert effects == [SendStore("e", "k", STATE, hint="b")]
+    assert c.deadline() == 3 * RT
     # b finally answers: too late to count.
     assert c.receive("b", Stored(), 0.6) == []
     assert c.late == ("b",)
@@ -416,7 +416,8 @@ def dots(*names: str) -> DotSet:
 def test_get_completes_at_r_with_the_merge_then_repairs_the_stale() -> None:
     c = get(["a", "b", "c", "d"])
     effects = c.start(0.0)
-    assert effects == [SendFetch("a", "k"), SendFetch("b", "k"), SendFetch("c", "k"), SetTimer(T)]
+    assert effects == [SendFetch("a", "k"), SendFetch("b", "k"), SendFetch("c", "k")]
+    assert c.deadline() == T
     assert c.receive("a", Fetched(dots("x")), 0.1) == []
     effects = c.receive("b", Fetched(dots("y")), 0.1)  # concurrent with a's
     assert effects == [Complete(GetResult(dots("x", "y"), ("a", "b")))]
@@ -474,7 +475,8 @@ def test_strict_get_asks_only_live_primaries() -> None:
     policy = QuorumPolicy(3, 2, 2, sloppy=False)
     c = get(["a", "c", "d", "e"], policy, preference_list=["a", "b", "c"])
     effects = c.start(0.0)
-    assert effects == [SendFetch("a", "k"), SendFetch("c", "k"), SetTimer(T)]
+    assert effects == [SendFetch("a", "k"), SendFetch("c", "k")]
+    assert c.deadline() == T
     sloppy = get(["a", "c", "d", "e"], preference_list=["a", "b", "c"])
     effects = sloppy.start(0.0)
     assert effects[:3] == [SendFetch("a", "k"), SendFetch("c", "k"), SendFetch("d", "k", "b")]
@@ -655,7 +657,9 @@ def test_put_specific_arguments_are_checked() -> None:
         put(["a"], timeout=1.0, replica_timeout=2.0)
     with pytest.raises(ValueError, match="w must be in 1..n=3"):
         put(["a"], w=4)
-    assert put(["a", "b"], timeout=2.0, replica_timeout=None).start(0.0)[-1] == SetTimer(0.5)
+    c = put(["a", "b"], timeout=2.0, replica_timeout=None)
+    c.start(0.0)
+    assert c.deadline() == 0.5, "the replica timeout defaults to a quarter of the timeout"
 
 
 # -- the model -------------------------------------------------------------------------------
@@ -735,6 +739,13 @@ class Model:
         return (
             self.possible() < self.required or self.possible_primaries() < self.required_primaries
         )
+
+    def deadline(self) -> float | None:
+        """What `deadline()` must say: the earliest pending replica timeout, or the deadline."""
+        if self.closed:
+            return None
+        pending = [self.replica_deadline(n) for n in self.sent if n not in self.fate]
+        return min([self.expires, *pending])
 
     def replica_deadline(self, node: str) -> float:
         return self.sent[node] + (RT if self.kind == "put" else T)
@@ -867,10 +878,6 @@ class Model:
                 self.repairs = repairs
         else:
             assert repairs == []
-        timers = [e for e in effects if isinstance(e, SetTimer)]
-        assert len(timers) <= 1
-        if timers:
-            assert effects[-1] == timers[0], "SetTimer comes last"
 
     def conclude(self, effects: Sequence[object], t: float) -> None:
         done = completes(effects)
@@ -996,6 +1003,7 @@ def test_random_schedules_against_the_model(kind: str, data: st.DataObject) -> N
         else:
             model.timer(now, c.on_timer(now))
         c._check_invariants()
+        assert c.deadline() == model.deadline()
         assert c.state is CLOSED or not model.closed
     if c.state is not CLOSED:
         deadline = c.deadline()
@@ -1052,6 +1060,7 @@ def test_network_schedules_success_iff_enough_distinct_acks_in_time(
             model.timer(t, effects)
         schedule(effects, t)
         c._check_invariants()
+        assert c.deadline() == model.deadline()
     assert model.closed
     assert model.outcome is not None
     # The headline property, restated plainly: success iff enough distinct counted replies came
@@ -1218,7 +1227,10 @@ def test_quorum_policies_strategy(data: st.DataObject) -> None:
     assert QuorumPolicy.from_dict(policy.to_dict()) == policy
 
 
-@pytest.mark.parametrize("module", ["dynamo_core.quorum", "dynamo_core.testing.quorum"])
+@pytest.mark.parametrize(
+    "module",
+    ["dynamo_core.quorum.policy", "dynamo_core.quorum.coordinators", "dynamo_core.testing.quorum"],
+)
 def test_docstring_examples_run(module: str) -> None:
     import doctest
     import importlib

@@ -27,7 +27,7 @@ E = TypeVar("E")
 class Driver(_Loop[E]):
     """Run a core on asyncio: inputs in with ``now``, effects out to the handler, timers kept.
 
-    The handler is called with every effect except [`SetTimer`][dynamo_core.effects.SetTimer].
+    The handler is called with every effect; the timer is the core's ``deadline()``.
     A plain function runs at once; a coroutine function's call becomes a task, and the run
     carries on. Either may [`submit`][dynamo_core.drive.SyncDriver.submit] inputs (replies);
     submitting wakes the loop.

@@ -38,7 +38,6 @@ root          = BLAKE2b-128(person="dynamo-core/tree", 0x02 || format || depth |
 from __future__ import annotations
 
 from dynamo_core._check import MAX_KEY_BYTES
-from dynamo_core.effects import SetTimer
 from dynamo_core.merkle.exchange import (
     Done,
     Effect,
@@ -104,7 +103,6 @@ __all__ = [
     "Message",
     "Nodes",
     "Send",
-    "SetTimer",
     "UseDepth",
     "decode_message",
     "depth_for",

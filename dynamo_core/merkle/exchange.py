@@ -10,7 +10,6 @@ from typing import TypeAlias, assert_never
 import attrs
 
 from dynamo_core._check import check_positive_int, check_time, key_bytes
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import LocalProtocolError, RemoteProtocolError
 from dynamo_core.hashing import (
     TokenRange,
@@ -87,7 +86,7 @@ class Failed:
     by_peer: bool
 
 
-Effect: TypeAlias = Send | LoadItems | SetTimer | Done | Failed
+Effect: TypeAlias = Send | LoadItems | Done | Failed
 """What an input to [`MerkleExchange`][dynamo_core.merkle.MerkleExchange] asks its driver to do."""
 
 
@@ -188,12 +187,14 @@ class MerkleExchange:
     Nothing here does I/O or reads a clock. Each input returns a list of effects:
     [`Send`][dynamo_core.merkle.Send] a message to the peer,
     [`LoadItems`][dynamo_core.merkle.LoadItems] from the local store (answer with
-    [`items_loaded`][dynamo_core.merkle.MerkleExchange.items_loaded]),
-    [`SetTimer`][dynamo_core.merkle.SetTimer] (answer with
-    [`on_timer`][dynamo_core.merkle.MerkleExchange.on_timer]), and finally
-    [`Done`][dynamo_core.merkle.Done] or [`Failed`][dynamo_core.merkle.Failed]. Misuse by the
-    caller raises [`LocalProtocolError`][dynamo_core.errors.LocalProtocolError]; a message the
-    peer should not have sent raises
+    [`items_loaded`][dynamo_core.merkle.MerkleExchange.items_loaded]), and finally
+    [`Done`][dynamo_core.merkle.Done] or [`Failed`][dynamo_core.merkle.Failed]. The one timer
+    channel is [`deadline`][dynamo_core.merkle.MerkleExchange.deadline]: when it is not ``None``
+    (a confirmation pass is waiting), call
+    [`on_timer`][dynamo_core.merkle.MerkleExchange.on_timer] once the clock reaches it.
+
+    Misuse by the caller raises [`LocalProtocolError`][dynamo_core.errors.LocalProtocolError]; a
+    message the peer should not have sent raises
     [`RemoteProtocolError`][dynamo_core.errors.RemoteProtocolError] (the driver then usually calls
     [`abort`][dynamo_core.merkle.MerkleExchange.abort]). Either way the state is unchanged.
 
@@ -563,7 +564,7 @@ class MerkleExchange:
         return []
 
     def on_timer(self, now: float) -> list[Effect]:
-        """The timer set by a `SetTimer` effect is due: run the confirmation pass.
+        """The time `deadline()` gave has come: run the confirmation pass.
 
         Returns:
             ``[Send(GetNodes)]`` re-asking for the differing leaves, or ``[]`` if `now` is still
@@ -675,7 +676,7 @@ class MerkleExchange:
             return self._recheck()
         self._state = ExchangeState.AWAIT_CONFIRM
         self._deadline = now + self._confirm_delay
-        return [SetTimer(self._deadline)]
+        return []  # deadline() now says when to call on_timer
 
     def _recheck(self) -> list[Effect]:
         request = GetNodes(0, self._first_pass, 0)
@@ -861,7 +862,6 @@ def run_exchange(
     sources = {ExchangeRole.INITIATOR: initiator_items, ExchangeRole.RESPONDER: responder_items}
     now = 0.0
     wire: list[tuple[ExchangeRole, bytes]] = []
-    timers: list[tuple[float, ExchangeRole]] = []
     report: ExchangeReport | None = None
 
     def handle(role: ExchangeRole, effects: list[Effect]) -> None:
@@ -874,8 +874,6 @@ def run_exchange(
                 case LoadItems():
                     loaded = _load(sources[role], effect)
                     handle(role, sides[role].items_loaded(loaded, now))
-                case SetTimer(at=at):
-                    timers.append((at, role))
                 case Done(report=done):
                     if role is ExchangeRole.INITIATOR:
                         report = done
@@ -885,12 +883,15 @@ def run_exchange(
                     assert_never(effect)
 
     handle(ExchangeRole.INITIATOR, sides[ExchangeRole.INITIATOR].start(now))
-    while wire or timers:
+    while True:
         if wire:
             role, data = wire.pop(0)
             handle(role, sides[role].receive(decode_message(data), now))
             continue
-        at, role = timers.pop(0)
+        timers = [(at, role) for role, side in sides.items() if (at := side.deadline()) is not None]
+        if not timers:
+            break
+        at, role = min(timers, key=lambda timer: timer[0])
         now = max(now, at)
         if before_confirm is not None:
             before_confirm()

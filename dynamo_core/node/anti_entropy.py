@@ -246,8 +246,6 @@ class AntiEntropy:
                 case merkle.LoadItems(ranges=ranges):
                     items = list(self._node.replica.items(ranges))
                     queue.extend(exchange.core.items_loaded(items, now))
-                case merkle.SetTimer():
-                    pass  # the timer channel is `deadline()`, which asks the exchange
                 case merkle.Done(report=report):
                     self._exchanges.pop((exchange.peer, exchange.session, exchange.role), None)
                     if exchange.role == "initiator":

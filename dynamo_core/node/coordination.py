@@ -23,7 +23,6 @@ import attrs
 
 from dynamo_core import codec
 from dynamo_core.dvv import DVVSet
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import (
     DecodeError,
     DotCollision,
@@ -425,8 +424,6 @@ class Coordination:
                         self._apply_store(key, state, hint, now)
                     else:
                         out.append(Send(target, ReadRepair(key, state, hint)))
-                case SetTimer():
-                    pass  # the timer channel is `deadline()`: the heap entry below
                 case Complete(result=result):
                     self._complete(request, result, out)
                 case _:  # pragma: no cover - the coordinators' effect unions are exhaustive

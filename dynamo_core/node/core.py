@@ -9,17 +9,17 @@ transfer). Its `deadline` is the minimum of the parts' own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Final, Literal
+from typing import Final
 
 from dynamo_core import codec
 from dynamo_core._check import (
     check_bytes,
     check_node_id,
-    check_positive_float,
     check_time,
+    key_bytes,
 )
 from dynamo_core.dvv import DVVSet
-from dynamo_core.errors import LocalProtocolError, StorageError, StorageFull
+from dynamo_core.errors import StorageFull
 from dynamo_core.failure import PhiAccrualDetector
 from dynamo_core.hashing import TokenRange
 from dynamo_core.hints import HintBatch, HintStore
@@ -42,7 +42,6 @@ from dynamo_core.messages import (
     SyncDiff,
     SyncOffer,
 )
-from dynamo_core.node import keyspace
 from dynamo_core.node.anti_entropy import AntiEntropy
 from dynamo_core.node.config import NodeConfig
 from dynamo_core.node.contexts import decode_context
@@ -50,7 +49,7 @@ from dynamo_core.node.coordination import Coordination
 from dynamo_core.node.effects import Effect, MembershipView, RingChanged
 from dynamo_core.node.liveness import Liveness
 from dynamo_core.node.membership import Members
-from dynamo_core.node.state import NodeState, key_bytes
+from dynamo_core.node.state import NodeState
 from dynamo_core.node.streams import Streams
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
@@ -98,6 +97,26 @@ def _check_parts(
     elif not isinstance(storage, Storage):
         raise TypeError(f"storage must implement Storage, not {type(storage).__name__}")
     return policy, config, storage
+
+
+def _check_start(
+    node_id: str, seeds: object, now: object, incarnation: object, first_epoch: object
+) -> tuple[tuple[str, ...], float]:
+    """Check the node's seeds, start time, incarnation and first epoch."""
+    if isinstance(seeds, str) or not isinstance(seeds, Iterable):
+        raise TypeError("seeds must be an iterable of node ids")
+    seed_list = sorted({check_node_id(seed, "seeds[]") for seed in seeds} - {node_id})
+    start = check_time(now)
+    if type(incarnation) is not int:
+        raise TypeError(f"incarnation must be an int, not {type(incarnation).__name__}")
+    if not 0 <= incarnation <= _MAX_INCARNATION:
+        raise ValueError(f"incarnation must be in 0..2**31-1, got {incarnation}")
+    if first_epoch is not None:
+        if type(first_epoch) is not int:
+            raise TypeError(f"first_epoch must be an int or None, not {type(first_epoch).__name__}")
+        if not 0 <= first_epoch <= codec.MAX_COUNTER:
+            raise ValueError(f"first_epoch must be in 0..2**63-1, got {first_epoch}")
+    return tuple(seed_list), start
 
 
 class Node:
@@ -161,31 +180,9 @@ class Node:
         seeds: Iterable[str] = (),
     ) -> None:
         policy, config, storage = _check_parts(node_id, ring, policy, config, storage)
-        if isinstance(seeds, str) or not isinstance(seeds, Iterable):
-            raise TypeError("seeds must be an iterable of node ids")
-        seed_list = sorted({check_node_id(seed, "seeds[]") for seed in seeds} - {node_id})
-        start = check_time(now)
-        if type(incarnation) is not int:
-            raise TypeError(f"incarnation must be an int, not {type(incarnation).__name__}")
-        if not 0 <= incarnation <= _MAX_INCARNATION:
-            raise ValueError(f"incarnation must be in 0..2**31-1, got {incarnation}")
-        if first_epoch is not None:
-            if type(first_epoch) is not int:
-                raise TypeError(
-                    f"first_epoch must be an int or None, not {type(first_epoch).__name__}"
-                )
-            if not 0 <= first_epoch <= codec.MAX_COUNTER:
-                raise ValueError(f"first_epoch must be in 0..2**63-1, got {first_epoch}")
+        seed_list, start = _check_start(node_id, seeds, now, incarnation, first_epoch)
         node = NodeState(
-            node_id,
-            ring,
-            policy,
-            config,
-            storage,
-            start,
-            incarnation,
-            first_epoch,
-            tuple(seed_list),
+            node_id, ring, policy, config, storage, start, incarnation, first_epoch, seed_list
         )
         self._node = node
         self._timers_held = 0.0  # a timer pass failed on a full disk: no timers until then
@@ -291,18 +288,7 @@ class Node:
             TypeError, ValueError: `key` is not a valid key.
             dynamo_core.errors.StorageError: the stored record is corrupt.
         """
-        data = key_bytes(key)
-        node = self._node
-        skey = keyspace.data_key(data, node.ring.token(data))
-        raw = node.storage.get(skey)
-        if raw is None:
-            return None
-        state = node.replica.state(skey, raw)
-        if state is None:
-            raise StorageError(
-                f"the record of {data[:64]!r} is quarantined: {node.replica.quarantined[skey]}"
-            )
-        return state
+        return self._node.stored_state(key_bytes(key))
 
     def keys(self) -> list[bytes]:
         """Return every key this node stores a replica of, in token order. Cost: O(keys)."""
@@ -317,11 +303,7 @@ class Node:
         Raises:
             ValueError: `span` is not a segment this node replicates.
         """
-        replica = self._node.replica
-        s = replica.segment(span.start) if isinstance(span, TokenRange) else None
-        if s is None or s.range != span:
-            raise ValueError(f"span must be a segment this node replicates, got {span!r}")
-        return replica.tree(s).root
+        return self._node.merkle_root(span)
 
     def stats(self) -> dict[str, int]:
         """Counters of what the node has done, by name (sorted)."""
@@ -360,20 +342,10 @@ class Node:
     @property
     def membership(self) -> MembershipView:
         """A read-only view of the membership state: version, plan, progress, changes."""
-        m = self._node.membership
-        rec = m.record
-        return MembershipView(
-            rec.version,
-            rec.settled,
-            rec.plan,
-            rec.completed,
-            m.pending(),
-            m.claimant(),
-            m.outside,
-        )
+        return self._members.view()
 
     @property
-    def status(self) -> str:  # noqa: PLR0911 - one return per status
+    def status(self) -> str:
         """This node's place in the cluster (one of `NODE_STATUSES`).
 
         ``"joining"``: its join is requested, or it is in the new ring while data moves;
@@ -382,29 +354,7 @@ class Node:
         hand over; ``"left"``: it has left and holds nothing; ``"outside"``: it never was a
         member of a version it knows. Cost: O(changes).
         """
-        node = self._node
-        m = node.membership
-        rec = m.record
-        me = node.id
-        changes = [c for c in m.changes() if c.node == me]
-        pending = [c for c in changes if c.id not in rec.applied]
-        last = pending[-1].op if pending else None
-        if last == "replace":
-            last = "leave"
-        in_prev = rec.previous is not None and me in rec.previous
-        if me in rec.ring:
-            if last == "leave":
-                return "leaving"
-            if rec.previous is not None and not in_prev:
-                return "joining"
-            return "member"
-        if in_prev or last == "leave":
-            return "leaving"
-        if last == "join":
-            return "joining"
-        if any(c.op in ("leave", "replace") for c in changes):
-            return "leaving" if node.replica.holds_any() or len(node.hints) else "left"
-        return "outside"
+        return self._members.status()
 
     def join(
         self, node: str, now: float, *, zone: str | None = None, weight: float = 1.0
@@ -429,13 +379,8 @@ class Node:
                 its join is already requested). Nothing changes.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
-        check_node_id(node, "node")
-        if zone is not None:
-            check_node_id(zone, "zone")
-        check_positive_float(weight, "weight")
-        if self._will_be_member(node):
-            raise ValueError(f"node {node!r} is already a member (or its join is requested)")
-        return self._request_change("join", node, now, zone, float(weight))
+        self._members.check_request("join", node, zone, weight)
+        return self._members.request("join", node, self._node.advance(now), zone, float(weight))
 
     def leave(self, node: str, now: float) -> list[Effect]:
         """Ask the cluster to remove `node` (an admin request; any node takes it).
@@ -452,14 +397,8 @@ class Node:
                 the cluster would keep fewer than ``policy.n`` members. Nothing changes.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
-        check_node_id(node, "node")
-        if not self._will_be_member(node):
-            raise ValueError(f"node {node!r} is not a member (or is already leaving)")
-        remaining = sum(1 for n in self._members.future_members() if n != node)
-        n = self._node.policy.n
-        if remaining < n:
-            raise ValueError(f"removing {node!r} would leave {remaining} members, fewer than n={n}")
-        return self._request_change("leave", node, now, None, 1.0)
+        self._members.check_request("leave", node)
+        return self._members.request("leave", node, self._node.advance(now), None, 1.0)
 
     def replace(self, old: str, new: str, now: float) -> list[Effect]:
         """Ask the cluster to put `new` in `old`'s place (Riak's ``cluster replace``).
@@ -476,13 +415,8 @@ class Node:
                 leaving), or `new` is one (or its join is requested). Nothing changes.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
-        check_node_id(old, "old")
-        check_node_id(new, "new")
-        if not self._will_be_member(old):
-            raise ValueError(f"node {old!r} is not a member (or is already leaving)")
-        if self._will_be_member(new):
-            raise ValueError(f"node {new!r} is already a member (or its join is requested)")
-        return self._request_change("replace", old, now, None, 1.0, new=new)
+        self._members.check_request("replace", old, new=new)
+        return self._members.request("replace", old, self._node.advance(now), None, 1.0, new=new)
 
     def update_member(
         self, node: str, now: float, *, zone: str | None = None, weight: float = 1.0
@@ -500,29 +434,8 @@ class Node:
                 leaving). Nothing changes.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
-        check_node_id(node, "node")
-        if zone is not None:
-            check_node_id(zone, "zone")
-        check_positive_float(weight, "weight")
-        if not self._will_be_member(node):
-            raise ValueError(f"node {node!r} is not a member (or is already leaving)")
-        return self._request_change("update", node, now, zone, float(weight))
-
-    def _will_be_member(self, node: str) -> bool:
-        return node in self._members.future_members()
-
-    def _request_change(
-        self,
-        op: Literal["join", "leave", "replace", "update"],
-        node: str,
-        now: float,
-        zone: str | None,
-        weight: float,
-        *,
-        new: str | None = None,
-    ) -> list[Effect]:
-        t = self._advance(now)
-        return self._members.request(op, node, t, zone, weight, new=new)
+        self._members.check_request("update", node, zone, weight)
+        return self._members.request("update", node, self._node.advance(now), zone, float(weight))
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -565,10 +478,10 @@ class Node:
         data = key_bytes(key)
         check_bytes(value, "value")
         clock = None if context is None else decode_context(context)
-        t = self._advance(now)
+        t = self._node.advance(now)
         out: list[Effect] = []
         self._coordination.put(request_id, data, value, context, clock, t, out)
-        return self._noted(out)
+        return self._node.noted(out)
 
     def get(self, request_id: str, key: str | bytes, now: float) -> list[Effect]:
         """A client asks to read `key`.
@@ -591,10 +504,10 @@ class Node:
         """
         request_id = _check_request_id(request_id)
         data = key_bytes(key)
-        t = self._advance(now)
+        t = self._node.advance(now)
         out: list[Effect] = []
         self._coordination.get(request_id, data, t, out)
-        return self._noted(out)
+        return self._node.noted(out)
 
     def receive(self, sender: str, message: Message, now: float) -> list[Effect]:
         """Handle a message from the node `sender`.
@@ -613,7 +526,7 @@ class Node:
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
         check_node_id(sender, "sender")
-        t = self._advance(now)
+        t = self._node.advance(now)
         handler = self._handlers.get(type(message))
         if handler is None:
             raise TypeError(f"message must be a node message, not {type(message).__name__}")
@@ -622,7 +535,7 @@ class Node:
             handler(sender, message, t, out)
         except StorageFull:
             self._node.storage_full(t)
-        return self._noted(out)
+        return self._node.noted(out)
 
     def on_timer(self, now: float) -> list[Effect]:
         """Handle every timer due at or before `now`.
@@ -633,7 +546,7 @@ class Node:
         Calling it early is harmless. Call it again at [`deadline`][dynamo_core.node.Node.deadline].
 
         Returns:
-            The effects. Cost: O(log requests) per request due, O(sessions + streams), plus
+            The effects. Cost: O(log n) per request or stream due, O(sessions), plus
             the work of whatever is due (heartbeats: O(nodes + hint targets); an anti-entropy
             offer: O(segments)).
 
@@ -641,7 +554,7 @@ class Node:
             TypeError, ValueError: `now` is not a valid time.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
-        t = self._advance(now)
+        t = self._node.advance(now)
         out: list[Effect] = []
         if t < self._timers_held:
             return out
@@ -650,7 +563,7 @@ class Node:
         except StorageFull:
             self._node.storage_full(t)
             self._timers_held = t + self._node.config.storage_full_pause
-        return self._noted(out)
+        return self._node.noted(out)
 
     def _timers(self, t: float, out: list[Effect]) -> None:
         live = self._liveness
@@ -668,31 +581,13 @@ class Node:
 
         There is always a next timer (heartbeats are periodic); it may be in the past, which
         means now. It is the earliest of the parts' own deadlines.
-        Cost: O(1) amortized for the requests (a heap), O(sessions + streams) for the rest.
+        Cost: O(1) amortized for the requests and streams (heaps), O(sessions) for the rest.
         """
         at = min(self._liveness.deadline(), self._members.deadline(), self._anti_entropy.deadline())
         for due in (self._coordination.deadline(), self._streams.deadline()):
             if due is not None and due < at:
                 at = due
         return max(at, self._timers_held)
-
-    # -- time --------------------------------------------------------------------------------
-
-    def _advance(self, now: object) -> float:
-        t = check_time(now)
-        node = self._node
-        if t < node.now:
-            raise LocalProtocolError(f"now went backwards: {t} < {node.now}")
-        node.now = t
-        return t
-
-    def _noted(self, out: list[Effect]) -> list[Effect]:
-        """Append the informational effects noted during this input (quarantined records)."""
-        notes = self._node.notes
-        if notes:
-            out.extend(notes)
-            notes.clear()
-        return out
 
     @property
     def degraded(self) -> bool:
@@ -705,7 +600,7 @@ class Node:
 
     def quarantined(self) -> list[bytes]:
         """The keys of the stored records quarantined so far (failed to decode), sorted."""
-        return sorted(keyspace.key_of(skey) for skey in self._node.replica.quarantined)
+        return self._node.quarantined_keys()
 
     # -- cross-part orchestration -----------------------------------------------------------
 
@@ -736,21 +631,6 @@ class Node:
 
         Rebuilds every tree from storage and compares roots: O(keys).
         """
-        node = self._node
-        stored = node.read_epoch()
-        assert stored is None or stored <= node.epochs.epoch
-        node.epochs._check_invariants()
-        node.detector._check_invariants()
-        node.hints._check_invariants()
-        self._liveness._check_invariants()
-        node.replica._check_invariants(foreign=self._members.foreign)
-        self._coordination._check_invariants()
-        self._anti_entropy._check_invariants()
-        assert node.next_id >= node.incarnation << 32
-        m = node.membership
-        m._check_invariants()
-        assert node.ring is m.record.ring
-        assert node.previous is m.record.previous
-        self._streams._check_invariants()
-        for epoch, _, _ in node.served:
-            assert epoch <= m.record.epoch
+        self._node._check_invariants(foreign=self._members.foreign)
+        for part in (self._liveness, self._coordination, self._anti_entropy, self._streams):
+            part._check_invariants()

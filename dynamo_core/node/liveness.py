@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from dynamo_core._check import key_bytes
 from dynamo_core.dvv import DVVSet
 from dynamo_core.errors import DotCollision, RemoteProtocolError
 from dynamo_core.hints import (
@@ -23,7 +24,7 @@ from dynamo_core.hints import (
 )
 from dynamo_core.messages import Heartbeat, HintAck, Message
 from dynamo_core.node.effects import Effect, Send
-from dynamo_core.node.state import NodeState, key_bytes
+from dynamo_core.node.state import NodeState
 
 __all__ = ["Liveness"]
 

@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Final, Literal, cast
 
+from dynamo_core._check import check_node_id, check_positive_float
 from dynamo_core.dvv import DVVSet
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.membership import (
@@ -25,7 +26,7 @@ from dynamo_core.membership import (
 )
 from dynamo_core.messages import Message
 from dynamo_core.node import keyspace
-from dynamo_core.node.effects import Effect, Send, VersionRefused
+from dynamo_core.node.effects import Effect, MembershipView, Send, VersionRefused
 from dynamo_core.node.replica import Segment
 from dynamo_core.node.state import NodeState
 
@@ -90,6 +91,37 @@ class Members:
         """The ring's members once every requested change is applied (id order)."""
         return self._node.membership.future_members()
 
+    def check_request(
+        self,
+        op: Literal["join", "leave", "replace", "update"],
+        node: str,
+        zone: str | None = None,
+        weight: float = 1.0,
+        new: str | None = None,
+    ) -> None:
+        """Refuse an admin request that is invalid now (see `Node.join` and its siblings)."""
+        check_node_id(node, "old" if op == "replace" else "node")
+        if op == "replace":
+            check_node_id(new, "new")
+        if op in ("join", "update"):
+            if zone is not None:
+                check_node_id(zone, "zone")
+            check_positive_float(weight, "weight")
+        future = self.future_members()
+        if op == "join" and node in future:
+            raise ValueError(f"node {node!r} is already a member (or its join is requested)")
+        if op != "join" and node not in future:
+            raise ValueError(f"node {node!r} is not a member (or is already leaving)")
+        if op == "replace" and new in future:
+            raise ValueError(f"node {new!r} is already a member (or its join is requested)")
+        if op == "leave":
+            remaining = sum(1 for n in future if n != node)
+            n = self._node.policy.n
+            if remaining < n:
+                raise ValueError(
+                    f"removing {node!r} would leave {remaining} members, fewer than n={n}"
+                )
+
     def request(
         self,
         op: Literal["join", "leave", "replace", "update"],
@@ -98,7 +130,7 @@ class Members:
         zone: str | None,
         weight: float,
         *,
-        new: str | None,
+        new: str | None = None,
     ) -> list[Effect]:
         """Request a change (it spreads by gossip; the claimant applies it)."""
         state = self._node
@@ -111,6 +143,42 @@ class Members:
         self.maybe_mint(before, now, out)
         self.gossip(now, out, schedule=False)
         return out
+
+    # -- read-only views ---------------------------------------------------------------------
+
+    def view(self) -> MembershipView:
+        """The membership state as `Node.membership` shows it."""
+        m = self._node.membership
+        rec = m.record
+        return MembershipView(
+            rec.version, rec.settled, rec.plan, rec.completed, m.pending(), m.claimant(), m.outside
+        )
+
+    def status(self) -> str:  # noqa: PLR0911 - one return per status
+        """This node's place in the cluster (see `Node.status`). Cost: O(changes)."""
+        node = self._node
+        m = node.membership
+        rec = m.record
+        me = node.id
+        changes = [c for c in m.changes() if c.node == me]
+        pending = [c for c in changes if c.id not in rec.applied]
+        last = pending[-1].op if pending else None
+        if last == "replace":
+            last = "leave"
+        in_prev = rec.previous is not None and me in rec.previous
+        if me in rec.ring:
+            if last == "leave":
+                return "leaving"
+            if rec.previous is not None and not in_prev:
+                return "joining"
+            return "member"
+        if in_prev or last == "leave":
+            return "leaving"
+        if last == "join":
+            return "joining"
+        if any(c.op in ("leave", "replace") for c in changes):
+            return "leaving" if node.replica.holds_any() or len(node.hints) else "left"
+        return "outside"
 
     # -- gossip ------------------------------------------------------------------------------
 

@@ -9,19 +9,24 @@ alone (requests, exchanges, streams, handoff) stays in the part.
 from __future__ import annotations
 
 import random
-from typing import Final, cast
+from typing import Final
 
 from dynamo_core import codec
-from dynamo_core._check import check_key
+from dynamo_core._check import check_time
 from dynamo_core.dvv import DVVSet
 from dynamo_core.epochs import ActorEpochs
-from dynamo_core.errors import CorruptRecord, DecodeError, DotCollision, StorageError
+from dynamo_core.errors import (
+    CorruptRecord,
+    DecodeError,
+    DotCollision,
+    LocalProtocolError,
+    StorageError,
+)
 from dynamo_core.failure import PhiAccrualDetector
 from dynamo_core.hashing import TokenRange
 from dynamo_core.hints import HintStore
 from dynamo_core.interfaces import Storage
 from dynamo_core.membership import Membership, VersionRecord
-from dynamo_core.messages import MAX_KEY_BYTES
 from dynamo_core.node import keyspace
 from dynamo_core.node.config import NodeConfig
 from dynamo_core.node.effects import Effect, Quarantined
@@ -29,7 +34,7 @@ from dynamo_core.node.replica import Replica
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import HashRing
 
-__all__ = ["STAT_NAMES", "NodeState", "key_bytes"]
+__all__ = ["STAT_NAMES", "NodeState"]
 
 _RANDOM_EPOCHS: Final = (2**40, 2**52)
 
@@ -63,25 +68,6 @@ STAT_NAMES: Final = (
     "versions_refused",
     "dot_collisions",
 )
-
-
-def key_bytes(key: object, name: str = "key") -> bytes:
-    """`key` as bytes (a `str` encoded as UTF-8), at most `MAX_KEY_BYTES` long.
-
-    Raises:
-        TypeError, ValueError: `key` is not a valid key.
-    """
-    check_key(key, name)
-    if type(key) is str:
-        try:
-            data = key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{name} must be encodable as UTF-8 (no lone surrogates)") from None
-    else:
-        data = cast("bytes", key)
-    if len(data) > MAX_KEY_BYTES:
-        raise ValueError(f"{name} must be at most {MAX_KEY_BYTES} bytes long, got {len(data)}")
-    return data
 
 
 class NodeState:
@@ -168,6 +154,47 @@ class NodeState:
         """A fresh id for a request, session or stream (unique within this life)."""
         self.next_id += 1
         return self.next_id
+
+    def advance(self, now: object) -> float:
+        """Check an input's `now` and move the node's clock to it."""
+        t = check_time(now)
+        if t < self.now:
+            raise LocalProtocolError(f"now went backwards: {t} < {self.now}")
+        self.now = t
+        return t
+
+    def noted(self, out: list[Effect]) -> list[Effect]:
+        """Append the informational effects noted during this input (quarantined records)."""
+        notes = self.notes
+        if notes:
+            out.extend(notes)
+            notes.clear()
+        return out
+
+    def stored_state(self, key: bytes) -> DVVSet[bytes] | None:
+        """The stored replica state of `key`, or `None` (see `Node.state_of`)."""
+        skey = keyspace.data_key(key, self.ring.token(key))
+        raw = self.storage.get(skey)
+        if raw is None:
+            return None
+        state = self.replica.state(skey, raw)
+        if state is None:
+            raise StorageError(
+                f"the record of {key[:64]!r} is quarantined: {self.replica.quarantined[skey]}"
+            )
+        return state
+
+    def merkle_root(self, span: object) -> bytes:
+        """The root of the tree over the replicated segment `span` (see `Node.merkle_root`)."""
+        replica = self.replica
+        s = replica.segment(span.start) if isinstance(span, TokenRange) else None
+        if s is None or s.range != span:
+            raise ValueError(f"span must be a segment this node replicates, got {span!r}")
+        return replica.tree(s).root
+
+    def quarantined_keys(self) -> list[bytes]:
+        """The keys of the records quarantined so far, sorted."""
+        return sorted(keyspace.key_of(skey) for skey in self.replica.quarantined)
 
     def storage_full(self, now: float) -> None:
         """A write failed with `StorageFull`: refuse client writes for a while (degraded)."""
@@ -297,3 +324,19 @@ class NodeState:
                 continue
             served.append((*keyspace.served_of(skey), span))
         return served
+
+    def _check_invariants(self, *, foreign: bool) -> None:
+        """Assert the shared state's invariants; O(keys) (the trees are rebuilt from storage)."""
+        stored = self.read_epoch()
+        assert stored is None or stored <= self.epochs.epoch
+        self.epochs._check_invariants()
+        self.detector._check_invariants()
+        self.hints._check_invariants()
+        self.replica._check_invariants(foreign=foreign)
+        assert self.next_id >= self.incarnation << 32
+        m = self.membership
+        m._check_invariants()
+        assert self.ring is m.record.ring
+        assert self.previous is m.record.previous
+        for epoch, _, _ in self.served:
+            assert epoch <= m.record.epoch

@@ -11,11 +11,12 @@ stream (so data written to the range later is not dropped without a copy).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
 from dynamo_core import codec
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import DecodeError, DotCollision
 from dynamo_core.hashing import TokenRange
 from dynamo_core.limits import unstorable
@@ -53,13 +54,17 @@ class _Stream:
 class Streams:
     """One node's incoming streams and its source side."""
 
-    __slots__ = ("_due", "_finished", "_node", "_streams")
+    __slots__ = ("_due", "_finished", "_heap", "_node", "_seq", "_streams")
 
     def __init__(self, node: NodeState, *, finished: Finished) -> None:
         self._node = node
         self._finished = finished  # a transfer this node received is complete (the core)
         self._streams: dict[int, _Stream] = {}
         self._due = True  # streams of the installed version are to be started
+        # (deadline, seq, stream) after each input to a stream; an entry is stale once the
+        # stream ended or its deadline moved (skipped when it reaches the top)
+        self._heap: list[tuple[float, int, _Stream]] = []
+        self._seq = itertools.count()
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -75,21 +80,32 @@ class Streams:
     def deadline(self) -> float | None:
         """When streams are to be started (after a full disk clears), or the earliest pull.
 
-        Cost: O(streams) — at most the transfers of one version that target this node.
+        Cost: O(1) amortized (a heap of the streams' deadlines).
         """
         node = self._node
         at = max(node.now, node.full_until) if self._due else None
-        for stream in self._streams.values():
-            due = stream.core.deadline()
-            if due is not None and (at is None or due < at):
-                at = due
+        due = self._earliest()
+        if due is not None and (at is None or due < at):
+            at = due
         return at
+
+    def _earliest(self) -> float | None:
+        heap = self._heap
+        while heap:
+            due, _, stream = heap[0]
+            if self._streams.get(stream.core.index) is stream and stream.core.deadline() == due:
+                return due
+            heapq.heappop(heap)
+        return None
 
     def on_timer(self, now: float, out: list[Effect]) -> None:
         """Start the streams due, and step those whose pull is due."""
         if self._due and now >= self._node.full_until:
             self._due = False
             self.start(now, out)
+        due = self._earliest()
+        if due is None or due > now:
+            return  # no pull is due: no need to look at every stream
         for stream in list(self._streams.values()):
             due = stream.core.deadline()
             if due is not None and due <= now:
@@ -178,10 +194,11 @@ class Streams:
                     self._node.stats["streams_completed"] += 1
                     out.append(TransferDone(transfer, index, served_by, stream.keys))
                     self._finished(index, served_by, now, out)
-                case SetTimer():
-                    pass  # the timer channel is `deadline()`, which asks the stream
                 case _:  # pragma: no cover - the stream's effect union is exhaustive
                     raise AssertionError(f"unexpected stream effect {effect!r}")
+        due = core.deadline()
+        if due is not None:
+            heapq.heappush(self._heap, (due, next(self._seq), stream))
 
     def _store(self, core: RangeStream, effect: StoreItems) -> None:
         """Merge a batch and persist the stream's cursor in one atomic write."""
@@ -263,3 +280,5 @@ class Streams:
             assert stream.core.transfer == rec.plan[index]
             assert stream.core.transfer.target == self._node.id
             stream.core._check_invariants()
+            due = stream.core.deadline()
+            assert due is None or (due, stream) in {(d, s) for d, _, s in self._heap}

@@ -49,7 +49,6 @@ from dynamo_core.quorum import (
     SendFetch,
     SendRepair,
     SendStore,
-    SetTimer,
     Stored,
 )
 
@@ -218,6 +217,7 @@ class QuorumHarness(Generic[S]):
         "_seq",
         "_suspected",
         "_timeout",
+        "_timers",
         "_walk",
         "trace",
     )
@@ -265,6 +265,8 @@ class QuorumHarness(Generic[S]):
         self._hints: dict[str, set[tuple[Key, str]]] = {node: set() for node in names}
         self._events: list[tuple[float, int, _Event[S]]] = []
         self._seq = 0
+        # each coordinator's deadline() when its last timer was scheduled (the open ones only)
+        self._timers: dict[PutCoordinator[S] | GetCoordinator[S], float] = {}
         self._now = 0.0
         self.trace: list[str] = []
         """One line per message and timer, in order: the run's deterministic log."""
@@ -503,12 +505,16 @@ class QuorumHarness(Generic[S]):
                     )
                     if delay is not None:
                         self._push(self._now + delay, _Request(None, effect))
-                case SetTimer(at=at):
-                    self._push(at, _Timer(coordinator))
                 case Complete(result=result):
                     self._log(f"complete {coordinator.key!r}: {_describe_result(result)}")
                 case _:  # pragma: no cover - the coordinators emit nothing else
                     raise AssertionError(f"unexpected effect {effect!r}")
+        at = coordinator.deadline()  # the one timer channel: schedule it when it moved
+        if at is None:
+            self._timers.pop(coordinator, None)
+        elif self._timers.get(coordinator) != at:
+            self._timers[coordinator] = at
+            self._push(at, _Timer(coordinator))
 
     def _apply(self, node: str, key: Key, state: S, hint: str | None) -> None:
         store = self._replicas[node]

@@ -35,7 +35,6 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 import attrs
 
 from dynamo_core._check import check_node_id, check_positive_float, check_time
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import DynamoError
 
 __all__ = ["NetworkConfig", "Process", "Send", "World"]
@@ -723,8 +722,6 @@ class World:
 
     def _apply(self, name: str, effects: Iterable[object]) -> None:
         for effect in effects:
-            if isinstance(effect, SetTimer):
-                continue  # the world polls deadline()
             target = getattr(effect, "target", None)
             if isinstance(target, str) and hasattr(effect, "message"):
                 self._send(name, target, effect.message)

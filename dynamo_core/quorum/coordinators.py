@@ -1,587 +1,55 @@
-"""Quorum coordination: Dynamo's get and put paths as pure, sans-I/O state machines.
-
-A [`QuorumPolicy`][dynamo_core.quorum.QuorumPolicy] says how many replicas hold a key (`n`) and
-how many must answer a read (`r`) or acknowledge a write (`w`).
-[`PutCoordinator`][dynamo_core.quorum.PutCoordinator] and
-[`GetCoordinator`][dynamo_core.quorum.GetCoordinator] run one request each: they decide whom to
-ask, when the request has succeeded or can no longer succeed, which fallback takes a failed
-replica's place (sloppy quorum and hints), and which replicas need read repair.
-
-They never touch a socket, a clock or a random number generator. A *driver* — the deterministic
-simulation, the asyncio runtime, or your own code — feeds them inputs and carries out the effects
-they return::
-
-    coordinator = PutCoordinator(policy, "cart:alice", candidates, state)
-    effects = coordinator.start(now)              # SendStore(...) x n, SetTimer(at)
-    effects = coordinator.receive("b", Stored(), now)
-    effects = coordinator.on_timer(now)           # when coordinator.deadline() has passed
-
-Every input method returns a list of effects: [`SendStore`][dynamo_core.quorum.SendStore],
-[`SendFetch`][dynamo_core.quorum.SendFetch], [`SendRepair`][dynamo_core.quorum.SendRepair],
-[`SetTimer`][dynamo_core.quorum.SetTimer] and, exactly once,
-[`Complete`][dynamo_core.quorum.Complete] with the request's result or an
-[`Unavailable`][dynamo_core.errors.Unavailable] error. Misuse raises
-[`LocalProtocolError`][dynamo_core.errors.LocalProtocolError] (the caller's fault) or
-[`RemoteProtocolError`][dynamo_core.errors.RemoteProtocolError] (a peer's fault, such as a reply
-from a node that was never asked) and changes nothing.
-
-The coordinators are generic over the replica state: anything that satisfies
-[`ReplicaState`][dynamo_core.interfaces.ReplicaState] (`sync`, `descends`, `to_dict`), with
-[`DVVSet`][dynamo_core.DVVSet] as the library's default. They take the key's candidate nodes as a
-plain sequence (``ring.walk(key)`` minus the nodes believed down) and never import the ring.
-"""
+"""The put and get coordinators: one transition table each and the state machine that walks it."""
 
 from __future__ import annotations
 
 import enum
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import ClassVar, Final, Generic, TypeAlias, TypeVar, cast
+from typing import ClassVar, Final, Generic, cast
 
 import attrs
 
-from dynamo_core import codec
 from dynamo_core._check import (
     MAX_NODE_ID_LEN,
     check_key,
     check_node_id,
     check_positive_float,
-    check_positive_int,
     check_time,
 )
-from dynamo_core.effects import SetTimer
 from dynamo_core.errors import (
-    DecodeError,
     DotCollision,
     LocalProtocolError,
     RemoteProtocolError,
     Unavailable,
 )
-from dynamo_core.interfaces import ReplicaState
+from dynamo_core.quorum.messages import (
+    Complete,
+    Fetched,
+    GetEffect,
+    GetResult,
+    Key,
+    PutEffect,
+    PutResult,
+    Refused,
+    S,
+    SendFetch,
+    SendRepair,
+    SendStore,
+    Stored,
+)
+from dynamo_core.quorum.policy import ConsistencyLevel, QuorumPolicy
 
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "Complete",
-    "ConsistencyLevel",
     "CoordinatorEvent",
     "CoordinatorState",
-    "Fetched",
     "GetCoordinator",
-    "GetEffect",
-    "GetResult",
-    "Key",
     "PutCoordinator",
-    "PutEffect",
-    "PutResult",
-    "QuorumPolicy",
-    "Refused",
-    "SendFetch",
-    "SendRepair",
-    "SendStore",
-    "SetTimer",
-    "Stored",
     "Transition",
 ]
 
-Key: TypeAlias = str | bytes
-"""A key as users pass it: `str` (UTF-8) or `bytes`. The coordinators only echo it in requests."""
-
-S = TypeVar("S", bound=ReplicaState)
-R = TypeVar("R")
-
 DEFAULT_TIMEOUT: Final = 1.0
 """The default overall time budget of one request, in seconds."""
-
-
-# -- consistency levels and the policy ---------------------------------------------------------
-
-
-class ConsistencyLevel(enum.Enum):
-    """Named replica counts, as Cassandra spells them.
-
-    [`count(n)`][dynamo_core.quorum.ConsistencyLevel.count] turns a level into a number of
-    replicas for a replication factor `n`. The values are the names, so
-    ``ConsistencyLevel("QUORUM")`` reads a level from configuration.
-    """
-
-    ONE = "ONE"
-    """One replica."""
-    TWO = "TWO"
-    """Two replicas (an error when ``n < 2``)."""
-    THREE = "THREE"
-    """Three replicas (an error when ``n < 3``)."""
-    QUORUM = "QUORUM"
-    """A majority: ``n // 2 + 1`` (Riak's and Cassandra's default)."""
-    ALL = "ALL"
-    """Every replica: ``n``."""
-    ANY = "ANY"
-    """Writes only: one acknowledgement from anyone, a fallback holding a hint included."""
-
-    def count(self, n: int, *, write: bool = True) -> int:
-        """Return how many replicas this level requires when a key has `n` replicas.
-
-        Args:
-            n: The replication factor.
-            write: Whether the level is for a write (`ANY` is allowed only for writes).
-
-        Returns:
-            A number of replicas in ``1 .. n``.
-
-        Raises:
-            TypeError: `n` is not an `int`.
-            ValueError: `n` is below 1, the level needs more replicas than `n`, or the level is
-                `ANY` for a read.
-        """
-        check_positive_int(n, "n")
-        if self is ConsistencyLevel.ANY:
-            if not write:
-                raise ValueError("read level ANY is not allowed: ANY is for writes only")
-            return 1
-        needed = {
-            ConsistencyLevel.ONE: 1,
-            ConsistencyLevel.TWO: 2,
-            ConsistencyLevel.THREE: 3,
-            ConsistencyLevel.QUORUM: n // 2 + 1,
-            ConsistencyLevel.ALL: n,
-        }[self]
-        if needed > n:
-            raise ValueError(f"level {self.value} needs {needed} replicas but n is {n}")
-        return needed
-
-
-def _count_field(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    check_positive_int(value, attribute.name)
-
-
-def _primary_field(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    if type(value) is not int:
-        raise TypeError(f"{attribute.name} must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _primary_count(value: object, n: int, name: str) -> int:
-    """A per-request `pr` or `pw`: a count, or a level counted against `n` (not `ANY`)."""
-    if isinstance(value, ConsistencyLevel):
-        if value is ConsistencyLevel.ANY:
-            raise ValueError(f"{name} level ANY is not allowed: ANY is for w only")
-        return value.count(n)
-    return cast("int", value)  # the policy's validator checks it
-
-
-def _flag_field(_instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
-    if type(value) is not bool:
-        raise TypeError(f"{attribute.name} must be a bool, not {type(value).__name__}")
-
-
-@attrs.frozen
-class QuorumPolicy:
-    """How many replicas hold a key and how many must answer a read or a write.
-
-    Examples:
-        >>> policy = QuorumPolicy(3, 2, 2)
-        >>> policy.is_strict
-        True
-        >>> QuorumPolicy.from_levels(5, read=ConsistencyLevel.ONE, write=ConsistencyLevel.ALL)
-        QuorumPolicy(n=5, r=1, w=5, sloppy=True, notfound_ok=True, write_any=False, pr=0, pw=0)
-        >>> QuorumPolicy(3, 2, 2, pr=2, pw=2).primaries_overlap
-        True
-
-    Attributes:
-        n: Replicas per key (Dynamo's N, Riak's n_val, Cassandra's replication factor).
-        r: Distinct replicas that must answer a read, ``1 <= r <= n``.
-        w: Distinct replicas that must acknowledge a write, ``1 <= w <= n``.
-        sloppy: Sloppy quorum (Dynamo, Riak): the first `n` *healthy* candidates serve the
-            request and a fallback's answer counts. With ``sloppy=False`` only the primaries
-            (the preference list) count, as in Cassandra; fallbacks still receive hinted copies
-            of a write, but their acknowledgements do not count.
-        notfound_ok: Whether a replica's "not found" counts as an answer to a read (Riak's
-            ``notfound_ok``, true by default).
-        write_any: The write level is `ANY`: ``w == 1`` and an acknowledgement from a fallback
-            (a stored hint) counts even when `sloppy` is false (Cassandra's ANY).
-        pr: Riak's PR: how many of the `r` counted answers must come from primaries (nodes of
-            the key's preference list) rather than fallbacks, ``0 <= pr <= r``. 0 (the default)
-            lets any counted answer do.
-        pw: Riak's PW: how many of the `w` counted acknowledgements must come from primaries,
-            ``0 <= pw <= w``; 0 (the default) lets any do. Must be 0 with `write_any`.
-
-    Raises:
-        TypeError: A count is not an `int` or a flag not a `bool`.
-        ValueError: A count is out of range (the message names it and the allowed range),
-            `write_any` is set with ``w != 1``, or `pw` is set with `write_any`.
-    """
-
-    n: int = attrs.field(default=3, validator=_count_field)
-    r: int = attrs.field(default=2, validator=_count_field)
-    w: int = attrs.field(default=2, validator=_count_field)
-    sloppy: bool = attrs.field(default=True, kw_only=True, validator=_flag_field)
-    notfound_ok: bool = attrs.field(default=True, kw_only=True, validator=_flag_field)
-    write_any: bool = attrs.field(default=False, kw_only=True, validator=_flag_field)
-    pr: int = attrs.field(default=0, kw_only=True, validator=_primary_field)
-    pw: int = attrs.field(default=0, kw_only=True, validator=_primary_field)
-
-    def __attrs_post_init__(self) -> None:
-        if self.r > self.n:
-            raise ValueError(f"r must be in 1..n={self.n}, got {self.r}")
-        if self.w > self.n:
-            raise ValueError(f"w must be in 1..n={self.n}, got {self.w}")
-        if self.write_any and self.w != 1:
-            raise ValueError(f"write_any (level ANY) needs w == 1, got w={self.w}")
-        for name, primaries, quorum, of in (
-            ("pr", self.pr, self.r, "r"),
-            ("pw", self.pw, self.w, "w"),
-        ):
-            if primaries > quorum:  # so also <= n
-                raise ValueError(
-                    f"{name} must be in 0..{of}={quorum} (primaries among the {of} replies), "
-                    f"got {primaries}"
-                )
-        if self.write_any and self.pw:
-            raise ValueError(f"pw must be 0 with write_any (level ANY), got pw={self.pw}")
-
-    @property
-    def is_strict(self) -> bool:
-        """Whether ``r + w > n``: every read quorum overlaps every write quorum.
-
-        With a strict policy and no fallbacks involved, a read that starts after a write
-        succeeded returns a state that descends the written one. Under sloppy quorum the
-        overlap is among *whoever answered*, which may be fallbacks, so the guarantee does not
-        hold while fallbacks stand in for primaries.
-        """
-        return self.r + self.w > self.n
-
-    @property
-    def primaries_overlap(self) -> bool:
-        """Whether ``pr + pw > n``: every read's primaries overlap every write's primaries.
-
-        Unlike [`is_strict`][dynamo_core.quorum.QuorumPolicy.is_strict], this holds under a
-        sloppy quorum too, as long as the key's preference list did not change between the
-        write and the read (a membership change moves the primaries).
-        """
-        return self.pr + self.pw > self.n
-
-    @classmethod
-    def from_levels(
-        cls,
-        n: int = 3,
-        *,
-        read: ConsistencyLevel = ConsistencyLevel.QUORUM,
-        write: ConsistencyLevel = ConsistencyLevel.QUORUM,
-        sloppy: bool = True,
-        notfound_ok: bool = True,
-        pr: int | ConsistencyLevel = 0,
-        pw: int | ConsistencyLevel = 0,
-    ) -> QuorumPolicy:
-        """Build a policy from named levels.
-
-        Args:
-            n: The replication factor.
-            read: The read level.
-            write: The write level.
-            sloppy: As the field.
-            notfound_ok: As the field.
-            pr: Primaries among the read's answers: a count or a level (not `ANY`).
-            pw: Primaries among the write's acknowledgements: a count or a level (not `ANY`).
-
-        Returns:
-            The policy with ``r = read.count(n)`` and ``w = write.count(n)``; `write_any` is
-            set when `write` is `ANY`.
-
-        Raises:
-            TypeError: `read` or `write` is not a `ConsistencyLevel`, or `n` not an `int`.
-            ValueError: A level needs more than `n` replicas, `read` is `ANY`, or `pr` (`pw`)
-                exceeds `r` (`w`).
-        """
-        for name, level in (("read", read), ("write", write)):
-            if not isinstance(level, ConsistencyLevel):
-                raise TypeError(f"{name} must be a ConsistencyLevel, not {type(level).__name__}")
-        return cls(
-            n,
-            read.count(n, write=False),
-            write.count(n, write=True),
-            sloppy=sloppy,
-            notfound_ok=notfound_ok,
-            write_any=write is ConsistencyLevel.ANY,
-            pr=_primary_count(pr, n, "pr"),
-            pw=_primary_count(pw, n, "pw"),
-        )
-
-    def override(
-        self,
-        *,
-        r: int | ConsistencyLevel | None = None,
-        w: int | ConsistencyLevel | None = None,
-        notfound_ok: bool | None = None,
-        pr: int | ConsistencyLevel | None = None,
-        pw: int | ConsistencyLevel | None = None,
-    ) -> QuorumPolicy:
-        """Return this policy with per-request changes; `None` keeps a field as it is.
-
-        Args:
-            r: A count or a level for the read quorum.
-            w: A count or a level for the write quorum; `ConsistencyLevel.ANY` sets
-                `write_any`, any other value clears it.
-            notfound_ok: Whether not-found answers count toward `r`.
-            pr: A count or a level (not `ANY`) for the primaries among the read's answers.
-            pw: A count or a level (not `ANY`) for the primaries among the write's
-                acknowledgements.
-
-        Returns:
-            The new policy (or this one, if nothing changes).
-
-        Raises:
-            TypeError: A value has the wrong type.
-            ValueError: A value is out of range for `n`, `pr` (`pw`) would exceed the new `r`
-                (`w`), or `pw` is set with `w` = `ANY`.
-        """
-        if r is None and w is None and notfound_ok is None and pr is None and pw is None:
-            return self
-        new_r, new_w, new_any = self.r, self.w, self.write_any
-        if r is not None:
-            new_r = r.count(self.n, write=False) if isinstance(r, ConsistencyLevel) else r
-        if isinstance(w, ConsistencyLevel):
-            new_w, new_any = w.count(self.n, write=True), w is ConsistencyLevel.ANY
-        elif w is not None:
-            new_w, new_any = w, False
-        return QuorumPolicy(
-            self.n,
-            new_r,
-            new_w,
-            sloppy=self.sloppy,
-            notfound_ok=self.notfound_ok if notfound_ok is None else notfound_ok,
-            write_any=new_any,
-            pr=self.pr if pr is None else _primary_count(pr, self.n, "pr"),
-            pw=self.pw if pw is None else _primary_count(pw, self.n, "pw"),
-        )
-
-    def to_dict(self) -> dict[str, codec.JSONValue]:
-        """Encode the policy as a codec envelope.
-
-        Returns:
-            ``{"type": "QuorumPolicy", "v": 1, "n": ..., "r": ..., "w": ..., "sloppy": ...,
-            "notfound_ok": ..., "write_any": ..., "pr": ..., "pw": ...}``; `pr` and `pw` are
-            left out when 0, so policies without them encode as before.
-        """
-        extra: dict[str, codec.JSONValue] = {}
-        if self.pr:
-            extra["pr"] = self.pr
-        if self.pw:
-            extra["pw"] = self.pw
-        return codec.envelope(
-            "QuorumPolicy",
-            {
-                "n": self.n,
-                "r": self.r,
-                "w": self.w,
-                "sloppy": self.sloppy,
-                "notfound_ok": self.notfound_ok,
-                "write_any": self.write_any,
-                **extra,
-            },
-        )
-
-    @classmethod
-    def from_dict(cls, data: object) -> QuorumPolicy:
-        """Decode a policy made by [`to_dict`][dynamo_core.quorum.QuorumPolicy.to_dict].
-
-        Returns:
-            The policy.
-
-        Raises:
-            DecodeError: `data` is not a valid encoded policy.
-        """
-        obj = codec.open_envelope(
-            data,
-            "QuorumPolicy",
-            required=("n", "r", "w", "sloppy", "notfound_ok", "write_any"),
-            optional=("pr", "pw"),
-        )
-        n = codec.as_int(obj["n"], "QuorumPolicy.n", lo=1)
-        r = codec.as_int(obj["r"], "QuorumPolicy.r", lo=1)
-        w = codec.as_int(obj["w"], "QuorumPolicy.w", lo=1)
-        sloppy = codec.as_bool(obj["sloppy"], "QuorumPolicy.sloppy")
-        notfound_ok = codec.as_bool(obj["notfound_ok"], "QuorumPolicy.notfound_ok")
-        write_any = codec.as_bool(obj["write_any"], "QuorumPolicy.write_any")
-        pr = codec.as_int(obj.get("pr", 0), "QuorumPolicy.pr", lo=0)
-        pw = codec.as_int(obj.get("pw", 0), "QuorumPolicy.pw", lo=0)
-        try:
-            return cls(
-                n, r, w, sloppy=sloppy, notfound_ok=notfound_ok, write_any=write_any, pr=pr, pw=pw
-            )
-        except ValueError as exc:
-            raise DecodeError(f"QuorumPolicy: {exc}") from None
-
-
-# -- replies (inputs from replicas) ------------------------------------------------------------
-
-
-@attrs.frozen
-class Stored:
-    """A replica's acknowledgement of a [`SendStore`][dynamo_core.quorum.SendStore].
-
-    It means the replica merged the state into what it holds (``local.sync(state)``) and made
-    the result durable.
-    """
-
-
-@attrs.frozen
-class Refused:
-    """A replica's refusal of a request (overloaded, out of disk, not responsible, ...).
-
-    Attributes:
-        reason: Free text for logs; the coordinators do not interpret it.
-    """
-
-    reason: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
-
-
-@attrs.frozen
-class Fetched(Generic[S]):
-    """A replica's reply to a [`SendFetch`][dynamo_core.quorum.SendFetch].
-
-    Attributes:
-        state: What the replica holds for the key, or `None` when it holds nothing (not found).
-    """
-
-    state: S | None = None
-
-    @property
-    def found(self) -> bool:
-        """Whether the replica holds a state for the key."""
-        return self.state is not None
-
-
-# -- effects (outputs for the driver) ----------------------------------------------------------
-
-
-@attrs.frozen
-class SendStore(Generic[S]):
-    """Effect: send `state` to `target` for it to merge into its own.
-
-    The target replies [`Stored`][dynamo_core.quorum.Stored] or
-    [`Refused`][dynamo_core.quorum.Refused].
-
-    Attributes:
-        target: The node to send to.
-        key: The key being written.
-        state: The state to merge.
-        hint: When `target` is a fallback, the primary it stands in for: the target keeps the
-            state as a hint and hands it to that primary when it recovers. `None` for a primary.
-    """
-
-    target: str
-    key: Key
-    state: S
-    hint: str | None = None
-
-
-@attrs.frozen
-class SendFetch:
-    """Effect: ask `target` for its state of `key`.
-
-    The target replies [`Fetched`][dynamo_core.quorum.Fetched] or
-    [`Refused`][dynamo_core.quorum.Refused].
-
-    Attributes:
-        target: The node to ask.
-        key: The key being read.
-        hint: When `target` is a fallback, the primary it stands in for (it may hold a hinted
-            state for that primary). `None` for a primary.
-    """
-
-    target: str
-    key: Key
-    hint: str | None = None
-
-
-@attrs.frozen
-class SendRepair(Generic[S]):
-    """Effect: read repair — send `state` to `target`, which answered with a stale state.
-
-    The target merges it like a store; no reply is expected and none may be fed back.
-
-    Attributes:
-        target: The stale replica.
-        key: The key that was read.
-        state: The merge of every state the read collected.
-        hint: As for [`SendStore`][dynamo_core.quorum.SendStore].
-    """
-
-    target: str
-    key: Key
-    state: S
-    hint: str | None = None
-
-
-@attrs.frozen
-class Complete(Generic[R]):
-    """Effect, emitted exactly once per request: the request's outcome.
-
-    Attributes:
-        result: The success value, or the [`Unavailable`][dynamo_core.errors.Unavailable]
-            error to raise to the client.
-    """
-
-    result: R | Unavailable
-
-    @property
-    def ok(self) -> bool:
-        """Whether the request succeeded."""
-        return not isinstance(self.result, Unavailable)
-
-    def unwrap(self) -> R:
-        """Return the success value.
-
-        Raises:
-            Unavailable: The request failed.
-        """
-        if isinstance(self.result, Unavailable):
-            raise self.result
-        return self.result
-
-
-@attrs.frozen
-class PutResult:
-    """The outcome of a successful write.
-
-    Attributes:
-        acked: The nodes whose acknowledgements counted toward `w`, sorted.
-        hinted: ``(fallback, primary)`` for every fallback that acknowledged a hinted copy by the
-            time the write completed (counted or not), sorted.
-    """
-
-    acked: tuple[str, ...]
-    hinted: tuple[tuple[str, str], ...] = ()
-
-
-@attrs.frozen
-class GetResult(Generic[S]):
-    """The outcome of a successful read.
-
-    Attributes:
-        state: The merge (``sync``) of every state answered so far, or `None` when every
-            answer was "not found". For a [`DVVSet`][dynamo_core.DVVSet], ``state.values`` are
-            the siblings and ``state.context`` is the context the client sends back with its
-            next write.
-        answered: The nodes whose answers counted toward `r`, sorted.
-        not_found: The nodes among all that answered which held nothing, sorted.
-    """
-
-    state: S | None
-    answered: tuple[str, ...]
-    not_found: tuple[str, ...] = ()
-
-    @property
-    def found(self) -> bool:
-        """Whether any replica held a state."""
-        return self.state is not None
-
-
-PutEffect: TypeAlias = SendStore[S] | SetTimer | Complete[PutResult]
-"""What [`PutCoordinator`][dynamo_core.quorum.PutCoordinator] methods return a list of."""
-
-GetEffect: TypeAlias = SendFetch | SendRepair[S] | SetTimer | Complete[GetResult[S]]
-"""What [`GetCoordinator`][dynamo_core.quorum.GetCoordinator] methods return a list of."""
 
 
 # -- the state machine -------------------------------------------------------------------------
@@ -750,8 +218,8 @@ class _Coordinator(Generic[S]):
     """What both coordinators share: input checks, the clock, timers, the transition table."""
 
     __slots__ = (
-        "_announced",
         "_candidates",
+        "_deadline",
         "_expires",
         "_have",
         "_have_primaries",
@@ -790,7 +258,7 @@ class _Coordinator(Generic[S]):
         self._state = CoordinatorState.IDLE
         self._now = 0.0
         self._expires = 0.0
-        self._announced: float | None = None
+        self._deadline: float | None = None  # deadline(), as of the end of the last input
         self._result_value: object = None
         # Kept up to date as replies come, and recounted by _check_invariants:
         self._pending = 0  # replicas asked that have not answered, refused or timed out
@@ -839,15 +307,10 @@ class _Coordinator(Generic[S]):
     def deadline(self) -> float | None:
         """When `on_timer` must next be called, or `None` (not started, or closed).
 
-        Cost: O(n).
+        The coordinator's one timer channel: poll it after every input. Cost: O(1) (each input
+        recomputes it, in O(n)).
         """
-        if self._state is CoordinatorState.IDLE or self._state is CoordinatorState.CLOSED:
-            return None
-        at = self._expires
-        for slot in self._slots.values():
-            if slot.status == _PENDING and slot.deadline < at:
-                at = slot.deadline
-        return at
+        return self._deadline
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -891,7 +354,7 @@ class _Coordinator(Generic[S]):
         self._now = t
         effects: list[object] = []
         self._fire_timers(t, effects)
-        self._announce(effects)
+        self._update_deadline()
         return effects
 
     # -- machinery ---------------------------------------------------------------------------
@@ -900,7 +363,7 @@ class _Coordinator(Generic[S]):
         self._state = self._TABLE[self._state, event]
 
     def _fire_timers(self, t: float, effects: list[object]) -> None:
-        at = self._announced  # deadline() as of the end of the previous input
+        at = self._deadline  # as of the end of the previous input
         if at is not None and t < at:
             return  # nothing is due
         while self._state is _WAITING or self._state is _DRAINING:
@@ -922,11 +385,16 @@ class _Coordinator(Generic[S]):
             self._after_failure(due, t, effects)
             self._decide(effects)
 
-    def _announce(self, effects: list[object]) -> None:
-        at = self.deadline()
-        if at is not None and at != self._announced:
-            self._announced = at
-            effects.append(SetTimer(at))
+    def _update_deadline(self) -> None:
+        """Recompute `deadline()` at the end of an input: the earliest pending timer."""
+        if self._state is _WAITING or self._state is _DRAINING:
+            at = self._expires
+            for slot in self._slots.values():
+                if slot.status == _PENDING and slot.deadline < at:
+                    at = slot.deadline
+            self._deadline = at
+        else:
+            self._deadline = None
 
     def _settle(self, slot: _Slot[S], status: int) -> None:
         """Record what became of a pending replica."""
@@ -1130,7 +598,9 @@ class PutCoordinator(_Coordinator[S]):
         >>> state = DVVSet().update(b"1 book", "a")
         >>> put = PutCoordinator(QuorumPolicy(3, 2, 2), "k", ["a", "b", "c", "d"], state)
         >>> [type(e).__name__ for e in put.start(0.0)]
-        ['SendStore', 'SendStore', 'SendStore', 'SetTimer']
+        ['SendStore', 'SendStore', 'SendStore']
+        >>> put.deadline()  # b's replica timeout: call on_timer then, unless it answers
+        0.25
         >>> put.receive("a", Stored(), 0.01)
         []
         >>> put.receive("c", Stored(), 0.02)
@@ -1240,8 +710,8 @@ class PutCoordinator(_Coordinator[S]):
             now: The current time, in seconds.
 
         Returns:
-            A `SendStore` per replica and a `SetTimer` — or, when fewer than `w` of them could
-            ever count, only `Complete` with `Unavailable` (nothing is sent).
+            A `SendStore` per replica — or, when fewer than `w` of them could ever count, only
+            `Complete` with `Unavailable` (nothing is sent).
 
         Raises:
             LocalProtocolError: Already started.
@@ -1264,7 +734,7 @@ class PutCoordinator(_Coordinator[S]):
             effects.append(SendStore(node, self._key, self._value, hint))
         self._next = len(plan)
         self._decide(effects)
-        self._announce(effects)
+        self._update_deadline()
         return cast("list[PutEffect[S]]", effects)
 
     def receive(self, sender: str, reply: Stored | Refused, now: float) -> list[PutEffect[S]]:
@@ -1282,7 +752,7 @@ class PutCoordinator(_Coordinator[S]):
             now: The current time, in seconds.
 
         Returns:
-            The effects: possibly a `SendStore` to a replacement, `Complete`, `SetTimer`.
+            The effects: possibly a `SendStore` to a replacement, `Complete`.
 
         Raises:
             LocalProtocolError: Not started, closed, or `now` is earlier than a previous input.
@@ -1311,7 +781,7 @@ class PutCoordinator(_Coordinator[S]):
                 self._move(CoordinatorEvent.REFUSAL)
                 self._after_failure(slot, t, effects)
             self._decide(effects)
-            self._announce(effects)
+        self._update_deadline()
         return cast("list[PutEffect[S]]", effects)
 
     def on_timer(self, now: float) -> list[PutEffect[S]]:
@@ -1325,7 +795,7 @@ class PutCoordinator(_Coordinator[S]):
             now: The current time, in seconds; never earlier than the previous input's.
 
         Returns:
-            The effects: replacements' `SendStore`s, `Complete`, `SetTimer`.
+            The effects: replacements' `SendStore`s, `Complete`.
 
         Raises:
             LocalProtocolError: Not started, closed, or `now` is earlier than a previous input.
@@ -1477,8 +947,8 @@ class GetCoordinator(_Coordinator[S]):
             now: The current time, in seconds.
 
         Returns:
-            A `SendFetch` per replica and a `SetTimer` — or, when fewer than `r` replicas can
-            be asked, only `Complete` with `Unavailable` (nothing is sent).
+            A `SendFetch` per replica — or, when fewer than `r` replicas can be asked, only
+            `Complete` with `Unavailable` (nothing is sent).
 
         Raises:
             LocalProtocolError: Already started.
@@ -1500,7 +970,7 @@ class GetCoordinator(_Coordinator[S]):
                 effects.append(SendFetch(node, self._key, hint))
             self._next = len(plan)  # a prefix of the candidates; a read never asks further
         self._decide(effects)
-        self._announce(effects)
+        self._update_deadline()
         return cast("list[GetEffect[S]]", effects)
 
     def receive(self, sender: str, reply: Fetched[S] | Refused, now: float) -> list[GetEffect[S]]:
@@ -1517,8 +987,7 @@ class GetCoordinator(_Coordinator[S]):
             now: The current time, in seconds.
 
         Returns:
-            The effects: possibly `Complete`, `SendRepair`s (when the request closes),
-            `SetTimer`.
+            The effects: possibly `Complete`, `SendRepair`s (when the request closes).
 
         Raises:
             LocalProtocolError: Not started, closed, or `now` is earlier than a previous input.
@@ -1552,7 +1021,7 @@ class GetCoordinator(_Coordinator[S]):
                 self._settle(slot, _REFUSED)
                 self._move(CoordinatorEvent.REFUSAL)
             self._decide(effects)
-            self._announce(effects)
+        self._update_deadline()
         return cast("list[GetEffect[S]]", effects)
 
     def on_timer(self, now: float) -> list[GetEffect[S]]:
@@ -1566,7 +1035,7 @@ class GetCoordinator(_Coordinator[S]):
             now: The current time, in seconds; never earlier than the previous input's.
 
         Returns:
-            The effects: `Complete`, `SendRepair`s, `SetTimer`.
+            The effects: `Complete`, `SendRepair`s.
 
         Raises:
             LocalProtocolError: Not started, closed, or `now` is earlier than a previous input.
