@@ -7,7 +7,7 @@
   part reads) imports leaves and itself only; a part (`coordination`, `liveness`, `anti_entropy`,
   `membership`, `streams`) imports leaves and the shared layer — never `core`, never another
   part; nothing but the package's `__init__` imports `core`, and the core imports every part.
-* Inside a primitive split into a package (`merkle`, `hints`, `quorum`, `ring`): each module
+* Inside a primitive split into a package (`merkle`, `hints`, `quorum`, `ring`, `messages`): each module
   imports only the modules listed before it (the tree never imports the exchange); the
   `__init__` re-exports.
 * No import cycle among module-level imports anywhere in the library.
@@ -88,6 +88,7 @@ SPLIT = {
     "dynamo_core.hints": ("wire", "store", "handoff"),
     "dynamo_core.quorum": ("policy", "messages", "coordinators"),
     "dynamo_core.ring": ("bounds", "transfers", "encoding", "invariants", "placement", "hashring"),
+    "dynamo_core.messages": ("_fields", "results", "replication", "anti_entropy"),
 }
 NODE_MODULES = sorted(m for m in MODULES if m.startswith(NODE + "."))
 PARTS = sorted(set(NODE_MODULES) - LEAVES - SHARED - {f"{NODE}.core"})
