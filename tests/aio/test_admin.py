@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from aio.processes import serve, stop
-from aio.test_trust import closed, read_frame, secret_files
+from aio.test_trust import closed, read_frame, secret_files, tls_options
 from dynamo_core import HashRing, codec
 from dynamo_core.admin import AdminRefused, AdminRequest, reply_from_dict
 from dynamo_core.aio import Client
@@ -265,6 +265,24 @@ def test_replace_update_and_the_admin_role_on_a_running_cluster(
     for n, out in outs.items():
         assert "Traceback" not in out, n
     assert "admin request: replace c by d" in outs["a"]  # the audit line
+
+
+def test_under_mutual_tls_only_an_admin_certificate_opens_an_admin_connection(
+    tmp_path: Path, free_port: Callable[[], int], capsys: pytest.CaptureFixture[str], certs: Path
+) -> None:
+    port = free_port()
+    proc = serve(tmp_path / "a", port, *tls_options(certs, "node-A"))
+    via = ["--via", f"127.0.0.1:{port}", "--timeout", "5"]
+    try:
+        report = ring_of(capsys, *via, *tls_options(certs, "admin-ops"))
+        assert (report["node"], report["status"]) == ("A", "member")
+        for name in ("client-ops", "node-B"):  # neither a client's nor a node's certificate
+            assert main(["admin", "ring", *via, *tls_options(certs, name)]) == 1
+            assert "no node answered" in capsys.readouterr().err
+    finally:
+        out = stop(proc)
+    assert "the certificate of client 'ops' cannot act as an admin" in out
+    assert "Traceback" not in out
 
 
 # -- the handshake of the admin role, without sockets ------------------------------------------
