@@ -90,13 +90,16 @@ def _optional_id(_: object, attribute: attrs.Attribute[Any], value: object) -> N
         check_node_id(value, attribute.name)
 
 
-def _optional_weight(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
+def _weight(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if type(value) is not float:
-        raise TypeError(f"{attribute.name} must be a float or None, not {type(value).__name__}")
+        raise TypeError(f"{attribute.name} must be a float, not {type(value).__name__}")
     if not 0.0 < value < float("inf"):
         raise ValueError(f"{attribute.name} must be a finite number above 0, got {value!r}")
+
+
+def _optional_weight(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _weight(_, attribute, value)
 
 
 def _build(cls: Callable[..., Any], what: str, *args: object) -> Any:
@@ -318,7 +321,7 @@ class MemberRow:
 
     node: str = attrs.field(validator=node_id_field)
     zone: str | None = attrs.field(validator=_optional_id)
-    weight: float = attrs.field(validator=_optional_weight)
+    weight: float = attrs.field(validator=_weight)
     partitions: int = attrs.field(validator=_rid)
 
     def to_list(self) -> list[codec.JSONValue]:

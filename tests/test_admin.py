@@ -223,5 +223,7 @@ def test_reports_are_capped() -> None:
         reply_from_dict(data)
     with pytest.raises(DecodeError, match="admin reply"):
         reply_from_dict({**data, "type": "admin_nuke"})
+    with pytest.raises(DecodeError, match="weight"):
+        reply_from_dict({**REPLIES[2].to_dict(), "members": [["a", None, None, 3]]})
     with pytest.raises(DecodeError, match="code must be one of"):
         reply_from_dict({**REPLIES[1].to_dict(), "code": "oops"})
