@@ -78,7 +78,7 @@ def _send(args: argparse.Namespace, request: AdminRequest) -> tuple[str, AdminRe
     """Send `request` to the first target that answers: ``(address, reply)``."""
     import asyncio  # noqa: PLC0415 - loads asyncio on use
 
-    from dynamo_core.aio import admin_request, parse_address  # noqa: PLC0415
+    from dynamo_core.aio import AuthError, admin_request, parse_address  # noqa: PLC0415
 
     targets = _targets(args)
     tls = tls_option(args)
@@ -100,7 +100,7 @@ def _send(args: argparse.Namespace, request: AdminRequest) -> tuple[str, AdminRe
                     timeout=args.timeout,
                 )
             )
-        except (OSError, TimeoutError, ValueError) as exc:  # DecodeError, AuthError included
+        except (OSError, TimeoutError, ValueError, AuthError) as exc:  # ValueError: DecodeError
             failures.append(f"{shown}: {exc or type(exc).__name__}")
             continue
         return shown, reply
