@@ -17,31 +17,30 @@ Changes are not refused while another is in progress: they queue, and the claima
 every queued change in the next version once the current one settles.
 
 [`answer`][dynamo_core.admin.answer] is the node's side (pure, called from the node's dispatch
-table); the codecs follow the rules of every message: validated, capped, never pickle.
+table with the node itself, seen through [`AdminNode`][dynamo_core.admin.AdminNode]); the
+codecs follow the rules of every message: validated, capped, never pickle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeAlias
+from typing import Any, Final, Literal, Protocol, Self, TypeAlias, TypeVar
 
 import attrs
 
 from dynamo_core import codec
 from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id, node_id_field
 from dynamo_core.errors import DecodeError
-from dynamo_core.membership import Change, Membership, VersionRecord
+from dynamo_core.membership import Change, Membership
+from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import MAX_NODES, Transfer
-
-if TYPE_CHECKING:
-    from dynamo_core.node import Node
-    from dynamo_core.node.effects import Effect
 
 __all__ = [
     "ADMIN_OPS",
     "MAX_REPORTED",
     "REFUSAL_CODES",
     "AdminAccepted",
+    "AdminNode",
     "AdminRefused",
     "AdminReply",
     "AdminRequest",
@@ -76,6 +75,8 @@ MAX_REPORTED: Final = 1024
 """The most pending transfers and pending changes a ring report lists (it counts them all)."""
 
 _MAX_REASON: Final = 1024
+
+E = TypeVar("E")
 
 
 def _rid(_: object, attribute: attrs.Attribute[int], value: object) -> None:
@@ -502,35 +503,82 @@ def reply_from_dict(data: object) -> AdminReply:
 # -- the node's side ---------------------------------------------------------------------------
 
 
-def report(node: Node, rid: int) -> RingReport:
-    """The node's ring report. Cost: O(segments * replicas + changes)."""
-    ring = node.ring
-    view = node.membership
+class AdminNode(Protocol[E]):
+    """What [`answer`][dynamo_core.admin.answer] needs of a node.
+
+    A [`Node`][dynamo_core.node.Node] is one; this module never imports the node.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """The node's id."""
+        ...
+
+    @property
+    def status(self) -> str:
+        """Its place in the cluster."""
+        ...
+
+    @property
+    def policy(self) -> QuorumPolicy:
+        """Its quorum policy (N bounds a leave)."""
+        ...
+
+    def join(
+        self, node: str, now: float, *, zone: str | None = ..., weight: float = ...
+    ) -> list[E]:
+        """Request a join."""
+        ...
+
+    def leave(self, node: str, now: float) -> list[E]:
+        """Request a leave."""
+        ...
+
+    def replace(self, old: str, new: str, now: float) -> list[E]:
+        """Request a replace."""
+        ...
+
+    def update_member(
+        self, node: str, now: float, *, zone: str | None = ..., weight: float = ...
+    ) -> list[E]:
+        """Request an in-place update."""
+        ...
+
+
+def report(node_id: str, status: str, membership: Membership, rid: int) -> RingReport:
+    """The ring report of node `node_id` (in `status`) from its membership state.
+
+    Cost: O(segments * replicas + changes).
+    """
+    rec = membership.record
+    ring = rec.ring
     owned = dict.fromkeys(ring.nodes, 0)
     for _, plist in ring.segments():
         owned[plist[0]] += 1
     members = tuple(MemberRow(n, ring.zone(n), float(ring.weight(n)), owned[n]) for n in ring.nodes)
-    pending = view.pending_transfers
+    done = {i for i, _ in rec.completed}
+    pending = [t for i, t in enumerate(rec.plan) if i not in done][:MAX_REPORTED]
+    changes = membership.pending()
     return RingReport(
         rid,
-        node.node_id,
-        node.status,
-        view.version.epoch,
-        view.version.fingerprint,
-        view.settled,
-        view.claimant,
-        view.outside,
+        node_id,
+        status,
+        rec.epoch,
+        ring.fingerprint,
+        rec.settled,
+        membership.claimant(),
+        membership.outside,
         members,
-        len(view.plan),
-        len(view.completed),
-        pending[:MAX_REPORTED],
-        len(view.pending_changes),
-        view.pending_changes[:MAX_REPORTED],
+        len(rec.plan),
+        len(rec.completed),
+        tuple(pending),
+        len(changes),
+        changes[:MAX_REPORTED],
     )
 
 
 def _refusal(  # noqa: PLR0911 - one return per refusal
-    node: Node, membership: Membership, request: AdminRequest
+    node: AdminNode[E], membership: Membership, request: AdminRequest
 ) -> tuple[str, str] | None:
     """Why `request` must be refused, as ``(code, reason)``, or `None`. Cost: O(claim)."""
     if membership.outside:
@@ -548,7 +596,7 @@ def _refusal(  # noqa: PLR0911 - one return per refusal
     if op == "leave" and len(future) - 1 < n:
         left = len(future) - 1
         return "too_few_members", f"removing {target!r} would leave {left} members, n={n}"
-    trial = node.ring
+    trial = membership.record.ring.copy()
     try:  # the claim refuses what it cannot place: say so now rather than ignore it later
         if op == "join":
             trial.add_node(target, weight=request.weight or 1.0, zone=request.zone)
@@ -561,22 +609,24 @@ def _refusal(  # noqa: PLR0911 - one return per refusal
 
 
 def answer(
-    node: Node, membership: Membership, request: AdminRequest, now: float, out: list[Effect]
-) -> AdminReply:
-    """Carry out `request` on `node` (whose membership state is `membership`); return the reply.
+    node: AdminNode[E], membership: Membership, request: AdminRequest, now: float
+) -> tuple[AdminReply, list[E]]:
+    """Carry out `request` on `node` (whose membership state is `membership`).
 
     A change goes through the node's public [`join`][dynamo_core.node.Node.join],
     [`leave`][dynamo_core.node.Node.leave], [`replace`][dynamo_core.node.Node.replace] or
-    [`update_member`][dynamo_core.node.Node.update_member], whose effects are appended to
-    `out`; a refusal changes nothing. Cost: O(claim) to check a join or an update, plus the
-    node method's own.
+    [`update_member`][dynamo_core.node.Node.update_member]; a refusal changes nothing.
+    Cost: O(claim) to check a join or an update, plus the node method's own.
+
+    Returns:
+        The reply, and the effects of the node method (none for a refusal or a report).
     """
     rid = request.rid
     if request.op == "ring":
-        return report(node, rid)
+        return report(node.node_id, node.status, membership, rid), []
     refusal = _refusal(node, membership, request)
     if refusal is not None:
-        return AdminRefused(rid, *refusal)
+        return AdminRefused(rid, *refusal), []
     before = {c.id for c in membership.changes()}
     target = request.node
     assert target is not None
@@ -590,16 +640,15 @@ def answer(
                 assert request.new is not None
                 effects = node.replace(target, request.new, now)
             case _:
-                ring = node.ring
+                ring = membership.record.ring
                 known = target in ring
                 zone = request.zone or (ring.zone(target) if known else None)
                 weight = request.weight or (ring.weight(target) if known else 1.0)
                 effects = node.update_member(target, now, zone=zone, weight=float(weight))
     except (TypeError, ValueError) as exc:
-        return AdminRefused(rid, "bad_request", str(exc)[:_MAX_REASON] or "invalid request")
-    out.extend(effects)
+        return AdminRefused(rid, "bad_request", str(exc)[:_MAX_REASON] or "invalid request"), []
     change = next((c.id for c in membership.changes() if c.id not in before), None)
     if change is None:  # the node already keeps MAX_CHANGES requests
-        return AdminRefused(rid, "bad_request", "this node's change log is full")
-    record: VersionRecord = membership.record
-    return AdminAccepted(rid, change, change in record.applied, record.epoch)
+        return AdminRefused(rid, "bad_request", "this node's change log is full"), effects
+    record = membership.record
+    return AdminAccepted(rid, change, change in record.applied, record.epoch), effects

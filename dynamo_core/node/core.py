@@ -228,7 +228,8 @@ class Node:
     def _on_admin(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """An operator's request from an admin connection: answer `sender` (see `admin`)."""
         request = cast("admin.AdminRequest", message)
-        reply = admin.answer(self, self._node.membership, request, now, out)
+        reply, effects = admin.answer(self, self._node.membership, request, now)
+        out += effects
         out.append(Send(sender, cast("Message", reply)))
 
     # -- public views ----------------------------------------------------------------------
