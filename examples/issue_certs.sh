@@ -4,11 +4,12 @@
 #   sh issue_certs.sh DIR ca                  # once: DIR/ca.pem, DIR/ca.key (keep ca.key offline)
 #   sh issue_certs.sh DIR node ID [HOST...]   # DIR/node-ID.pem, DIR/node-ID.key
 #   sh issue_certs.sh DIR client NAME         # DIR/client-NAME.pem, DIR/client-NAME.key
+#   sh issue_certs.sh DIR admin NAME          # DIR/admin-NAME.pem: `dynamo-core admin` (membership)
 #
 # A node's certificate names it in subjectAltName as the URI dynamo-core://node/ID, a client's
-# as dynamo-core://client/NAME: nodes check that URI against the id a peer claims. HOST
-# arguments add DNS or IP names for peers that check host names. IDs and NAMEs in certificates
-# use letters, digits and "-._~" only.
+# as dynamo-core://client/NAME, an operator's as dynamo-core://admin/NAME: nodes check that URI
+# against the role and id a peer claims. HOST arguments add DNS or IP names for peers that
+# check host names. IDs and NAMEs in certificates use letters, digits and "-._~" only.
 set -eu
 dir=$1
 kind=$2
@@ -24,8 +25,8 @@ fi
 name=$3
 shift 3
 case $kind in
-  node|client) ;;
-  *) echo "usage: $0 DIR ca | node ID [HOST...] | client NAME" >&2; exit 2 ;;
+  node|client|admin) ;;
+  *) echo "usage: $0 DIR ca | node ID [HOST...] | client NAME | admin NAME" >&2; exit 2 ;;
 esac
 case $name in
   *[!A-Za-z0-9._~-]*|"") echo "$kind name must use letters, digits and -._~ only" >&2; exit 2 ;;

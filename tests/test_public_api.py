@@ -94,6 +94,7 @@ def test_all_is_pinned() -> None:
 
 AIO_ALL = sorted(
     [
+        "AdminCall",
         "AuthError",
         "Client",
         "ClientCall",
@@ -107,6 +108,7 @@ AIO_ALL = sorted(
         "Inbox",
         "TcpTransport",
         "TransportConfig",
+        "admin_request",
         "encode_frame",
         "parse_address",
         "serve",

@@ -10,7 +10,9 @@
   caps on unauthenticated connections, optional mutual TLS with certificate identities and
   optional node and client secrets (every frame authenticated; see the
   [trust model](../explanation/trust-model.md)).
-* [`Client`][dynamo_core.aio.Client] — put and get against any node, with retries.
+* [`Client`][dynamo_core.aio.Client] — put and get against any node, with retries;
+  [`admin_request`][dynamo_core.aio.admin_request] — one membership change (or a ring report)
+  over an admin connection.
 * [`tls_contexts`][dynamo_core.aio.tls_contexts] — mutual-TLS contexts from a cluster CA;
   [`load_secret`][dynamo_core.aio.auth.load_secret] — the one reader of secret files.
 
@@ -19,16 +21,18 @@ the [client protocol][dynamo_core.aio.protocol] — import no asyncio and are te
 sockets. ``import dynamo_core`` does not import this package; import it explicitly.
 """
 
+from dynamo_core.aio.admin import admin_request
 from dynamo_core.aio.auth import AuthError
 from dynamo_core.aio.client import Client, ClientError
 from dynamo_core.aio.core_driver import Driver
 from dynamo_core.aio.driver import DriverTransport, serve
 from dynamo_core.aio.framing import FrameDecoder, FrameError, FrameTooLarge, encode_frame
-from dynamo_core.aio.inbox import ClientCall, Inbound, Inbox
+from dynamo_core.aio.inbox import AdminCall, ClientCall, Inbound, Inbox
 from dynamo_core.aio.tls import tls_contexts
 from dynamo_core.aio.transport import TcpTransport, TransportConfig, parse_address
 
 __all__ = [
+    "AdminCall",
     "AuthError",
     "Client",
     "ClientCall",
@@ -42,6 +46,7 @@ __all__ = [
     "Inbox",
     "TcpTransport",
     "TransportConfig",
+    "admin_request",
     "encode_frame",
     "parse_address",
     "serve",

@@ -3,15 +3,17 @@
 Every connection starts with four frames, whatever the role of the connecting side:
 
 1. the connector sends a [`Hello`][dynamo_core.aio.auth.Hello]: the cluster name, its role
-   (``"node"`` or ``"client"``), its node id (nodes only) and a fresh random nonce;
+   (``"node"``, ``"client"`` or ``"admin"``), its node id (nodes only) and a fresh random nonce;
 2. the acceptor answers with a [`Challenge`][dynamo_core.aio.auth.Challenge]: its own id and
    nonce, and **no proof** — a stranger learns nothing it could test secret guesses against;
 3. the connector sends its [`Proof`][dynamo_core.aio.auth.Proof] first;
 4. the acceptor checks it and only then sends its own `Proof`.
 
-**Two roles, two secrets.** Nodes prove the *node secret*, clients the *client secret*; a
+**Three roles, two secrets.** Nodes prove the *node secret*, clients the *client secret*; a
 client never holds the node secret, so whatever role it claims it cannot prove it is a node.
-An acceptor answers client hellos only when it allows clients, and — when it has a node secret
+An *admin* (an operator's ``dynamo-core admin`` command, which changes membership) proves the
+node secret too: changing the ring is a node's power, so it takes a node's credential. An
+acceptor answers client hellos only when it allows clients, and — when it has a node secret
 — only when it was also given a client secret.
 
 **Keys.** Both sides hash the transcript — a version label, the cluster name, the role, both ids,
@@ -29,10 +31,10 @@ The standard alternative, TLS with a pre-shared key, needs `ssl` PSK callbacks t
 only has from 3.13; with certificates, use mutual TLS (both layers can be on at once).
 
 **Certificates.** Under mutual TLS, the certificate's subjectAltName URI
-(``dynamo-core://node/ID`` or ``dynamo-core://client/NAME``, see
-[`dynamo_core.aio.tls`][dynamo_core.aio.tls]) must match: a node hello must come with the
-certificate of that very node, and a connector accepts only the certificate of the node it
-reached (and meant to reach).
+(``dynamo-core://node/ID``, ``dynamo-core://client/NAME`` or ``dynamo-core://admin/NAME``,
+see [`dynamo_core.aio.tls`][dynamo_core.aio.tls]) must match: a node hello must come with the
+certificate of that very node, an admin hello with an admin certificate, and a connector
+accepts only the certificate of the node it reached (and meant to reach).
 
 Without a secret and without TLS the handshake only names the peer: use that on loopback or a
 trusted network only. The identity a node claims here is the *sender* of every message that
@@ -87,8 +89,9 @@ __all__ = [
     "parse_secret",
 ]
 
-Role = Literal["node", "client"]
-"""What a connecting side is: another node (sending node messages) or a client."""
+Role = Literal["node", "client", "admin"]
+"""What a connecting side is: another node (sending node messages), a client, or an admin
+(sending membership changes, proving the node secret)."""
 
 NONCE_SIZE: Final = 32
 """Bytes of a handshake nonce."""
@@ -113,7 +116,7 @@ MAX_SUMMARY_ITEMS: Final = 16
 """The most entries a configuration summary may have on the wire."""
 
 _MAX_BINDING: Final = 128
-_ROLES: Final = ("node", "client")
+_ROLES: Final = ("node", "client", "admin")
 _LABEL: Final = b"dynamo-core/aio/handshake/v2"
 
 
@@ -304,7 +307,7 @@ class FrameSeal:
 
 def _check_role(_: object, attribute: attrs.Attribute[str], value: object) -> None:
     if value not in _ROLES:
-        raise ValueError(f"{attribute.name} must be 'node' or 'client', got {value!r:.40}")
+        raise ValueError(f"{attribute.name} must be 'node', 'client' or 'admin', got {value!r:.40}")
 
 
 def _check_nonce(_: object, attribute: attrs.Attribute[bytes], value: object) -> None:
@@ -362,8 +365,8 @@ class Hello:
     """Handshake, frame 1 (connector to acceptor).
 
     Attributes:
-        role: ``"node"`` or ``"client"``.
-        node_id: The connecting node's id; `None` for a client.
+        role: ``"node"``, ``"client"`` or ``"admin"``.
+        node_id: The connecting node's id; `None` for a client or an admin.
         nonce: 32 fresh random bytes.
         cluster: The cluster the connector belongs to.
         config: A node's [configuration summary][dynamo_core.aio.config.config_summary], or
@@ -507,8 +510,8 @@ class Peer:
     """The authenticated other end of a connection.
 
     Attributes:
-        role: ``"node"`` or ``"client"``.
-        node_id: The peer node's id (for a client: `None`).
+        role: ``"node"``, ``"client"`` or ``"admin"``.
+        node_id: The peer node's id (for a client or an admin: `None`).
         authenticated: Whether the peer proved its role's secret or showed its certificate.
         seal: The connection's frame seal (with a secret), or `None` (no secret: frames go
             as they are, protected by TLS if it is on).
@@ -529,11 +532,13 @@ def _check_certificate(certified: Certified, role: Role, node_id: str | None) ->
     identity = certified.identity
     if identity is None:
         raise AuthError("the peer certificate names no dynamo-core:// identity")
+    kind, name = identity
     if role == "node" and identity != ("node", node_id):
-        kind, name = identity
         raise AuthError(
             f"the certificate of {kind} {name!r:.80} cannot act as node {node_id!r:.80}"
         )
+    if role == "admin" and kind != "admin":
+        raise AuthError(f"the certificate of {kind} {name!r:.80} cannot act as an admin")
 
 
 class Acceptor:
@@ -546,6 +551,8 @@ class Acceptor:
             and no client secret, clients are refused.
         peers: The node ids allowed to connect as nodes.
         allow_clients: Whether clients may connect at all.
+        allow_admin: Whether admins may connect at all (they prove the node secret, or show
+            an admin certificate under TLS).
         cluster: This node's cluster name; hellos from another cluster are refused.
         certified: What TLS established about the peer, or `None` without TLS.
         config: This node's configuration summary (empty: no check); a node whose summary
@@ -564,6 +571,7 @@ class Acceptor:
         "_nonce",
         "_peers",
         "_secret",
+        "allow_admin",
         "allow_clients",
         "cluster",
         "config",
@@ -578,12 +586,14 @@ class Acceptor:
         client_secret: bytes | None = None,
         peers: Collection[str],
         allow_clients: bool = True,
+        allow_admin: bool = True,
         cluster: str = DEFAULT_CLUSTER,
         certified: Certified | None = None,
         config: ConfigSummary = (),
         nonce: bytes | None = None,
     ) -> None:
         self.node_id = check_node_id(node_id, "node_id")
+        self.allow_admin = bool(allow_admin)
         self._secret = check_secret(secret)
         self._client_secret = check_secret(client_secret, "client_secret")
         self._peers = frozenset(peers)
@@ -604,7 +614,8 @@ class Acceptor:
             dynamo_core.errors.DecodeError: `payload` is not a hello.
             AuthError: the hello is from another cluster, names an unknown node or this node
                 itself, comes with a certificate that does not name it, or is from a client
-                when clients are refused. Nothing is sent back then: close the connection.
+                (an admin) when clients (admins) are refused. Nothing is sent back then:
+                close the connection.
             ConfigMismatch: a node's configuration summary differs: send its `reply`, then
                 close the connection.
         """
@@ -619,13 +630,16 @@ class Acceptor:
                 raise AuthError(f"a peer claims this node's own id {self.node_id!r}")
             if hello.node_id not in self._peers:
                 raise AuthError(f"unknown node id {hello.node_id!r:.80}")
+        elif hello.role == "admin":
+            if not self.allow_admin:
+                raise AuthError("admins are not accepted here")
         elif not self.allow_clients:
             raise AuthError("clients are not accepted here")
         elif self._secret is not None and self._client_secret is None:
             raise AuthError("clients are not accepted here (this node has no client secret)")
         if self._certified is not None:
             _check_certificate(self._certified, hello.role, hello.node_id)
-        key = self._secret if hello.role == "node" else self._client_secret
+        key = self._client_secret if hello.role == "client" else self._secret  # admin: node's
         if key is not None:
             binding = b"" if self._certified is None else self._certified.binding
             salt = _transcript(self.cluster, hello, self.node_id, self._nonce, binding)
@@ -676,9 +690,10 @@ class Connector:
     """The connecting side of one handshake.
 
     Args:
-        role: ``"node"`` or ``"client"``.
-        node_id: This node's id (role ``"node"``), `None` for a client.
-        secret: The secret of this role (node secret or client secret), or `None`.
+        role: ``"node"``, ``"client"`` or ``"admin"``.
+        node_id: This node's id (role ``"node"``), `None` for a client or an admin.
+        secret: The secret of this role (the node secret for a node or an admin, the client
+            secret for a client), or `None`.
         expect: The id the acceptor must have (a node connecting to a known peer), or `None`.
         cluster: The cluster name.
         certified: What TLS established about the acceptor, or `None` without TLS.

@@ -7,11 +7,13 @@ r = 2
 w = 2
 partitions = 64
 strict = false
+members = ["A", "B", "C"]         # the first ring (default: every node below)
 
-[nodes]                           # every node: id = "host:port"
+[nodes]                           # every node that is or may become a member: id = "host:port"
 A = "10.0.0.1:7001"
 B = "10.0.0.2:7001"
 C = "10.0.0.3:7001"
+D = "10.0.0.4:7001"               # a spare: `dynamo-core admin join D` (or `replace C D`)
 
 [security]                        # paths are relative to this file
 secret_file = "node.secret"       # nodes only
@@ -23,8 +25,9 @@ tls_key = "pki/node-{id}.key"
 
 ``dynamo-core serve --config FILE --id A`` takes its address, peers, ring, quorum and security
 from it; ``put``, ``get`` and ``stats`` take the node addresses, the cluster name, the client
-secret and the CA. Every node also sends a [summary][dynamo_core.aio.config.config_summary] of
-its configuration in its handshake, and nodes whose summaries differ refuse each other, naming
+secret and the CA; ``admin`` the node addresses, the cluster name, the node secret and the
+CA. Every node also sends a [summary][dynamo_core.aio.config.config_summary] of its
+configuration in its handshake, and nodes whose summaries differ refuse each other, naming
 the difference in both logs.
 """
 
@@ -43,7 +46,9 @@ from dynamo_core.aio.auth import ConfigSummary
 
 __all__ = ["ClusterFile", "config_summary", "load_cluster_file"]
 
-_TOP: Final = frozenset({"cluster", "n", "r", "w", "partitions", "strict", "nodes", "security"})
+_TOP: Final = frozenset(
+    {"cluster", "n", "r", "w", "partitions", "strict", "members", "nodes", "security"}
+)
 _SECURITY: Final = frozenset({"secret_file", "client_secret_file", "tls_ca", "tls_cert", "tls_key"})
 
 
@@ -64,6 +69,7 @@ class ClusterFile:
         tls_ca: The CA certificate, or `None`.
         tls_cert: The node certificate, ``{id}`` standing for the node's id, or `None`.
         tls_key: The node key, likewise, or `None`.
+        members: The first ring's members (sorted), or `None` for every node of `nodes`.
     """
 
     cluster: str
@@ -78,6 +84,7 @@ class ClusterFile:
     tls_ca: Path | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    members: tuple[str, ...] | None = None
 
     def address(self, node: str) -> str:
         """The address of `node`.
@@ -125,6 +132,13 @@ def load_cluster_file(path: str | Path) -> ClusterFile:
         check_node_id(node, "nodes key")
         if not isinstance(address, str):
             raise ValueError(f"{file}: nodes.{node} must be a 'HOST:PORT' string")
+    members = data.get("members")
+    if members is not None:
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise ValueError(f"{file}: members must be a list of node ids")
+        strangers = sorted(set(members) - set(nodes))
+        if strangers or not members:
+            raise ValueError(f"{file}: members must name nodes of [nodes], not {strangers}")
     security = data.get("security", {})
     if not isinstance(security, dict) or set(security) - _SECURITY:
         raise ValueError(f"{file}: [security] keys must be among {sorted(_SECURITY)}")
@@ -155,6 +169,7 @@ def load_cluster_file(path: str | Path) -> ClusterFile:
         tls_ca=at("tls_ca"),
         tls_cert=template("tls_cert"),
         tls_key=template("tls_key"),
+        members=None if members is None else tuple(sorted(set(members))),
     )
 
 

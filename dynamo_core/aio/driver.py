@@ -8,6 +8,9 @@ effect handler carries out what the node asks for:
 
 * [`Send`][dynamo_core.node.Send]: encode the message and hand it to the transport;
 * [`Reply`][dynamo_core.node.Reply]: answer the client connection waiting for that request;
+* an admin request ([`AdminCall`][dynamo_core.aio.inbox.AdminCall]) goes to the node under a
+  sender name of its own (``admin/N``), and the node's answer, a `Send` of an admin reply to
+  that name, goes back on the admin's connection;
 * informational effects ([`HintsDelivered`][dynamo_core.hints.HintsDelivered],
   [`HintsExpired`][dynamo_core.hints.HintsExpired],
   [`AntiEntropyDone`][dynamo_core.node.AntiEntropyDone]) are counted for `stats` and passed to
@@ -36,10 +39,11 @@ import logging
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
+from dynamo_core import admin
 from dynamo_core.aio.core_driver import Driver
-from dynamo_core.aio.inbox import ClientCall, Inbound, Inbox
+from dynamo_core.aio.inbox import AdminCall, ClientCall, Inbound, Inbox
 from dynamo_core.aio.protocol import (
     ClientGet,
     ClientPut,
@@ -51,7 +55,7 @@ from dynamo_core.aio.protocol import (
 from dynamo_core.errors import CorruptRecord, StorageError, StorageFull
 from dynamo_core.hints import HintsDelivered, HintsExpired
 from dynamo_core.interfaces import Clock, Transport
-from dynamo_core.messages import RequestFailed, encode_message
+from dynamo_core.messages import Message, RequestFailed, encode_message
 from dynamo_core.node import (
     AntiEntropyDone,
     Node,
@@ -190,8 +194,11 @@ async def serve(  # noqa: PLR0915 - the handler and inputs, stated in one place
         "timer_errors": 0,
         "send_errors": 0,
         "effect_errors": 0,
+        "admin_requests": 0,
+        "admin_errors": 0,
     }
     pending: dict[str, tuple[Callable[[RequestResponse], None], int]] = {}
+    admins: dict[str, Callable[[admin.AdminReply], None]] = {}  # admin/N -> its connection
     inbox = transport.inbox
     sequence = 0
 
@@ -231,6 +238,10 @@ async def serve(  # noqa: PLR0915 - the handler and inputs, stated in one place
     def carry_out(effect: Any) -> None:
         """The effect handler: send, answer the waiting client, or inform."""
         match effect:
+            case Send(target=target, message=message) if target in admins and isinstance(
+                message, admin.AdminAccepted | admin.AdminRefused | admin.RingReport
+            ):
+                admins.pop(target)(message)
             case Send(target=target, message=message):
                 send(target, message)
             case Reply(request_id=request_id, result=result):
@@ -290,14 +301,40 @@ async def serve(  # noqa: PLR0915 - the handler and inputs, stated in one place
             call.respond(ClientResponse(request.rid, failed))
             return []
 
-    def input_for(event: Inbound | ClientCall) -> Callable[[float], list[Any]]:
-        return partial(peer, event) if isinstance(event, Inbound) else partial(client, event)
+    def operator(call: AdminCall, now: float) -> list[Any]:
+        nonlocal sequence
+        sequence += 1
+        sender = f"admin/{sequence}"  # not a node id any peer can claim: peers are known ids
+        admins[sender] = call.respond
+        counters["admin_requests"] += 1
+        try:
+            effects = node.receive(sender, cast("Message", call.request), now)
+        except Exception as exc:  # a node bug on this request: refuse it, keep serving
+            if _fatal(exc):
+                raise
+            admins.pop(sender, None)
+            counters["admin_errors"] += 1
+            log.exception("%s: error handling an admin request", node.node_id)
+            call.respond(admin.AdminRefused(call.request.rid, "bad_request", f"{exc!r}"[:1024]))
+            return []
+        if not any(isinstance(e, Send) and e.target == sender for e in effects):
+            admins.pop(sender)  # no answer: the storage refused the write (full disk)
+            reason = "the node could not record the change (storage full?): try again"
+            call.respond(admin.AdminRefused(call.request.rid, "bad_request", reason))
+        return effects
+
+    def input_for(event: Inbound | ClientCall | AdminCall) -> Callable[[float], list[Any]]:
+        if isinstance(event, Inbound):
+            return partial(peer, event)
+        if isinstance(event, AdminCall):
+            return partial(operator, event)
+        return partial(client, event)
 
     driver: Driver[Any] = Driver(_Contained(node, counters), carry_out, clock=clock, on_error=lost)
     halt = asyncio.Event()  # set by `stop`, or when storage fails for good
     fatal: list[BaseException] = []
 
-    def handle(event: Inbound | ClientCall) -> None:
+    def handle(event: Inbound | ClientCall | AdminCall) -> None:
         """Run one event at once, in the transport's task (the inbox's handler)."""
         if fatal:
             return

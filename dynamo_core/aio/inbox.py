@@ -1,12 +1,13 @@
-"""What a transport hands the driver: node messages and client calls, in one queue.
+"""What a transport hands the driver: node messages, client and admin calls, in one queue.
 
 A transport puts [`Inbound`][dynamo_core.aio.inbox.Inbound] (a decoded node message and its
-authenticated sender) and [`ClientCall`][dynamo_core.aio.inbox.ClientCall] (a client request
-and how to answer it) into an [`Inbox`][dynamo_core.aio.inbox.Inbox]. While the driver runs it
-installs a `handler`, and `put` hands each event straight to it (no task switch between the
-socket and the node); otherwise events queue, and the driver takes them with `drain()` and
-sleeps in `wait()` until something arrives or its next timer is due. A transport of your own
-(HTTP, gRPC, QUIC) only needs to `put` into an `Inbox` the same way.
+authenticated sender), [`ClientCall`][dynamo_core.aio.inbox.ClientCall] (a client request
+and how to answer it) and [`AdminCall`][dynamo_core.aio.inbox.AdminCall] (an admin request
+from an authenticated admin connection) into an [`Inbox`][dynamo_core.aio.inbox.Inbox]. While
+the driver runs it installs a `handler`, and `put` hands each event straight to it (no task
+switch between the socket and the node); otherwise events queue, and the driver takes them
+with `drain()` and sleeps in `wait()` until something arrives or its next timer is due. A
+transport of your own (HTTP, gRPC, QUIC) only needs to `put` into an `Inbox` the same way.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import TypeAlias
 
 import attrs
 
+from dynamo_core.admin import AdminReply, AdminRequest
 from dynamo_core.aio.protocol import ClientRequest, RequestResponse
 from dynamo_core.messages import Message
 
-__all__ = ["ClientCall", "Event", "Inbound", "Inbox"]
+__all__ = ["AdminCall", "ClientCall", "Event", "Inbound", "Inbox"]
 
 
 @attrs.frozen
@@ -52,7 +54,20 @@ class ClientCall:
     respond: Callable[[RequestResponse], None] = attrs.field(eq=False)
 
 
-Event: TypeAlias = Inbound | ClientCall
+@attrs.frozen
+class AdminCall:
+    """A request from an admin connection (the transport authenticated the admin role).
+
+    Attributes:
+        request: The decoded request.
+        respond: Sends the reply back on the admin's connection; a no-op once it is gone.
+    """
+
+    request: AdminRequest
+    respond: Callable[[AdminReply], None] = attrs.field(eq=False)
+
+
+Event: TypeAlias = Inbound | ClientCall | AdminCall
 """Everything an inbox holds."""
 
 

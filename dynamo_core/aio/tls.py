@@ -3,11 +3,14 @@
 Every certificate the cluster CA signs names one identity in its subjectAltName, as a URI:
 
 * ``dynamo-core://node/ID`` — the node whose id is ``ID``;
-* ``dynamo-core://client/NAME`` — a client (``NAME`` is for your logs and revocation lists).
+* ``dynamo-core://client/NAME`` — a client (``NAME`` is for your logs and revocation lists);
+* ``dynamo-core://admin/NAME`` — an operator allowed to change membership (``dynamo-core
+  admin``); admins also prove the node secret when the cluster has one.
 
 A node accepts a connection in the node role only with the certificate of the very node it
-claims to be, and dials a peer only if the certificate presented names the node it meant to
-reach; a client certificate never passes for a node. `examples/issue_certs.sh` issues such
+claims to be, accepts the admin role only with an admin certificate, and dials a peer only if
+the certificate presented names the node it meant to reach; a client certificate never passes
+for a node or an admin. `examples/issue_certs.sh` issues such
 certificates with ``openssl`` (see [Securing a cluster](../how-to/security.md)).
 """
 
@@ -27,17 +30,18 @@ __all__ = ["URI_SCHEME", "certificate_identity", "certified", "identity_uri", "t
 URI_SCHEME: Final = "dynamo-core"
 """The scheme of the identity URIs in certificates."""
 
-_ROLES: Final[tuple[Role, ...]] = ("node", "client")
+_ROLES: Final[tuple[Role, ...]] = ("node", "client", "admin")
 
 
 def identity_uri(role: Role, name: str) -> str:
     """Return the subjectAltName URI naming `name` in `role`, e.g. ``dynamo-core://node/A``.
 
     Raises:
-        ValueError: `role` is not ``"node"`` or ``"client"``, or `name` is not a valid id.
+        ValueError: `role` is not ``"node"``, ``"client"`` or ``"admin"``, or `name` is not a
+            valid id.
     """
     if role not in _ROLES:
-        raise ValueError(f"role must be 'node' or 'client', got {role!r:.40}")
+        raise ValueError(f"role must be 'node', 'client' or 'admin', got {role!r:.40}")
     return f"{URI_SCHEME}://{role}/{check_node_id(name, 'name')}"
 
 

@@ -19,6 +19,12 @@ counter; the node never sees it. Connections that have not finished their handsh
 in total and per source address: beyond the caps a new connection is closed at once, so
 strangers cost a socket for a moment, not the node's file descriptors. With a secret, every
 frame after the handshake is [sealed][dynamo_core.aio.auth.FrameSeal].
+
+Each connection is read in the role its handshake authenticated: a node connection as node
+messages, a client connection as client requests, an admin connection as
+[admin requests][dynamo_core.admin]. An admin request on a client connection is answered with
+a ``forbidden`` refusal and counted (``refused_admin``); on a node connection it is not a node
+message, and the connection is closed as malformed.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from typing import Any, Final
 
 import attrs
 
-from dynamo_core import codec
+from dynamo_core import admin, codec
 from dynamo_core._check import (
     check_bytes,
     check_node_id,
@@ -69,7 +75,7 @@ from dynamo_core.aio.framing import (
     FrameTooLarge,
     encode_frame,
 )
-from dynamo_core.aio.inbox import ClientCall, Inbound, Inbox
+from dynamo_core.aio.inbox import AdminCall, ClientCall, Inbound, Inbox
 from dynamo_core.aio.protocol import ClientResponse, RequestResponse, request_from_dict
 from dynamo_core.aio.tls import certified
 from dynamo_core.errors import DecodeError
@@ -86,6 +92,8 @@ _READ_CHUNK: Final = 256 * 1024
 
 _STAT_NAMES: Final = (
     "accept_errors",
+    "admin_connections",
+    "admin_requests",
     "auth_failures",
     "bytes_received",
     "bytes_sent",
@@ -105,6 +113,7 @@ _STAT_NAMES: Final = (
     "frames_sent",
     "handshake_timeouts",
     "inbound_connections",
+    "refused_admin",
     "refused_unauthenticated",
     "shed_client_requests",
     "tls_failures",
@@ -442,6 +451,8 @@ class TcpTransport:
         config: Limits and timings.
         seed: Seeds the reconnect jitter (tests pass one; default: random).
         allow_clients: Whether clients may connect to this listener.
+        allow_admin: Whether admins (``dynamo-core admin``: membership changes; they prove
+            the node secret or show an admin certificate) may connect to this listener.
         cluster: The cluster's name: nodes and clients of another cluster are refused, even
             with the same secret.
         config_summary: This node's [configuration
@@ -466,6 +477,7 @@ class TcpTransport:
         "_server",
         "_stats",
         "_throttle",
+        "allow_admin",
         "allow_clients",
         "client_ssl",
         "cluster",
@@ -490,6 +502,7 @@ class TcpTransport:
         config: TransportConfig | None = None,
         seed: int | None = None,
         allow_clients: bool = True,
+        allow_admin: bool = True,
         client_secret: bytes | None = None,
         cluster: str = DEFAULT_CLUSTER,
         config_summary: ConfigSummary = (),
@@ -527,6 +540,7 @@ class TcpTransport:
             raise TypeError(f"config must be a TransportConfig, not {type(config).__name__}")
         self.config = config
         self.allow_clients = bool(allow_clients)
+        self.allow_admin = bool(allow_admin)
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not secrecy
         self._stats = dict.fromkeys(_STAT_NAMES, 0)
         self.inbox = Inbox(config.max_inbox)
@@ -865,6 +879,9 @@ class TcpTransport:
             frames.allow(sealed_cap(self.config.max_frame))
             if peer.role == "node":
                 await self._read_node(peer, frames)
+            elif peer.role == "admin":
+                self._stats["admin_connections"] += 1
+                await self._read_admin(peer, frames, writer)
             else:
                 self._stats["client_connections"] += 1
                 await self._read_client(peer, frames, writer)
@@ -876,6 +893,19 @@ class TcpTransport:
             self._connections.discard(writer)
             self._handlers.discard(task)
             await close_writer(writer)
+
+    def _refuse_admin(
+        self, data: object, respond: Callable[[RequestResponse | admin.AdminReply], None]
+    ) -> None:
+        """Answer an admin request sent on a client connection: ``forbidden``, and counted."""
+        self._stats["refused_admin"] += 1
+        self._throttle.warning(
+            "refused_admin", "%s: refused an admin request from a client", self.node_id
+        )
+        rid = data.get("rid") if isinstance(data, dict) else None
+        if type(rid) is int and 0 <= rid <= codec.MAX_COUNTER:
+            reason = "admin requests need the admin role (the node secret or an admin certificate)"
+            respond(admin.AdminRefused(rid, "forbidden", reason))
 
     def _closed_by(self, exc: Exception, where: object, *, in_handshake: bool) -> None:
         """Count and log (throttled) why an inbound connection ended; re-raise a bug."""
@@ -917,6 +947,7 @@ class TcpTransport:
                 client_secret=self._client_secret,
                 peers=self.peers,
                 allow_clients=self.allow_clients,
+                allow_admin=self.allow_admin,
                 cluster=self.cluster,
                 certified=tls,
                 config=self.config_summary,
@@ -955,15 +986,16 @@ class TcpTransport:
             if not inbox.put(Inbound(sender, message)):
                 stats["dropped_inbox_full"] += 1
 
-    async def _read_client(
-        self, peer: Peer, frames: FrameStream, writer: asyncio.StreamWriter
-    ) -> None:
+    def _responder(
+        self, peer: Peer, writer: asyncio.StreamWriter
+    ) -> Callable[[RequestResponse | admin.AdminReply], None]:
+        """How to answer on an inbound client or admin connection (never blocks)."""
         max_frame = self.config.max_frame
         limit = self.config.max_client_buffer
         stats = self._stats
         seal = peer.seal
 
-        def respond(response: RequestResponse) -> None:
+        def respond(response: RequestResponse | admin.AdminReply) -> None:
             if writer.is_closing():
                 return
             transport = writer.transport
@@ -979,10 +1011,50 @@ class TcpTransport:
             stats["frames_sent"] += 1
             stats["bytes_sent"] += len(payload) + 4
 
+        return respond
+
+    async def _read_admin(
+        self, peer: Peer, frames: FrameStream, writer: asyncio.StreamWriter
+    ) -> None:
+        max_frame = self.config.max_frame
+        stats = self._stats
+        seal = peer.seal
+        respond = self._responder(peer, writer)
         while (payload := await frames.next()) is not None:
             if seal is not None:
                 payload = seal.open(payload)
-            request = request_from_dict(codec.loads(payload, max_bytes=max_frame))
+            request = admin.request_from_dict(codec.loads(payload, max_bytes=max_frame))
+            stats["admin_requests"] += 1
+            stats["frames_received"] += 1
+            stats["bytes_received"] += len(payload) + 4
+            if request.op != "ring":  # an audit line for every membership change asked
+                log.warning(
+                    "%s: admin request: %s %s%s",
+                    self.node_id,
+                    request.op,
+                    request.node,
+                    "" if request.new is None else f" by {request.new}",
+                )
+            if not self.inbox.put(AdminCall(request, respond)):
+                reason = "node overloaded: try again"
+                respond(admin.AdminRefused(request.rid, "bad_request", reason))
+
+    async def _read_client(
+        self, peer: Peer, frames: FrameStream, writer: asyncio.StreamWriter
+    ) -> None:
+        max_frame = self.config.max_frame
+        stats = self._stats
+        seal = peer.seal
+        respond = self._responder(peer, writer)
+
+        while (payload := await frames.next()) is not None:
+            if seal is not None:
+                payload = seal.open(payload)
+            data = codec.loads(payload, max_bytes=max_frame)
+            if admin.is_admin_request(data):  # a client never changes membership
+                self._refuse_admin(data, respond)
+                continue
+            request = request_from_dict(data)
             stats["client_requests"] += 1
             stats["frames_received"] += 1
             stats["bytes_received"] += len(payload) + 4

@@ -1,5 +1,8 @@
 """The cluster commands of ``dynamo-core``: ``serve``, ``put``, ``get``, ``stats``, ``secret``.
 
+``admin`` (membership changes) lives in [`dynamo_core.cli.admin`][dynamo_core.cli.admin] and
+shares the security options and the cluster-file handling defined here.
+
 Only argparse here at import time: asyncio and `dynamo_core.aio` load when a command runs, so
 ``import dynamo_core`` (and ``dynamo-core demo``) stay light.
 """
@@ -27,8 +30,8 @@ _INCARNATION_FILE = "incarnation"
 _STORE_FILE = "node.sqlite3"
 
 
-class _UsageError(Exception):
-    pass
+class UsageError(Exception):
+    """A bad command line: the command prints it in one line and exits 2."""
 
 
 def _peers(text: str) -> dict[str, str]:
@@ -38,14 +41,15 @@ def _peers(text: str) -> dict[str, str]:
             continue
         name, sep, address = part.partition("=")
         if not sep or not name or not address:
-            raise _UsageError(f"--peers entries must be ID=HOST:PORT, got {part!r}")
+            raise UsageError(f"--peers entries must be ID=HOST:PORT, got {part!r}")
         if name in out:
-            raise _UsageError(f"--peers names {name!r} twice")
+            raise UsageError(f"--peers names {name!r} twice")
         out[name] = address
     return out
 
 
-def _secret(path: str | None, flag: str = "--secret-file") -> bytes | None:
+def load_secret_option(path: str | None, flag: str = "--secret-file") -> bytes | None:
+    """The secret in the file `path` given to `flag`, or `None`; a bad file is a usage error."""
     if path is None:
         return None
     from dynamo_core.aio.auth import load_secret  # noqa: PLC0415 - the one loader of the API
@@ -53,21 +57,22 @@ def _secret(path: str | None, flag: str = "--secret-file") -> bytes | None:
     try:
         return load_secret(path)
     except (OSError, ValueError) as exc:
-        raise _UsageError(f"{flag}: {exc}") from None
+        raise UsageError(f"{flag}: {exc}") from None
 
 
-def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
+def tls_option(args: argparse.Namespace) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
+    """The TLS contexts of ``--tls-cert``, ``--tls-key`` and ``--tls-ca``, or `None`."""
     given = [args.tls_cert, args.tls_key, args.tls_ca]
     if not any(given):
         return None
     if not all(given):
-        raise _UsageError("--tls-cert, --tls-key and --tls-ca go together")
+        raise UsageError("--tls-cert, --tls-key and --tls-ca go together")
     from dynamo_core.aio import tls_contexts  # noqa: PLC0415 - loads asyncio
 
     try:
         return tls_contexts(args.tls_cert, args.tls_key, args.tls_ca)
     except OSError as exc:  # ssl.SSLError is an OSError
-        raise _UsageError(f"cannot load the TLS files: {exc}") from None
+        raise UsageError(f"cannot load the TLS files: {exc}") from None
 
 
 def counted(n: int, noun: str) -> str:
@@ -75,7 +80,7 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
-def _positive_seconds(text: str) -> float:
+def positive_seconds(text: str) -> float:
     """An argparse type: a finite number of seconds above zero."""
     try:
         value = float(text)
@@ -92,7 +97,7 @@ def _listen_address(text: str) -> Address:
     try:
         return parse_address(text, "--listen")
     except (TypeError, ValueError) as exc:
-        raise _UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 def _check_can_listen(address: Address) -> None:
@@ -118,15 +123,15 @@ def _data_directory(text: str) -> Path:
     data = Path(text)
     if data.exists():
         if not data.is_dir():
-            raise _UsageError(f"--data must be a directory, and {text!r} is not one")
+            raise UsageError(f"--data must be a directory, and {text!r} is not one")
         if not os.access(data, os.R_OK | os.W_OK | os.X_OK):
-            raise _UsageError(f"--data {text!r} is not writable by this user")
+            raise UsageError(f"--data {text!r} is not writable by this user")
         return data
     parent = data.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise _UsageError(f"--data {text!r} cannot be created: {str(parent)!r} is not writable")
+        raise UsageError(f"--data {text!r} cannot be created: {str(parent)!r} is not writable")
     return data
 
 
@@ -154,18 +159,22 @@ def _begin(address: Address, data: Path, text: str) -> int:
     try:
         data.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _UsageError(f"cannot use --data {text!r}: {exc}") from None
+        raise UsageError(f"cannot use --data {text!r}: {exc}") from None
     try:
         return next_incarnation(data)
     except (OSError, ValueError) as exc:  # a full disk: never start without recording it
-        raise _UsageError(f"cannot record the incarnation in {text!r}: {exc}") from None
+        raise UsageError(f"cannot record the incarnation in {text!r}: {exc}") from None
 
 
 _PLACEMENT = ("n", "r", "w", "partitions", "strict")
 
 
-def _apply_cluster_file(args: argparse.Namespace, *, node: bool) -> None:
-    """Fill `args` from ``--config``; a flag given on the command line must agree with it."""
+def apply_cluster_file(args: argparse.Namespace, *, node: bool, admin: bool = False) -> None:
+    """Fill `args` from ``--config``; a flag given on the command line must agree with it.
+
+    A node takes everything; a client the node addresses, the client secret and the CA; an
+    admin (`admin`) the node addresses, the **node** secret and the CA.
+    """
     if args.config is None:
         return
     from dynamo_core.aio.config import load_cluster_file  # noqa: PLC0415
@@ -173,13 +182,13 @@ def _apply_cluster_file(args: argparse.Namespace, *, node: bool) -> None:
     try:
         cluster = load_cluster_file(args.config)
     except (OSError, ValueError) as exc:
-        raise _UsageError(f"--config: {exc}") from None
+        raise UsageError(f"--config: {exc}") from None
 
     def take(name: str, value: object, default: object) -> None:
         given = getattr(args, name)
         if given is not None and given != default and str(given) != str(value):
             flag = "--" + name.replace("_", "-")
-            raise _UsageError(f"{flag} {given} contradicts {args.config}, which says {value}")
+            raise UsageError(f"{flag} {given} contradicts {args.config}, which says {value}")
         setattr(args, name, value)
 
     take("cluster", cluster.cluster, args.flag_defaults["cluster"])
@@ -190,11 +199,13 @@ def _apply_cluster_file(args: argparse.Namespace, *, node: bool) -> None:
         try:
             address = cluster.address(args.id)
         except ValueError as exc:
-            raise _UsageError(f"--config: {exc}") from None
+            raise UsageError(f"--config: {exc}") from None
         if args.listen is None:
             args.listen = address
         peers = ",".join(f"{i}={a}" for i, a in cluster.nodes if i != args.id)
         take("peers", peers, "")
+        if cluster.members is not None and not args.join:  # a joining node learns them
+            take("members", ",".join(cluster.members), None)
         files |= {
             "secret_file": cluster.secret_file,
             "client_secret_file": cluster.client_secret_file,
@@ -204,7 +215,7 @@ def _apply_cluster_file(args: argparse.Namespace, *, node: bool) -> None:
     else:
         if args.nodes is None:  # a client may talk to fewer nodes than the file lists
             args.nodes = ",".join(a for _, a in cluster.nodes)
-        files["secret_file"] = cluster.client_secret_file
+        files["secret_file"] = cluster.secret_file if admin else cluster.client_secret_file
     for name, value in files.items():
         if value is not None:
             take(name, str(value), None)
@@ -233,13 +244,13 @@ def _node_security(
     """The node secret, the client secret and the TLS contexts of `serve`, checked."""
     from dynamo_core.aio.transport import is_loopback  # noqa: PLC0415
 
-    secret = _secret(args.secret_file)
-    client_secret = _secret(args.client_secret_file, "--client-secret-file")
+    secret = load_secret_option(args.secret_file)
+    client_secret = load_secret_option(args.client_secret_file, "--client-secret-file")
     if client_secret is not None and client_secret == secret:
-        raise _UsageError("--client-secret-file must hold another secret than --secret-file")
-    tls = _tls(args)
+        raise UsageError("--client-secret-file must hold another secret than --secret-file")
+    tls = tls_option(args)
     if secret is None and tls is None and not is_loopback(host) and not args.insecure:
-        raise _UsageError(
+        raise UsageError(
             f"refusing to listen on {args.listen} with neither --secret-file nor TLS: anyone "
             "who reaches it could read, write and pose as a node (add --insecure to do it anyway)"
         )
@@ -291,20 +302,22 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    _apply_cluster_file(args, node=True)
+    apply_cluster_file(args, node=True)
     peers = _peers(args.peers)
     if args.id in peers:
-        raise _UsageError(f"--peers must not name this node ({args.id!r})")
+        raise UsageError(f"--peers must not name this node ({args.id!r})")
     if args.listen is None:
-        raise _UsageError("--listen is required (or --config naming this node's address)")
+        raise UsageError("--listen is required (or --config naming this node's address)")
     address = _listen_address(args.listen)
     secret, client_secret, tls = _node_security(args, address[0])
     data = _data_directory(args.data)
     if args.n > len(peers) + 1:
-        raise _UsageError(f"--n {args.n} is more than the {len(peers) + 1} nodes of the cluster")
+        raise UsageError(f"--n {args.n} is more than the {len(peers) + 1} nodes of the cluster")
+    members = _bootstrap_members(args, peers)
     try:
         ring = HashRing(args.n, partitions=args.partitions)
-        ring.add_nodes(sorted([args.id, *peers]))  # the same ring on every node
+        if members:
+            ring.add_nodes(members)  # the same ring on every node of the bootstrap
         policy = QuorumPolicy(args.n, args.r, args.w, sloppy=not args.strict)
         config = NodeConfig(
             heartbeat_interval=args.heartbeat,
@@ -312,11 +325,12 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
             anti_entropy_interval=args.anti_entropy,
             handoff_backoff=min(1.0, args.heartbeat),
             handoff_timeout=max(2 * args.request_timeout, 1.0),
+            gossip_interval=args.gossip,
         )
         config.limits.check_frame(args.max_frame)
         transport_config = TransportConfig(max_frame=args.max_frame)
     except (TypeError, ValueError) as exc:
-        raise _UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     try:
         incarnation = _begin(address, data, args.data)
     except _CannotListen as exc:
@@ -337,6 +351,7 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
             storage=storage,
             now=clock.now(),
             incarnation=incarnation,
+            seeds=sorted(peers) if args.id not in members else (),
         )
         transport = TcpTransport(
             args.id,
@@ -387,11 +402,37 @@ def _serve(args: argparse.Namespace) -> int:  # noqa: PLR0915 - the start-up ste
     return 0
 
 
+def _bootstrap_members(args: argparse.Namespace, peers: dict[str, str]) -> list[str]:
+    """The ring a node starts from when its storage holds none (sorted ids; empty to join).
+
+    Every node but a joining one is given the same list: ``--members`` (default: this node and
+    every peer). A node started with ``--join`` starts outside it and learns the ring from its
+    peers, which it gossips with as seeds.
+    """
+    known = {args.id, *peers}
+    if args.join:
+        if args.members is not None:
+            raise UsageError(
+                "--join and --members exclude each other: a joining node learns "
+                "the members from its peers"
+            )
+        return []
+    if args.members is None:
+        return sorted(known)
+    members = sorted({m.strip() for m in args.members.split(",") if m.strip()})
+    strangers = [m for m in members if m not in known]
+    if strangers:
+        raise UsageError(f"--members names nodes that are neither --id nor a peer: {strangers}")
+    if len(members) < args.n:
+        raise UsageError(f"--members names {len(members)} nodes, fewer than --n {args.n}")
+    return members
+
+
 def _client_args(args: argparse.Namespace) -> dict[str, Any]:
-    _apply_cluster_file(args, node=False)
-    tls = _tls(args)
+    apply_cluster_file(args, node=False)
+    tls = tls_option(args)
     return {
-        "secret": _secret(args.secret_file),
+        "secret": load_secret_option(args.secret_file),
         "ssl": None if tls is None else tls[1],
         "timeout": args.timeout,
         "cluster": args.cluster,
@@ -403,11 +444,11 @@ def _nodes(args: argparse.Namespace) -> list[Address]:
 
     nodes = [n.strip() for n in (args.nodes or "").split(",") if n.strip()]
     if not nodes:
-        raise _UsageError("--nodes must name at least one HOST:PORT (or give --config)")
+        raise UsageError("--nodes must name at least one HOST:PORT (or give --config)")
     try:
         return [parse_address(n, "--nodes") for n in nodes]
     except (TypeError, ValueError) as exc:
-        raise _UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 def _show(value: bytes) -> str:
@@ -429,7 +470,7 @@ def _client_command(args: argparse.Namespace) -> int:
         try:
             context = base64.b64decode(args.context, validate=True)
         except (binascii.Error, ValueError):
-            raise _UsageError("--context must be the base64 context a get printed") from None
+            raise UsageError("--context must be the base64 context a get printed") from None
 
     async def run() -> dict[str, Any]:
         async with Client(nodes, **options) as client:
@@ -471,16 +512,21 @@ def _client_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(func: Any) -> Any:
+def run_command(func: Any) -> Any:
+    """Wrap a command: a `UsageError` becomes one line on stderr and exit status 2."""
+
     def wrapped(args: argparse.Namespace) -> int:
         try:
             status: int = func(args)
-        except _UsageError as exc:
+        except UsageError as exc:
             print(f"dynamo-core {args.command}: error: {exc}", file=sys.stderr)
             return 2
         return status
 
     return wrapped
+
+
+_run = run_command
 
 
 def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
@@ -502,14 +548,21 @@ def _new_secret(args: argparse.Namespace) -> int:
     try:  # created owner-only, never over an existing file
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        raise _UsageError(f"cannot create {args.out}: {exc}") from None
+        raise UsageError(f"cannot create {args.out}: {exc}") from None
     with os.fdopen(fd, "w") as f:
         f.write(secret + "\n")
     return 0
 
 
-def _security(parser: argparse.ArgumentParser, *, node: bool) -> None:
-    if node:
+def security_options(parser: argparse.ArgumentParser, *, node: bool, admin: bool = False) -> None:
+    """Add the security options of a node, a client or (`admin`) an operator's command."""
+    if admin:
+        parser.add_argument(
+            "--secret-file",
+            help="the NODE secret (admins prove it; the client secret does not open an admin "
+            "connection)",
+        )
+    elif node:
         parser.add_argument(
             "--secret-file",
             help="the node secret, shared by the nodes only (hex or base64 of >= 32 random "
@@ -534,8 +587,8 @@ def _security(parser: argparse.ArgumentParser, *, node: bool) -> None:
     )
     parser.add_argument(
         "--tls-cert",
-        help="PEM certificate of this process (mutual TLS; SAN URI dynamo-core://node/ID or "
-        "dynamo-core://client/NAME)",
+        help="PEM certificate of this process (mutual TLS; SAN URI dynamo-core://node/ID, "
+        "dynamo-core://client/NAME or, for admin, dynamo-core://admin/NAME)",
     )
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--tls-ca", help="PEM certificate of the cluster's CA")
@@ -546,16 +599,35 @@ def add_commands(sub: Any) -> None:
     srv = sub.add_parser(
         "serve",
         help="run one node of a cluster over TCP",
-        description="Run one node: SQLite storage and hints under --data, the ring built from "
-        "--id and every --peers id (identical on every node). Stops cleanly on SIGTERM/SIGINT.",
+        description="Run one node: SQLite storage and hints under --data, the first ring built "
+        "from --members (default: --id and every --peers id; identical on every node), or, "
+        "with --join, learnt from the peers. Stops cleanly on SIGTERM/SIGINT.",
     )
     srv.add_argument("--id", required=True, help="this node's id")
     srv.add_argument("--listen", help="HOST:PORT to listen on (default: --config's address)")
-    srv.add_argument("--peers", default="", help="every other node: ID=HOST:PORT,ID=HOST:PORT")
+    srv.add_argument(
+        "--peers",
+        default="",
+        help="every other node that is or may become a member: ID=HOST:PORT,ID=HOST:PORT",
+    )
+    srv.add_argument(
+        "--members",
+        help="the first ring's members, ID,ID,... (default: --id and every peer); peers left "
+        "out can join later with `dynamo-core admin join` or `replace`",
+    )
+    srv.add_argument(
+        "--join",
+        action="store_true",
+        help="start outside the ring and learn it from the peers (then `dynamo-core admin "
+        "join` or `replace` makes this node a member)",
+    )
     srv.add_argument("--data", required=True, help="directory for the node's storage")
     add_placement_arguments(srv)
     srv.add_argument("--heartbeat", type=float, default=1.0, help="seconds (default 1)")
     srv.add_argument("--anti-entropy", type=float, default=10.0, help="seconds (default 10)")
+    srv.add_argument(
+        "--gossip", type=float, default=1.0, help="membership gossip interval, seconds (default 1)"
+    )
     srv.add_argument("--request-timeout", type=float, default=1.0, help="seconds (default 1)")
     srv.add_argument(
         "--sync",
@@ -565,9 +637,11 @@ def add_commands(sub: Any) -> None:
     )
     srv.add_argument("--max-frame", type=int, default=16 * 2**20, help="frame cap in bytes")
     srv.add_argument("--log-level", default="warning", choices=("debug", "info", "warning"))
-    _security(srv, node=True)
-    srv.set_defaults(flag_defaults={k: srv.get_default(k) for k in (*_PLACEMENT, "cluster")})
-    srv.set_defaults(func=_run(_serve))
+    security_options(srv, node=True)
+    srv.set_defaults(
+        flag_defaults={k: srv.get_default(k) for k in (*_PLACEMENT, "cluster", "members")}
+    )
+    srv.set_defaults(func=run_command(_serve))
 
     for name, text in (
         ("put", "write a value (UTF-8 text) to a running cluster"),
@@ -582,12 +656,12 @@ def add_commands(sub: Any) -> None:
             cmd.add_argument("--context", help="the base64 context a get printed")
         cmd.add_argument("--nodes", help="HOST:PORT,HOST:PORT of some nodes (or --config)")
         cmd.add_argument(
-            "--timeout", type=_positive_seconds, default=5.0, help="seconds per attempt (> 0)"
+            "--timeout", type=positive_seconds, default=5.0, help="seconds per attempt (> 0)"
         )
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
-        _security(cmd, node=False)
+        security_options(cmd, node=False)
         cmd.set_defaults(flag_defaults={"cluster": cmd.get_default("cluster")})
-        cmd.set_defaults(func=_run(_client_command))
+        cmd.set_defaults(func=run_command(_client_command))
 
     gen = sub.add_parser(
         "secret",
@@ -596,4 +670,4 @@ def add_commands(sub: Any) -> None:
         "write it to a new file readable by its owner only.",
     )
     gen.add_argument("--out", help="create this file (mode 600) instead of printing")
-    gen.set_defaults(func=_run(_new_secret))
+    gen.set_defaults(func=run_command(_new_secret))

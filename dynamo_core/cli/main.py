@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import IO, Any, NoReturn
 
 from dynamo_core import __version__
+from dynamo_core.cli.admin import add_admin_commands
 from dynamo_core.cli.cluster import add_commands as _add_cluster_commands
 from dynamo_core.cli.cluster import add_placement_arguments, counted
 from dynamo_core.cli.demo import Progress, run_demo
@@ -327,6 +328,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=_simulate)
     _add_cluster_commands(sub)
+    add_admin_commands(sub)
     return parser
 
 

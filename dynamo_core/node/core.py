@@ -9,9 +9,9 @@ transfer). Its `deadline` is the minimum of the parts' own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Final, cast
 
-from dynamo_core import codec
+from dynamo_core import admin, codec
 from dynamo_core._check import (
     check_bytes,
     check_node_id,
@@ -46,7 +46,7 @@ from dynamo_core.node.anti_entropy import AntiEntropy
 from dynamo_core.node.config import NodeConfig
 from dynamo_core.node.contexts import decode_context
 from dynamo_core.node.coordination import Coordination
-from dynamo_core.node.effects import Effect, MembershipView, RingChanged
+from dynamo_core.node.effects import Effect, MembershipView, RingChanged, Send
 from dynamo_core.node.liveness import Liveness
 from dynamo_core.node.membership import Members
 from dynamo_core.node.state import NodeState
@@ -219,7 +219,15 @@ class Node:
             GossipUpdate: members.on_update,
             StreamPull: streams.on_pull,
             StreamBatch: streams.on_batch,
+            admin.AdminRequest: self._on_admin,
         }
+
+    def _on_admin(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
+        """An operator's request from an admin connection: answer `sender` (see `admin`)."""
+        request = cast("admin.AdminRequest", message)
+        reply, effects = admin.answer(self, self._node.membership, request, now)
+        out += effects
+        out.append(Send(sender, cast("Message", reply)))
 
     # -- public views ----------------------------------------------------------------------
 

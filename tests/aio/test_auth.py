@@ -289,7 +289,7 @@ def test_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="node_id must be given"):
         Connector("node", None, secret=None)
     with pytest.raises(ValueError, match="role"):
-        Hello("admin", None, b"n" * NONCE_SIZE)  # type: ignore[arg-type]
+        Hello("root", None, b"n" * NONCE_SIZE)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="nonce must be 32 bytes"):
         Hello("client", None, b"short")
     with pytest.raises(ValueError, match="binding"):

@@ -27,7 +27,8 @@ def cert(*uris: str, **extra: Any) -> dict[str, Any]:
         (cert("dynamo-core://node/caf%C3%A9"), ("node", "café")),
         (cert("https://example.com", "dynamo-core://node/B"), ("node", "B")),  # others ignored
         (cert("dynamo-core://node/A", "dynamo-core://node/B"), None),  # two identities: none
-        (cert("dynamo-core://admin/A"), None),  # no such role
+        (cert("dynamo-core://admin/ops"), ("admin", "ops")),
+        (cert("dynamo-core://root/A"), None),  # no such role
         (cert("dynamo-core://node/"), None),  # empty id
         (cert("dynamo-core://node/%ED%A0%80"), None),  # not UTF-8
         (cert("dynamo-core://node"), None),
@@ -42,8 +43,9 @@ def test_certificate_identity(peercert: dict[str, Any] | None, identity: object)
 
 def test_identity_uri() -> None:
     assert identity_uri("node", "A") == "dynamo-core://node/A"
+    assert identity_uri("admin", "ops") == "dynamo-core://admin/ops"
     with pytest.raises(ValueError, match="role"):
-        identity_uri("admin", "A")  # type: ignore[arg-type]
+        identity_uri("root", "A")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="name"):
         identity_uri("client", "")
     with pytest.raises(TypeError, match="ssl_object"):
