@@ -7,9 +7,9 @@
   part reads) imports leaves and itself only; a part (`coordination`, `liveness`, `anti_entropy`,
   `membership`, `streams`) imports leaves and the shared layer — never `core`, never another
   part; nothing but the package's `__init__` imports `core`, and the core imports every part.
-* Inside a primitive split into a package (`merkle`, `hints`, `quorum`, `ring`, `messages`): each module
-  imports only the modules listed before it (the tree never imports the exchange); the
-  `__init__` re-exports.
+* Inside a primitive split into a package (`merkle`, `hints`, `quorum`, `ring`, `messages`):
+  each module imports only the modules listed before it (the tree never imports the exchange);
+  the `__init__` re-exports.
 * No import cycle among module-level imports anywhere in the library.
 * No module of the library is over 1,200 lines.
 """
