@@ -46,7 +46,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, as_completed
 from functools import partial
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 import attrs
 
@@ -155,11 +155,28 @@ class Cart:
         """
         obj = codec.open_envelope(codec.loads(data), "cart", required=("items", "write", "at"))
         items = codec.as_list(obj["items"], "cart.items")
+        if not _plain_items(items):  # the item-by-item check names the first bad one
+            for item in items:
+                codec.as_str(item, "cart.items[]")
         return cls(
-            frozenset(codec.as_str(item, "cart.items[]") for item in items),
+            frozenset(cast("list[str]", items)),
             codec.as_str(obj["write"], "cart.write"),
             codec.as_float(obj["at"], "cart.at", lo=0.0),
         )
+
+
+def _plain_items(items: list[object]) -> bool:
+    """Whether every item is an ASCII string `codec.as_str` accepts: one pass for a whole cart."""
+    if not items:
+        return True
+    if not all(type(item) is str for item in items):
+        return False
+    texts = cast("list[str]", items)
+    return (
+        min(map(len, texts)) >= 1
+        and max(map(len, texts)) <= codec.DEFAULT_MAX_STR
+        and "".join(texts).isascii()
+    )
 
 
 def _resolve(carts: list[Cart], resolver: str) -> frozenset[str]:

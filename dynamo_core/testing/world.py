@@ -45,6 +45,7 @@ _TIMER: Final = 1
 _CALL: Final = 2
 _EPSILON: Final = 1e-6
 _LOG_LINES: Final = 200
+_HASH_BATCH: Final = 512  # trace lines hashed at once: one update, not two per line
 
 D = TypeVar("D")
 M = TypeVar("M")
@@ -247,6 +248,7 @@ class World:
         self._link_last: dict[tuple[str, str], float] = {}
         self._observers: list[Callable[[float, str, object], None]] = []
         self._hash = hashlib.sha256()
+        self._unhashed: list[str] = []  # trace lines not yet fed to the hash, each with "\n"
         self._tail: collections.deque[str] = collections.deque(maxlen=_LOG_LINES)
         self.trace_lines: list[str] | None = [] if record_trace else None
         self._counts: dict[str, int] = dict.fromkeys(
@@ -295,6 +297,7 @@ class World:
     @property
     def trace_hash(self) -> str:
         """SHA-256 (hex) of the trace so far: equal for equal seeds and calls."""
+        self._flush_hash()
         return self._hash.hexdigest()
 
     def log(self, last: int = 50) -> str:
@@ -354,11 +357,21 @@ class World:
 
     def _trace(self, line: str) -> None:
         text = f"{self._now:.9f} {line}"
-        self._hash.update(text.encode("utf-8"))
-        self._hash.update(b"\n")
+        unhashed = self._unhashed
+        unhashed.append(text)
+        if len(unhashed) >= _HASH_BATCH:
+            self._flush_hash()
         self._tail.append(text)
         if self.trace_lines is not None:
             self.trace_lines.append(text)
+
+    def _flush_hash(self) -> None:
+        # The hash of the lines joined is the hash of the lines fed one by one.
+        unhashed = self._unhashed
+        if unhashed:
+            unhashed.append("")
+            self._hash.update("\n".join(unhashed).encode("utf-8"))
+            unhashed.clear()
 
     def _slot(self, name: str) -> _Slot:
         slot = self._slots.get(name)
