@@ -735,47 +735,51 @@ class World:
     # -- the network -------------------------------------------------------------------------
 
     def _apply(self, name: str, effects: Iterable[object]) -> None:
+        observers = self._observers
         for effect in effects:
             if isinstance(effect, SetTimer):
                 continue  # the world polls deadline()
             target = getattr(effect, "target", None)
             if isinstance(target, str) and hasattr(effect, "message"):
                 self._send(name, target, effect.message)
-            elif not self._observers:
+            elif not observers:
                 self._trace(f"effect {name} {type(effect).__name__}")
-            for observer in self._observers:
+            for observer in observers:
                 observer(self._now, name, effect)
 
     def _send(self, source: str, target: str, message: object) -> None:
         net = self._network
         rng = self._rng
-        self._counts["sent"] += 1
+        counts = self._counts
+        counts["sent"] += 1
         if net.drop and rng.random() < net.drop:
-            self._counts["dropped"] += 1
+            counts["dropped"] += 1
             self._trace(f"drop {source}>{target} {self._describe(message)}")
             return
         copies = 2 if net.duplicate and rng.random() < net.duplicate else 1
         if copies == 2:
-            self._counts["duplicated"] += 1
+            counts["duplicated"] += 1
+        link = (source, target)
+        payload = (source, target, message)
+        link_last, jitter, slow = self._link_last, net.jitter, net.slow
         for _ in range(copies):
-            delay = net.latency + (rng.expovariate(1.0 / net.jitter) if net.jitter else 0.0)
-            if net.slow and rng.random() < net.slow:
-                self._counts["slowed"] += 1
+            delay = net.latency + (rng.expovariate(1.0 / jitter) if jitter else 0.0)
+            if slow and rng.random() < slow:
+                counts["slowed"] += 1
                 delay += rng.uniform(*net.slow_delay)
             at = self._now + delay
-            link = (source, target)
-            last = self._link_last.get(link, 0.0)
+            last = link_last.get(link, 0.0)
             if at <= last:
                 if net.reorder:
-                    self._counts["reordered"] += 1
+                    counts["reordered"] += 1
                 else:
                     at = last + _EPSILON
-            self._link_last[link] = max(at, last)
-            self._push(at, _DELIVER, (source, target, message))
+            link_last[link] = at if at > last else last
+            heapq.heappush(self._heap, (at, next(self._seq), _DELIVER, payload))
 
     def _deliver(self, source: str, target: str, message: object) -> None:
         text = self._describe(message)
-        if (source, target) in self._blocked:
+        if self._blocked and (source, target) in self._blocked:
             self._counts["partitioned"] += 1
             self._trace(f"cut {source}>{target} {text}")
             return
@@ -790,6 +794,5 @@ class World:
             return
         self._counts["delivered"] += 1
         self._trace(f"recv {source}>{target} {text}")
-        process = slot.process
-        self._apply(target, process.receive(source, message, slot.clock.local(self._now)))
+        self._apply(target, slot.process.receive(source, message, slot.clock.local(self._now)))
         self._schedule(target, slot)
