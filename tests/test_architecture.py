@@ -7,9 +7,11 @@
   part reads) imports leaves and itself only; a part (`coordination`, `liveness`, `anti_entropy`,
   `membership`, `streams`) imports leaves and the shared layer — never `core`, never another
   part; nothing but the package's `__init__` imports `core`, and the core imports every part.
-* Inside a primitive split into a package (`merkle`, `hints`): each module imports only the
-  modules listed before it (the tree never imports the exchange); the `__init__` re-exports.
+* Inside a primitive split into a package (`merkle`, `hints`, `quorum`, `ring`): each module
+  imports only the modules listed before it (the tree never imports the exchange); the
+  `__init__` re-exports.
 * No import cycle among module-level imports anywhere in the library.
+* No module of the library is over 1,200 lines.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ PRIMITIVES = sorted(
 SPLIT = {
     "dynamo_core.merkle": ("tree", "wire", "exchange"),
     "dynamo_core.hints": ("wire", "store", "handoff"),
+    "dynamo_core.quorum": ("policy", "messages", "coordinators"),
+    "dynamo_core.ring": ("bounds", "transfers", "encoding", "invariants", "placement", "hashring"),
 }
 NODE_MODULES = sorted(m for m in MODULES if m.startswith(NODE + "."))
 PARTS = sorted(set(NODE_MODULES) - LEAVES - SHARED - {f"{NODE}.core"})
@@ -132,8 +136,8 @@ def test_the_core_wires_every_part() -> None:
     assert set(PARTS) <= imports(f"{NODE}.core")
 
 
-@pytest.mark.parametrize("module", NODE_MODULES)
-def test_no_node_module_is_over_1200_lines(module: str) -> None:
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_is_over_1200_lines(module: str) -> None:
     assert len(MODULES[module].read_text(encoding="utf-8").splitlines()) <= 1200
 
 

@@ -25,7 +25,12 @@ IMPORT_SETS = {
     "dynamo_core": BASE,
     "dynamo_core.vclock": CHECKED | {"dynamo_core.vclock"},
     "dynamo_core.dvv": CHECKED | {"dynamo_core.vclock", "dynamo_core.dvv"},
-    "dynamo_core.ring": CHECKED | {"dynamo_core.hashing", "dynamo_core._claim", "dynamo_core.ring"},
+    "dynamo_core.ring": CHECKED
+    | {"dynamo_core.hashing", "dynamo_core._claim", "dynamo_core.ring"}
+    | {
+        f"dynamo_core.ring.{name}"
+        for name in ("bounds", "transfers", "encoding", "invariants", "placement", "hashring")
+    },
     "dynamo_core.merkle": CHECKED
     | {
         "dynamo_core.hashing",
@@ -36,7 +41,8 @@ IMPORT_SETS = {
         "dynamo_core.merkle.exchange",
     },
     "dynamo_core.quorum": CHECKED
-    | {"dynamo_core.interfaces", "dynamo_core.effects", "dynamo_core.quorum"},
+    | {"dynamo_core.interfaces", "dynamo_core.effects", "dynamo_core.quorum"}
+    | {f"dynamo_core.quorum.{name}" for name in ("policy", "messages", "coordinators")},
     # the synchronous driver: no asyncio
     "dynamo_core.drive": BASE
     | {"dynamo_core.errors", "dynamo_core.interfaces", "dynamo_core.effects", "dynamo_core.drive"},

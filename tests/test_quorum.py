@@ -1218,7 +1218,10 @@ def test_quorum_policies_strategy(data: st.DataObject) -> None:
     assert QuorumPolicy.from_dict(policy.to_dict()) == policy
 
 
-@pytest.mark.parametrize("module", ["dynamo_core.quorum", "dynamo_core.testing.quorum"])
+@pytest.mark.parametrize(
+    "module",
+    ["dynamo_core.quorum.policy", "dynamo_core.quorum.coordinators", "dynamo_core.testing.quorum"],
+)
 def test_docstring_examples_run(module: str) -> None:
     import doctest
     import importlib

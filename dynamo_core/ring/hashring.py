@@ -1,49 +1,23 @@
-"""The consistent-hash ring: which nodes hold each key, and what moves when membership changes.
-
-[`HashRing`][dynamo_core.ring.HashRing] maps every key to a *preference list* of distinct nodes,
-the first of which is its *owner* (the coordinator in Dynamo's terms). Two placement strategies
-from the Dynamo paper are offered:
-
-* **Strategy 3 (the default): Q equal partitions.** The 64-bit token circle is cut into
-  ``Q = partitions`` equal partitions (4096 by default; a power of two, so the partition of a token
-  is ``token >> (64 - log2(Q))``). Nodes *claim* whole partitions: each owns a number proportional
-  to its weight (``k`` or ``k + 1`` with equal weights), any `replicas` consecutive partitions are
-  on distinct nodes (and distinct zones) whenever that is possible, a join takes only what balance
-  requires and only the joining node gains data, and a leave hands the leaver's partitions to the
-  others evenly. Preference lists are precomputed per partition, so a lookup is one hash, one
-  shift and one list index.
-* **Strategy 1: ``vnodes`` tokens per unit of weight.** Node ``n`` with weight ``w`` places
-  ``max(1, floor(vnodes * w + 0.5))`` tokens at ``token(f"{n}#{i}")`` for ``i = 0, 1, ...``
-  (the ring's token function over the UTF-8 name, so another language reproduces placement). A
-  key belongs to the first node token strictly greater than its own token, wrapping at ``2**64``.
-  Balance is statistical: max/mean ownership falls only like ``1/sqrt(vnodes)``.
-
-Both strategies give identical placement in every process and on every machine: nothing depends
-on `hash()`, `PYTHONHASHSEED` or set and dict iteration order.
-"""
+"""The `HashRing` class: placement, lookups, membership changes and copies."""
 
 from __future__ import annotations
 
 import bisect
 import hashlib
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, NoReturn, Self, SupportsIndex, TypeVar
+from typing import Final, NoReturn, Self, TypeVar
 
-import attrs
 import mmh3
 
 from dynamo_core import codec
 from dynamo_core._check import (
-    MAX_NODE_ID_LEN,
     check_key,
     check_node_id,
     check_positive_float,
     check_positive_int,
-    node_id_field,
 )
-from dynamo_core._claim import Claim, Share, shares, walk_preference
-from dynamo_core.errors import DecodeError, EmptyRingError
+from dynamo_core._claim import Claim, Share, shares
+from dynamo_core.errors import EmptyRingError
 from dynamo_core.hashing import (
     TOKEN_BITS,
     TOKEN_SPACE,
@@ -52,55 +26,27 @@ from dynamo_core.hashing import (
     coalesce,
     token_function,
 )
+from dynamo_core.ring.bounds import (
+    _EMPTY,
+    DEFAULT_PARTITIONS,
+    MAX_NODE_TOKENS,
+    MAX_NODES,
+    MAX_PARTITIONS,
+    MAX_REPLICAS,
+    MAX_VNODES,
+    _key_id,
+    _zone_key,
+)
+from dynamo_core.ring.encoding import decode, encode
+from dynamo_core.ring.invariants import check_invariants
+from dynamo_core.ring.placement import _Placement
+from dynamo_core.ring.transfers import Transfer, _pair_sources, _plan
 
-__all__ = [
-    "DEFAULT_PARTITIONS",
-    "MAX_NODES",
-    "MAX_PARTITIONS",
-    "MAX_REPLICAS",
-    "MAX_VNODES",
-    "HashRing",
-    "TokenRange",
-    "Transfer",
-]
-
-DEFAULT_PARTITIONS: Final = 4096
-"""Partitions of a strategy-3 ring when neither `partitions` nor `vnodes` is given."""
-
-MAX_PARTITIONS: Final = 2**18
-"""The most partitions a ring may have (262,144: enough for about 26,000 nodes at 10 each)."""
-
-MAX_VNODES: Final = 4096
-"""The most tokens per unit of weight of a strategy-1 ring."""
-
-MAX_NODE_TOKENS: Final = 2**16
-"""The most tokens one node of a strategy-1 ring may place (``vnodes * weight``)."""
-
-MAX_NODES: Final = 65_536
-"""The most nodes a ring may have."""
-
-MAX_DECODED_TOKENS: Final = 2**18
-"""The most tokens (all nodes together) of a strategy-1 ring that `from_dict` builds: the cap is
-checked before any token is placed, so decoding stays linear in the input and bounded."""
-
-MAX_REPLICAS: Final = 64
-"""The largest replication factor a ring accepts."""
+__all__ = ["HashRing"]
 
 _MASK: Final = TOKEN_SPACE - 1
 _T = TypeVar("_T")
 _hash128 = mmh3.hash128
-
-
-class _EmptyTable(list[Any]):
-    """The lookup table of a ring with no nodes: every index raises `EmptyRingError`."""
-
-    __slots__ = ()
-
-    def __getitem__(self, index: SupportsIndex | slice) -> NoReturn:
-        raise EmptyRingError("the ring has no nodes: add a node before looking keys up")
-
-
-_EMPTY: Final = _EmptyTable()
 
 
 class _Keep:
@@ -121,71 +67,7 @@ def _bad_key(key: object) -> NoReturn:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _zone_key(node: str, zone: str | None) -> tuple[str, str]:
-    """What zone distinctness compares: the zone, or for a node without one, the node itself."""
-    return ("zone", zone) if zone is not None else ("node", node)
-
-
-def _key_id(secret: bytes) -> str:
-    """A public fingerprint of a cluster secret: equal rings must use the same one."""
-    return hashlib.blake2b(b"dynamo_core.ring key id", digest_size=8, key=secret).hexdigest()
-
-
-# -- Transfer ----------------------------------------------------------------------------------
-
-
-def _check_range(_: object, attribute: attrs.Attribute[TokenRange], value: TokenRange) -> None:
-    if type(value) is not TokenRange:
-        raise TypeError(f"{attribute.name} must be a TokenRange, not {type(value).__name__}")
-
-
-@attrs.frozen
-class Transfer:
-    """The data of `range` must be sent from `source` to `target`.
-
-    Produced by [`HashRing.transfers_to`][dynamo_core.ring.HashRing.transfers_to]: `target`
-    becomes a replica of `range` and `source` already held it.
-
-    Raises:
-        TypeError: `range` is not a `TokenRange`, or a node id is not a `str`.
-        ValueError: a node id is empty or too long, or `source` equals `target`.
-    """
-
-    range: TokenRange = attrs.field(validator=_check_range)
-    source: str = attrs.field(validator=node_id_field)
-    target: str = attrs.field(validator=node_id_field)
-
-    def __attrs_post_init__(self) -> None:
-        if self.source == self.target:
-            raise ValueError(f"source and target must differ, both are {self.source!r}")
-
-    def to_dict(self) -> dict[str, codec.JSONValue]:
-        """Encode as ``{"type": "transfer", "v": 1, "range": {...}, "source", "target"}``."""
-        return codec.envelope(
-            "transfer",
-            {"range": self.range.to_dict(), "source": self.source, "target": self.target},
-        )
-
-    @classmethod
-    def from_dict(cls, data: object) -> Self:
-        """Decode what [`to_dict`][dynamo_core.ring.Transfer.to_dict] produced.
-
-        Raises:
-            dynamo_core.errors.DecodeError: `data` is not a valid encoded transfer.
-        """
-        obj = codec.open_envelope(data, "transfer", required=("range", "source", "target"))
-        rng = TokenRange.from_dict(obj["range"])
-        source = codec.as_str(obj["source"], "transfer.source", max_len=MAX_NODE_ID_LEN)
-        target = codec.as_str(obj["target"], "transfer.target", max_len=MAX_NODE_ID_LEN)
-        if source == target:
-            raise DecodeError("transfer.source and transfer.target must differ")
-        return cls(rng, source, target)
-
-
-# -- HashRing ----------------------------------------------------------------------------------
-
-
-class HashRing:
+class HashRing(_Placement):
     """A consistent-hash ring of named nodes with weights and optional zones.
 
     Args:
@@ -222,18 +104,13 @@ class HashRing:
 
     __slots__ = (
         "_claim",
-        "_collided",
         "_fast",
         "_fingerprint",
         "_hash_key",
         "_key_id",
-        "_owners",
         "_partitions",
-        "_plists",
         "_replicas",
         "_shift",
-        "_spans",
-        "_starts",
         "_token_fn",
         "_vnodes",
         "_weights",
@@ -673,10 +550,6 @@ class HashRing:
             return
         self._after_change(before)
 
-    def _token_count(self, weight: float) -> int:
-        assert self._vnodes is not None
-        return max(1, math.floor(self._vnodes * weight + 0.5))
-
     def _shares_or_raise(self, weights: Mapping[str, float]) -> dict[str, Share]:
         assert self._partitions is not None
         targets = shares(self._partitions, weights)
@@ -688,15 +561,6 @@ class HashRing:
             )
         return targets
 
-    def _zoned(self) -> bool:
-        return any(zone is not None for zone in self._zones.values())
-
-    def _windows(self) -> tuple[int, int, bool]:
-        """What, besides owners, decides preference lists: how many nodes and zones there are."""
-        nodes = len(self._weights)
-        zones = len({self._zone_keys[node] for node in self._weights})
-        return min(self._replicas, nodes), min(self._replicas, zones), self._zoned()
-
     def _after_change(self, before: tuple[int, int, bool]) -> None:
         claim = self._claim
         assert claim is not None
@@ -705,169 +569,6 @@ class HashRing:
             self._refresh_all()
         else:
             self._refresh(changed)
-
-    # -- preference lists ------------------------------------------------------------------------
-
-    def _walk_args(self) -> tuple[dict[str, tuple[str, str]] | None, int, int]:
-        owning = set(self._owners)
-        zones = self._zone_keys if self._zoned() else None
-        zone_count = len({self._zone_keys[node] for node in owning})
-        return zones, len(owning), zone_count
-
-    def _refresh_all(self) -> None:
-        """Recompute every preference list. Cost: O(S * span) for S segments."""
-        owners = self._owners
-        zones, node_count, zone_count = self._walk_args()
-        plists: list[tuple[str, ...]] = []
-        spans: list[int] = []
-        cache: dict[tuple[str, ...], tuple[str, ...]] = {}
-        replicas = self._replicas
-        for start in range(len(owners)):
-            plist, span = walk_preference(
-                owners,
-                zones,
-                start,
-                replicas=replicas,
-                node_count=node_count,
-                zone_count=zone_count,
-            )
-            plists.append(cache.setdefault(plist, plist))
-            spans.append(span)
-        self._plists = plists
-        self._spans = spans
-
-    def _refresh(self, changed: set[int]) -> None:
-        """Recompute the preference lists whose walks read a changed segment."""
-        if not changed:
-            return
-        owners = self._owners
-        size = len(owners)
-        spans = self._spans
-        reach = max(spans)
-        affected: set[int] = set()
-        for pos in changed:
-            for back in range(min(reach, size)):
-                start = pos - back
-                if start < 0:
-                    start += size
-                if spans[start] > back:
-                    affected.add(start)
-        self._recompute(affected)
-
-    def _node_tokens(self, node: str) -> list[int]:
-        """The tokens of `node` (strategy 1): ``token(f"{node}#{i}")``, sorted, without repeats."""
-        token_fn = self._token_fn
-        prefix = node + "#"
-        count = self._token_count(self._weights[node])
-        return sorted({token_fn((prefix + str(i)).encode("utf-8")) for i in range(count)})
-
-    def _rebuild_vnodes(self) -> None:
-        """Place every node's tokens and recompute all preference lists (strategy 1)."""
-        self._collided = False
-        if not self._weights:
-            self._starts = []
-            self._owners = _EMPTY
-            self._plists = _EMPTY
-            self._spans = []
-            return
-        entries = sorted(
-            (tok, node) for node in sorted(self._weights) for tok in self._node_tokens(node)
-        )
-        starts: list[int] = []
-        vnode_owner: list[str] = []
-        for tok, node in entries:
-            if starts and starts[-1] == tok:
-                # A 64-bit collision: the first in (token, node) order keeps the token.
-                self._collided = True
-                continue
-            starts.append(tok)
-            vnode_owner.append(node)
-        # The segment [starts[i], starts[i + 1]) belongs to the node of the token that ends it.
-        self._starts = starts
-        self._owners = vnode_owner[1:] + vnode_owner[:1]
-        self._refresh_all()
-
-    def _vnodes_insert(self, node: str, before: tuple[int, int, bool]) -> None:
-        """Insert `node`'s tokens, refreshing only the walks that read a split segment."""
-        tokens = self._node_tokens(node)
-        starts = self._starts
-        if self._collided or not starts or any(_contains(starts, tok) for tok in tokens):
-            self._rebuild_vnodes()
-            return
-        owners, plists, spans = self._owners, self._plists, self._spans
-        fresh = [False] * len(starts)
-        for tok in tokens:
-            # Token `tok` splits segment j - 1 (the last one if j == 0): its first part becomes
-            # `node`'s, its second part keeps the old owner, preference list and span.
-            j = bisect.bisect_left(starts, tok)
-            starts.insert(j, tok)
-            _split(owners, j, node)
-            _split(plists, j, ())
-            _split(spans, j, 0)
-            _split(fresh, j, True)
-        if self._windows() != before:
-            self._refresh_all()
-            return
-        size = len(starts)
-        reach = max(spans)
-        dirty = {pos for pos in range(size) if fresh[pos]}
-        for new in list(dirty):
-            # The old segments before `new` whose walk reached the segment after it now meet
-            # `node` first. `back` is that distance in old segments.
-            back = 0
-            pos = new
-            for _ in range(size):
-                pos = pos - 1 if pos else size - 1
-                if fresh[pos]:
-                    continue
-                back += 1
-                if back >= reach:
-                    break
-                if spans[pos] > back:
-                    dirty.add(pos)
-        self._recompute(dirty)
-
-    def _vnodes_delete(self, node: str, before: tuple[int, int, bool]) -> None:
-        """Delete `node`'s tokens, refreshing only the walks that read one of its segments."""
-        if self._collided or not self._weights:
-            self._rebuild_vnodes()
-            return
-        starts, owners, plists, spans = self._starts, self._owners, self._plists, self._spans
-        size = len(starts)
-        gone = [pos for pos in range(size) if owners[pos] == node]
-        reach = max(spans)
-        dirty = [False] * size
-        for pos in gone:
-            for back in range(min(reach, size)):
-                start = pos - back
-                if spans[start] > back:
-                    dirty[start] = True
-        # Deleting the token that ends segment q merges q into the segment after it, which
-        # keeps its own owner, preference list and span (shifted to index q).
-        for i in sorted(((q + 1) % size for q in gone), reverse=True):  # index 0 last
-            del starts[i]
-            _merge(owners, i)
-            _merge(plists, i)
-            _merge(spans, i)
-            _merge(dirty, i)
-        if self._windows() != before:
-            self._refresh_all()
-            return
-        self._recompute({pos for pos, flag in enumerate(dirty) if flag})
-
-    def _recompute(self, positions: set[int]) -> None:
-        owners, plists, spans = self._owners, self._plists, self._spans
-        zones, node_count, zone_count = self._walk_args()
-        replicas = self._replicas
-        for start in positions:
-            plists[start], spans[start] = walk_preference(
-                owners,
-                zones,
-                start,
-                replicas=replicas,
-                node_count=node_count,
-                zone_count=zone_count,
-            )
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -1256,26 +957,15 @@ class HashRing:
         ``owners``, the index into ``nodes`` of each partition's owner (the claim depends on
         the history of joins and leaves, so it travels with the ring). Cost: O(S).
         """
-        names = sorted(self._weights)
-        nodes: list[codec.JSONValue] = []
-        for name in names:
-            entry: dict[str, codec.JSONValue] = {"id": name, "weight": self._weights[name]}
-            if self._zones[name] is not None:
-                entry["zone"] = self._zones[name]
-            nodes.append(entry)
-        body: dict[str, codec.JSONValue] = {"replicas": self._replicas, "nodes": nodes}
-        if self._key_id is None:
-            body["hash"] = "murmur3"
-        else:
-            body["hash"] = "blake2b-keyed"
-            body["key_id"] = self._key_id
-        if self._partitions is not None:
-            body["partitions"] = self._partitions
-            index = {name: i for i, name in enumerate(names)}
-            body["owners"] = [index[owner] for owner in self._owners] if names else []
-        else:
-            body["vnodes"] = self._vnodes
-        return codec.envelope("hash_ring", body)
+        return encode(
+            replicas=self._replicas,
+            partitions=self._partitions,
+            vnodes=self._vnodes,
+            key_id=self._key_id,
+            weights=self._weights,
+            zones=self._zones,
+            owners=self._owners,
+        )
 
     @classmethod
     def from_dict(cls, data: object, *, hash_key: bytes | None = None) -> HashRing:
@@ -1292,53 +982,21 @@ class HashRing:
             dynamo_core.errors.DecodeError: `data` is malformed, over a cap, inconsistent, or was
                 encoded with a different (or no) `hash_key`.
         """
-        obj = codec.open_envelope(
-            data,
-            "hash_ring",
-            required=("replicas", "nodes", "hash"),
-            optional=("partitions", "vnodes", "owners", "key_id"),
+        fields = decode(data, hash_key)
+        names, zones = fields.names, fields.zones
+        ring = cls(
+            fields.replicas, partitions=fields.partitions, vnodes=fields.vnodes, hash_key=hash_key
         )
-        replicas = codec.as_int(obj["replicas"], "hash_ring.replicas", lo=1, hi=MAX_REPLICAS)
-        _check_hash(obj, hash_key)
-        has_partitions = "partitions" in obj
-        if has_partitions == ("vnodes" in obj):
-            raise DecodeError("hash_ring must have exactly one of the fields partitions, vnodes")
-        if has_partitions != ("owners" in obj):
-            raise DecodeError("hash_ring.owners goes with partitions, and only with it")
-        if has_partitions:
-            partitions = codec.as_int(
-                obj["partitions"], "hash_ring.partitions", lo=1, hi=MAX_PARTITIONS
-            )
-            if partitions & (partitions - 1):
-                raise DecodeError("hash_ring.partitions must be a power of two")
-            ring = cls(replicas, partitions=partitions, hash_key=hash_key)
-        else:
-            vnodes = codec.as_int(obj["vnodes"], "hash_ring.vnodes", lo=1, hi=MAX_VNODES)
-            ring = cls(replicas, vnodes=vnodes, hash_key=hash_key)
-        names, weights, zones = _decode_nodes(obj["nodes"])
-        ring._weights = dict(zip(names, weights, strict=True))
+        ring._weights = dict(zip(names, fields.weights, strict=True))
         ring._zones = dict(zip(names, zones, strict=True))
         ring._zone_keys = {
             name: _zone_key(name, zone) for name, zone in zip(names, zones, strict=True)
         }
         if ring._vnodes is not None:
-            _check_token_counts([ring._token_count(w) for w in weights], names)
             ring._rebuild_vnodes()
-            return ring
-        owners = _decode_owners(obj["owners"], names, ring._partitions or 0)
-        if owners:
-            targets = shares(len(owners), ring._weights)
-            counts = dict.fromkeys(names, 0)
-            for owner in owners:
-                counts[owner] += 1
-            for name in names:
-                if not targets[name].floor <= counts[name] <= targets[name].ceil:
-                    raise DecodeError(
-                        f"hash_ring.owners gives {name!r} {counts[name]} partitions; its share is "
-                        f"{targets[name].floor}..{targets[name].ceil}"
-                    )
-            ring._owners = owners
-            ring._claim = Claim(owners, ring._zone_keys, replicas, zoned=ring._zoned())
+        elif fields.owners:
+            ring._owners = fields.owners
+            ring._claim = Claim(ring._owners, ring._zone_keys, ring._replicas, zoned=ring._zoned())
             ring._refresh_all()
         return ring
 
@@ -1346,77 +1004,7 @@ class HashRing:
 
     def _check_invariants(self) -> None:
         """Assert every internal invariant (for tests; O(S * span + Q * replicas))."""
-        assert set(self._weights) == set(self._zones) == set(self._zone_keys)
-        for node, weight in self._weights.items():
-            assert math.isfinite(weight)
-            assert weight > 0
-            assert self._zone_keys[node] == _zone_key(node, self._zones[node])
-        if self._fingerprint is not None:
-            data = codec.dumps(self.to_dict())
-            assert self._fingerprint == hashlib.blake2b(data, digest_size=8).hexdigest()
-        if not self._weights:
-            assert self._owners is _EMPTY
-            assert self._plists is _EMPTY
-            assert self._claim is None
-            assert not self._starts
-            assert not self._spans
-            return
-        owners = self._owners
-        assert type(owners) is list
-        assert type(self._plists) is list
-        assert len(owners) == len(self._plists) == len(self._spans)
-        assert set(owners) <= set(self._weights)
-        if self._partitions is not None:
-            self._check_claim()
-        else:
-            assert self._claim is None
-            assert self._starts == sorted(set(self._starts))
-            fresh = HashRing(self._replicas, vnodes=self._vnodes, hash_key=self._hash_key)
-            fresh._weights = self._weights
-            fresh._zones = self._zones
-            fresh._zone_keys = self._zone_keys
-            fresh._rebuild_vnodes()
-            assert fresh._starts == self._starts
-            assert fresh._owners == owners
-        self._check_preference_lists()
-
-    def _check_claim(self) -> None:
-        claim = self._claim
-        assert claim is not None
-        assert claim.owners is self._owners
-        assert claim.zones is self._zone_keys
-        assert self._partitions is not None
-        assert len(self._owners) == self._partitions
-        counts = dict.fromkeys(self._weights, 0)
-        for node in self._owners:
-            counts[node] += 1
-        assert claim.counts == counts
-        targets = shares(self._partitions, self._weights)
-        for node, count in counts.items():
-            assert 1 <= targets[node].floor <= count <= targets[node].ceil, (node, count)
-        assert not claim.changed
-        assert claim.zoned == self._zoned()
-        assert (claim.node_window, claim.zone_window) == claim.windows()
-        assert claim.violations == claim.count_violations()
-
-    def _check_preference_lists(self) -> None:
-        owners = self._owners
-        zones, node_count, zone_count = self._walk_args()
-        want = min(self._replicas, node_count)
-        for start, (plist, span) in enumerate(zip(self._plists, self._spans, strict=True)):
-            expected = walk_preference(
-                owners,
-                zones,
-                start,
-                replicas=self._replicas,
-                node_count=node_count,
-                zone_count=zone_count,
-            )
-            assert (plist, span) == expected, (start, plist, span, expected)
-            assert len(plist) == want
-            assert len(set(plist)) == want
-            assert plist[0] == owners[start]
-            assert len({self._zone_keys[node] for node in plist}) == min(want, zone_count)
+        check_invariants(self)
 
     def _violations(self) -> int:
         """Spacing violations of a strategy-3 ring (0 when fully spaced). Cost: O(Q * replicas)."""
@@ -1441,158 +1029,3 @@ class _GeneralRing(HashRing):
     def owner(self, key: str | bytes) -> str:
         """Return the node that owns `key` (see `HashRing.owner`)."""
         return self._owners[self._segment(self.token(key))]
-
-
-def _split(column: list[_T], j: int, value: _T) -> None:
-    """Split segment ``j - 1`` at a new token ``starts[j]`` (segment -1, the last, if j == 0).
-
-    The second part keeps the old entry (its walk is unchanged); the first part gets `value`.
-    """
-    k = j - 1 if j else -1
-    column.insert(j, column[k])
-    column[k] = value
-
-
-def _merge(column: list[_T], i: int) -> None:
-    """Merge segment ``i - 1`` into segment i, whose entry survives (token ``starts[i]`` went)."""
-    if i:
-        del column[i - 1]
-    else:
-        column[-1] = column.pop(0)
-
-
-def _contains(items: Sequence[int], value: int) -> bool:
-    i = bisect.bisect_left(items, value)
-    return i < len(items) and items[i] == value
-
-
-def _check_hash(obj: Mapping[str, object], hash_key: bytes | None) -> None:
-    kind = obj["hash"]
-    if kind == "murmur3":
-        if "key_id" in obj:
-            raise DecodeError("hash_ring.key_id is only allowed with a keyed hash")
-        if hash_key is not None:
-            raise DecodeError("the ring was encoded without a hash_key, but one was given")
-        return
-    if kind != "blake2b-keyed":
-        raise DecodeError("hash_ring.hash must be 'murmur3' or 'blake2b-keyed'")
-    if "key_id" not in obj:
-        raise DecodeError("hash_ring is missing field(s): key_id")
-    key_id = codec.as_str(obj["key_id"], "hash_ring.key_id", max_len=16)
-    if hash_key is None:
-        raise DecodeError("the ring was encoded with a keyed hash: pass its hash_key")
-    try:
-        token_function(hash_key)
-        expected = _key_id(hash_key)
-    except (TypeError, ValueError):
-        raise DecodeError("hash_key must be bytes, 16..64 long") from None
-    if key_id != expected:
-        raise DecodeError("hash_key is not the secret the ring was encoded with")
-
-
-def _decode_owners(value: object, names: Sequence[str], partitions: int) -> list[str]:
-    raw = codec.as_list(value, "hash_ring.owners", max_items=MAX_PARTITIONS)
-    if not names:
-        if raw:
-            raise DecodeError("hash_ring.owners must be empty when there are no nodes")
-        return []
-    if len(raw) != partitions:
-        raise DecodeError(f"hash_ring.owners must have {partitions} entries, got {len(raw)}")
-    last = len(names) - 1
-    owners: list[str] = []
-    for i, item in enumerate(raw):
-        if type(item) is not int or not 0 <= item <= last:
-            raise DecodeError(f"hash_ring.owners[{i}] must be an integer in 0..{last}")
-        owners.append(names[item])
-    return owners
-
-
-def _check_token_counts(counts: Sequence[int], names: Sequence[str]) -> None:
-    """Refuse a decoded strategy-1 ring with too many tokens, before any is placed."""
-    for name, count in zip(names, counts, strict=True):
-        if count > MAX_NODE_TOKENS:
-            raise DecodeError(f"hash_ring.nodes: {name!r} has too many tokens")
-    total = sum(counts)
-    if total > MAX_DECODED_TOKENS:
-        raise DecodeError(f"hash_ring has {total} tokens in all; the limit is {MAX_DECODED_TOKENS}")
-
-
-def _decode_nodes(value: object) -> tuple[list[str], list[float], list[str | None]]:
-    items = codec.as_list(value, "hash_ring.nodes", max_items=MAX_NODES)
-    names: list[str] = []
-    weights: list[float] = []
-    zones: list[str | None] = []
-    for i, item in enumerate(items):
-        what = f"hash_ring.nodes[{i}]"
-        obj = codec.fields(item, what, required=("id", "weight"), optional=("zone",))
-        name = codec.as_str(obj["id"], f"{what}.id", max_len=MAX_NODE_ID_LEN)
-        weight = codec.as_float(obj["weight"], f"{what}.weight", lo=0.0)
-        if not weight > 0:
-            raise DecodeError(f"{what}.weight must be > 0")
-        zone = None
-        if "zone" in obj:
-            zone = codec.as_str(obj["zone"], f"{what}.zone", max_len=MAX_NODE_ID_LEN)
-        if names and name <= names[-1]:
-            raise DecodeError(f"{what}.id must sort after the previous id (sorted, no duplicates)")
-        names.append(name)
-        weights.append(weight)
-        zones.append(zone)
-    return names, weights, zones
-
-
-def _pair_sources(
-    before: Sequence[str], after: Sequence[str], new: Sequence[str], members: Mapping[str, object]
-) -> tuple[tuple[str, str], ...]:
-    """Name a source for each new replica of a range.
-
-    The i-th new replica receives from the i-th node that lost a replica of the range but is
-    still a member (it holds the data and is about to drop it: on a join, the node whose
-    partition the joiner took, so a partition's ranges coalesce into one transfer); when there
-    is no such node, from the first node of the old list that is still a member (on a leave),
-    or from the old owner if none is.
-    """
-    departed = [node for node in before if node not in after and node in members]
-    fallback = next((node for node in before if node in members), before[0])
-    return tuple(
-        (departed[i] if i < len(departed) else fallback, target) for i, target in enumerate(new)
-    )
-
-
-def _plan(pieces: Sequence[tuple[int, tuple[tuple[str, str], ...]]]) -> list[Transfer]:
-    """Turn per-piece moves into coalesced transfers.
-
-    `pieces` are ``(start, moves)`` in token order; piece i covers ``[start_i, start_{i+1})`` and
-    the last one wraps to the first start. Runs of consecutive pieces (cyclically) with the same
-    ``(source, target)`` become one transfer.
-    """
-    count = len(pieces)
-    starts = [start for start, _ in pieces]
-
-    def end_of(i: int) -> int:
-        if i + 1 < count:
-            return starts[i + 1]
-        return starts[0] if starts[0] != 0 else TOKEN_SPACE
-
-    runs: dict[tuple[str, str], list[int]] = {}
-    for i, (_, moves) in enumerate(pieces):
-        for move in moves:
-            runs.setdefault(move, []).append(i)
-    out: list[Transfer] = []
-    for (source, target), indexes in runs.items():
-        if len(indexes) == count:
-            out.append(Transfer(TokenRange(starts[0], end_of(count - 1)), source, target))
-            continue
-        groups: list[list[int]] = []
-        for i in indexes:
-            if groups and groups[-1][-1] == i - 1:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        if len(groups) > 1 and groups[0][0] == 0 and groups[-1][-1] == count - 1:
-            groups[0] = groups.pop() + groups[0]  # the run wraps past the last piece
-        out.extend(
-            Transfer(TokenRange(starts[group[0]], end_of(group[-1])), source, target)
-            for group in groups
-        )
-    out.sort(key=lambda t: (t.range.start, t.source, t.target))
-    return out
