@@ -68,7 +68,7 @@ def _describe(message: Message) -> str:
         value = getattr(message, field, None)
         if value is not None:
             name += f" {field}={value}"
-    if kind is ExchangeMessage:
+    if isinstance(message, ExchangeMessage):
         name += f" {type(message.message).__name__}"
     if keyed:
         key = getattr(message, "key", None)
