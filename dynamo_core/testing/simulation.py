@@ -167,16 +167,11 @@ class Cart:
 
 def _plain_items(items: list[object]) -> bool:
     """Whether every item is an ASCII string `codec.as_str` accepts: one pass for a whole cart."""
-    if not items:
-        return True
     if not all(type(item) is str for item in items):
         return False
     texts = cast("list[str]", items)
-    return (
-        min(map(len, texts)) >= 1
-        and max(map(len, texts)) <= codec.DEFAULT_MAX_STR
-        and "".join(texts).isascii()
-    )
+    lengths = [*map(len, texts)] or [1]
+    return min(lengths) >= 1 and max(lengths) <= codec.DEFAULT_MAX_STR and "".join(texts).isascii()
 
 
 def _resolve(carts: list[Cart], resolver: str) -> frozenset[str]:
