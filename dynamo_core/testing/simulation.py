@@ -500,7 +500,9 @@ class Simulation:
             items = _resolve(carts, self.config.resolver) | {item}
             self._writes[write] = _Write(key, items, frozenset(past))
             op = self.history.invoke(key, item)
-            value = Cart(items, write, round(self.cluster.now, 6)).encode()
+            cart = Cart(items, write, round(self.cluster.now, 6))
+            value = cart.encode()
+            self._carts[value] = cart  # what decoding these bytes gives: reads skip the decode
             target = rng.choice(self.cluster.nodes)
 
             def after_put(result: RequestResult) -> None:
