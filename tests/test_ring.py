@@ -247,6 +247,18 @@ def test_inlined_lookup_agrees_with_the_token_hash(key: str | bytes) -> None:
 
 
 RING_10 = build(10)
+KEYED_3 = build(3, hash_key=SECRET)
+VNODES_3 = build(3, vnodes=4)
+
+
+@given(key=st.binary(max_size=64))
+def test_bytes_keys_of_keyed_and_strategy_1_rings_use_their_own_token(key: bytes) -> None:
+    # Only the default unkeyed strategy-3 ring may take the inlined bytes path.
+    keyed = keyed_token(key, SECRET)
+    assert KEYED_3.token(key) == keyed
+    assert KEYED_3.preference_list(key) == KEYED_3.preference_list_for_token(keyed)
+    assert VNODES_3.token(key) == token(key)
+    assert VNODES_3.preference_list(key) == VNODES_3.preference_list_for_token(token(key))
 
 
 def test_the_inlined_hash_is_the_documented_token() -> None:

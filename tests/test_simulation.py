@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 
-from dynamo_core import ActorEpochs, DVVSet, PutReply
+from dynamo_core import ActorEpochs, DVVSet, PutReply, codec
+from dynamo_core.errors import DecodeError
 from dynamo_core.limits import Limits
 from dynamo_core.node import keyspace
 from dynamo_core.node.anti_entropy import AntiEntropy
@@ -207,6 +208,25 @@ def test_cart_codec_round_trips() -> None:
     cart = Cart(frozenset({"b", "a"}), "c1.2w", 3.5)
     assert Cart.decode(cart.encode()) == cart
     assert cart.encode() == Cart(frozenset({"a", "b"}), "c1.2w", 3.5).encode()
+    for items in (frozenset(), frozenset({"k/é", "k/\u2603"}), frozenset({"x" * 1024})):
+        assert Cart.decode(Cart(items, "c1.2w", 3.5).encode()).items == items
+
+
+@pytest.mark.parametrize(
+    ("item", "error"),
+    [
+        ("", "cart.items\\[\\] must be 1..1024 characters"),
+        ("x" * 1025, "cart.items\\[\\] must be 1..1024 characters"),
+        (7, "cart.items\\[\\] must be a string"),
+        ("\ud800", "cart.items\\[\\] holds a lone surrogate"),
+    ],
+)
+def test_a_cart_with_a_bad_item_is_refused_naming_it(item: object, error: str) -> None:
+    # One pass checks a whole cart; a bad item falls back to the check that names it.
+    envelope = codec.envelope("cart", {"items": ["ok", item], "write": "w", "at": 1.0})  # type: ignore[list-item]
+    data = json.dumps(envelope).encode()  # escapes the lone surrogate, as a hostile peer may
+    with pytest.raises(DecodeError, match=error):
+        Cart.decode(data)
 
 
 @settings(max_examples=8, deadline=None)

@@ -168,6 +168,20 @@ def test_the_full_trace_is_kept_on_request_and_matches_the_hash() -> None:
     assert hashlib.sha256(text.encode()).hexdigest() == world.trace_hash
 
 
+def test_the_hash_read_at_any_point_covers_every_line_so_far() -> None:
+    # Lines are hashed in batches: reading the hash between batches must still see them all.
+    import hashlib
+
+    world = gossip_world(5, ROUGH, record_trace=True)
+    lines = world.trace_lines
+    assert lines is not None
+    for step in range(1, 60):
+        world.run(0.05 * step)
+        text = "".join(line + "\n" for line in lines)
+        assert hashlib.sha256(text.encode()).hexdigest() == world.trace_hash
+    assert len(lines) > 2_000  # several batches were hashed
+
+
 def test_delay_is_latency_plus_jitter() -> None:
     world = World(network=NetworkConfig(latency=0.05, jitter=0.0))
     world.spawn("a", lambda disk, now: Sink(disk))

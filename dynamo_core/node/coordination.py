@@ -15,7 +15,6 @@ they were made): a timer pass touches only what is due.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Literal, cast
 
@@ -230,7 +229,7 @@ class Coordination:
             node.stats["writes_refused"] += 1
             out.append(Reply(request_id, _refused(refusal)))
             return
-        if not node.ring.nodes:
+        if not len(node.ring):
             out.append(Reply(request_id, RequestFailed("this node has not learned the ring yet")))
             return
         target = self._forward_target(key, now)
@@ -242,7 +241,7 @@ class Coordination:
 
     def get(self, request_id: str, key: bytes, now: float, out: list[Effect]) -> None:
         """A client read, checked by the core (see `Node.get`)."""
-        if not self._node.ring.nodes:
+        if not len(self._node.ring):
             out.append(Reply(request_id, RequestFailed("this node has not learned the ring yet")))
             return
         target = self._forward_target(key, now)
@@ -297,7 +296,7 @@ class Coordination:
         segment = node.replica.segment_of(tok)
         skey = keyspace.data_key(key, tok)
         raw = node.storage.get(skey) if segment is not None else None
-        local = DVVSet[bytes]() if raw is None else node.replica.state(skey, raw)
+        local: DVVSet[bytes] | None = DVVSet() if raw is None else node.replica.state(skey, raw)
         if local is None:
             reason = "this node's record of the key is quarantined; try another node"
             self._answer(request_id, forward, RequestFailed(reason, code="quarantined"), out)
@@ -396,38 +395,42 @@ class Coordination:
         """
         node = self._node
         me = node.id
-        queue: deque[Any] = deque(effects)
-        coordinator = request.coordinator
-        while queue:
-            effect = queue.popleft()
-            match effect:
-                case SendStore(target=target, key=bytes() as key, state=state, hint=hint):
-                    if target != me:
-                        store = StoreRequest(request.op, key, state, hint, request.epoch)
-                        out.append(Send(target, store))
-                        continue
-                    reply: Stored | Refused = Stored()
-                    if not (request.local and (hint is None or hint == me)):
-                        stored, reason = self._apply_store(key, state, hint, now)
-                        reply = Stored() if stored else Refused(reason)
-                    put = cast("PutCoordinator[DVVSet[bytes]]", coordinator)
-                    queue.extend(put.receive(target, reply, now))
-                case SendFetch(target=target, key=bytes() as key, hint=hint):
-                    if target == me:
-                        get = cast("GetCoordinator[DVVSet[bytes]]", coordinator)
-                        found = self._local_fetch(key, hint)
-                        queue.extend(get.receive(target, Fetched(found), now))
-                    else:
-                        out.append(Send(target, FetchRequest(request.op, key, hint)))
-                case SendRepair(target=target, key=bytes() as key, state=state, hint=hint):
-                    if target == me:
-                        self._apply_store(key, state, hint, now)
-                    else:
-                        out.append(Send(target, ReadRepair(key, state, hint)))
-                case Complete(result=result):
-                    self._complete(request, result, out)
-                case _:  # pragma: no cover - the coordinators' effect unions are exhaustive
-                    raise AssertionError(f"unexpected coordinator effect {effect!r}")
+        coordinator: Any = request.coordinator  # a put's or a get's, as `request.kind` says
+        queue = list(effects)  # grows with the answers of this node's own replica
+        i = 0
+        while i < len(queue):
+            effect = queue[i]
+            i += 1
+            kind = type(effect)  # dispatched by exact type: this loop runs for every reply
+            if kind is SendStore:
+                target, key, hint = effect.target, effect.key, effect.hint
+                if target != me:
+                    store = StoreRequest(request.op, key, effect.state, hint, request.epoch)
+                    out.append(Send(target, store))
+                    continue
+                reply: Stored | Refused = Stored()
+                if not (request.local and (hint is None or hint == me)):
+                    stored, reason = self._apply_store(key, effect.state, hint, now)
+                    reply = Stored() if stored else Refused(reason)
+                queue.extend(coordinator.receive(target, reply, now))
+            elif kind is SendFetch:
+                target = effect.target
+                if target == me:
+                    found = self._local_fetch(effect.key, effect.hint)
+                    queue.extend(coordinator.receive(target, Fetched(found), now))
+                else:
+                    out.append(Send(target, FetchRequest(request.op, effect.key, effect.hint)))
+            elif kind is SendRepair:
+                if effect.target == me:
+                    self._apply_store(effect.key, effect.state, effect.hint, now)
+                else:
+                    out.append(
+                        Send(effect.target, ReadRepair(effect.key, effect.state, effect.hint))
+                    )
+            elif kind is Complete:
+                self._complete(request, effect.result, out)
+            else:  # pragma: no cover - the coordinators' effect unions are exhaustive
+                raise AssertionError(f"unexpected coordinator effect {effect!r}")
         for n in coordinator.timed_out:
             if n not in request.reported:
                 request.reported.add(n)

@@ -65,6 +65,7 @@ class Replica:
     __slots__ = (
         "_by_start",
         "_cache",
+        "_digests",
         "_notes",
         "_segments",
         "_starts",
@@ -87,6 +88,8 @@ class Replica:
         self._stats = stats
         self._notes = notes
         self._cache: dict[bytes, tuple[bytes, DVVSet[bytes]]] = {}
+        # storage key -> (record, its Merkle digest): an update need not rehash the old record
+        self._digests: dict[bytes, tuple[bytes, bytes]] = {}
         self._segments: list[Segment] = []
         self._starts: list[int] = []
         self._by_start: dict[int, Segment] = {}
@@ -202,22 +205,30 @@ class Replica:
             self._storage.write_batch(puts)
         self._remember(skey, raw, state)
         if s is not None:
-            self._index(key, s, old_raw, raw)
+            self._index(key, skey, s, old_raw, raw)
 
     def write_many(self, writes: list[Write], extra: list[tuple[bytes, bytes]]) -> None:
         """Store several states and `extra` records in one atomic batch; update the trees."""
         self._storage.write_batch([(skey, raw) for _, skey, _, _, raw, _ in writes] + extra)
         for key, skey, s, old_raw, raw, state in writes:
             self._remember(skey, raw, state)
-            self._index(key, s, old_raw, raw)
+            self._index(key, skey, s, old_raw, raw)
 
-    def _index(self, key: bytes, s: Segment, old_raw: bytes | None, raw: bytes) -> None:
+    def _index(
+        self, key: bytes, skey: bytes, s: Segment, old_raw: bytes | None, raw: bytes
+    ) -> None:
         tree = self.tree(s)
         digest = merkle.item_digest(key, raw)
+        digests = self._digests
         if old_raw is None:
             tree.insert(key, digest)
         else:
-            tree.update(key, merkle.item_digest(key, old_raw), digest)
+            known = digests.pop(skey, None)
+            old = known[1] if known is not None and known[0] == old_raw else None
+            tree.update(key, merkle.item_digest(key, old_raw) if old is None else old, digest)
+        digests[skey] = (raw, digest)
+        if len(digests) > _CACHE_SIZE:
+            del digests[next(iter(digests))]
 
     def merge(self, key: bytes, state: DVVSet[bytes]) -> str | None:
         """Merge `state` into the stored replica of `key` (which this node replicates).
@@ -255,6 +266,7 @@ class Replica:
         """Delete a replica record and its dirty marker."""
         self._storage.write_batch(deletes=[skey, keyspace.dirty_key(skey)])
         self._cache.pop(skey, None)
+        self._digests.pop(skey, None)
 
     # -- scans -----------------------------------------------------------------------------
 

@@ -579,6 +579,8 @@ class HashRing(_Placement):
             TypeError: `key` is neither `str` nor `bytes`.
             ValueError: `key` is a `str` that cannot be encoded as UTF-8.
         """
+        if type(key) is bytes and self._key_id is None:
+            return _hash128(key, 0, True, False) & _MASK  # the default token, inlined
         check_key(key)
         return self._token_fn(key)
 
@@ -611,6 +613,11 @@ class HashRing(_Placement):
             # (HashRing gives them a subclass that goes there directly).
             try:
                 return self._plists[(_hash128(key.encode(), 0, True, False) & _MASK) >> self._fast]
+            except TypeError:
+                pass
+        elif type(key) is bytes:  # the same, for the bytes keys of the node's hot path
+            try:
+                return self._plists[(_hash128(key, 0, True, False) & _MASK) >> self._fast]
             except TypeError:
                 pass
         return self._plists[self._segment(self.token(key))]

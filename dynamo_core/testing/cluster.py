@@ -21,7 +21,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Final
+
+import attrs
 
 from dynamo_core._check import check_node_id, check_positive_float, check_positive_int, check_time
 from dynamo_core.dvv import DVVSet
@@ -43,18 +45,35 @@ from dynamo_core.testing.world import NetworkConfig, World
 __all__ = ["NetworkConfig", "SimulatedCluster"]
 
 
+_TRACED_FIELDS: Final = ("op", "fwd", "session", "batch_id", "seq")
+_fields_of: dict[type, tuple[tuple[str, ...], bool]] = {}
+
+
+def _traced_fields(kind: type) -> tuple[tuple[str, ...], bool]:
+    """The traced fields a message type has, and whether it has a key (looked up once)."""
+    known = _fields_of.get(kind)
+    if known is None:
+        names = {field.name for field in attrs.fields(kind)} if attrs.has(kind) else None
+        present = tuple(f for f in _TRACED_FIELDS if names is None or f in names)
+        known = _fields_of[kind] = (present, names is None or "key" in names)
+    return known
+
+
 def _describe(message: Message) -> str:
     """A short, deterministic summary of a message for the trace."""
-    name = type(message).__name__
-    for field in ("op", "fwd", "session", "batch_id", "seq"):
+    kind = type(message)
+    fields, keyed = _traced_fields(kind)
+    name = kind.__name__
+    for field in fields:
         value = getattr(message, field, None)
         if value is not None:
             name += f" {field}={value}"
     if isinstance(message, ExchangeMessage):
         name += f" {type(message.message).__name__}"
-    key = getattr(message, "key", None)
-    if isinstance(key, bytes):
-        name += f" key={key.hex()}"
+    if keyed:
+        key = getattr(message, "key", None)
+        if isinstance(key, bytes):
+            name += f" key={key.hex()}"
     return name
 
 

@@ -44,6 +44,7 @@ _TIMER: Final = 1
 _CALL: Final = 2
 _EPSILON: Final = 1e-6
 _LOG_LINES: Final = 200
+_HASH_BATCH: Final = 512  # trace lines hashed at once: one update, not two per line
 
 D = TypeVar("D")
 M = TypeVar("M")
@@ -246,6 +247,7 @@ class World:
         self._link_last: dict[tuple[str, str], float] = {}
         self._observers: list[Callable[[float, str, object], None]] = []
         self._hash = hashlib.sha256()
+        self._unhashed: list[str] = []  # trace lines not yet fed to the hash, each with "\n"
         self._tail: collections.deque[str] = collections.deque(maxlen=_LOG_LINES)
         self.trace_lines: list[str] | None = [] if record_trace else None
         self._counts: dict[str, int] = dict.fromkeys(
@@ -294,6 +296,7 @@ class World:
     @property
     def trace_hash(self) -> str:
         """SHA-256 (hex) of the trace so far: equal for equal seeds and calls."""
+        self._flush_hash()
         return self._hash.hexdigest()
 
     def log(self, last: int = 50) -> str:
@@ -353,11 +356,21 @@ class World:
 
     def _trace(self, line: str) -> None:
         text = f"{self._now:.9f} {line}"
-        self._hash.update(text.encode("utf-8"))
-        self._hash.update(b"\n")
+        unhashed = self._unhashed
+        unhashed.append(text)
+        if len(unhashed) >= _HASH_BATCH:
+            self._flush_hash()
         self._tail.append(text)
         if self.trace_lines is not None:
             self.trace_lines.append(text)
+
+    def _flush_hash(self) -> None:
+        # The hash of the lines joined is the hash of the lines fed one by one.
+        unhashed = self._unhashed
+        if unhashed:
+            unhashed.append("")
+            self._hash.update("\n".join(unhashed).encode("utf-8"))
+            unhashed.clear()
 
     def _slot(self, name: str) -> _Slot:
         slot = self._slots.get(name)
@@ -721,45 +734,49 @@ class World:
     # -- the network -------------------------------------------------------------------------
 
     def _apply(self, name: str, effects: Iterable[object]) -> None:
+        observers = self._observers
         for effect in effects:
             target = getattr(effect, "target", None)
             if isinstance(target, str) and hasattr(effect, "message"):
                 self._send(name, target, effect.message)
-            elif not self._observers:
+            elif not observers:
                 self._trace(f"effect {name} {type(effect).__name__}")
-            for observer in self._observers:
+            for observer in observers:
                 observer(self._now, name, effect)
 
     def _send(self, source: str, target: str, message: object) -> None:
         net = self._network
         rng = self._rng
-        self._counts["sent"] += 1
+        counts = self._counts
+        counts["sent"] += 1
         if net.drop and rng.random() < net.drop:
-            self._counts["dropped"] += 1
+            counts["dropped"] += 1
             self._trace(f"drop {source}>{target} {self._describe(message)}")
             return
         copies = 2 if net.duplicate and rng.random() < net.duplicate else 1
         if copies == 2:
-            self._counts["duplicated"] += 1
+            counts["duplicated"] += 1
+        link = (source, target)
+        payload = (source, target, message)
+        link_last, jitter, slow = self._link_last, net.jitter, net.slow
         for _ in range(copies):
-            delay = net.latency + (rng.expovariate(1.0 / net.jitter) if net.jitter else 0.0)
-            if net.slow and rng.random() < net.slow:
-                self._counts["slowed"] += 1
+            delay = net.latency + (rng.expovariate(1.0 / jitter) if jitter else 0.0)
+            if slow and rng.random() < slow:
+                counts["slowed"] += 1
                 delay += rng.uniform(*net.slow_delay)
             at = self._now + delay
-            link = (source, target)
-            last = self._link_last.get(link, 0.0)
+            last = link_last.get(link, 0.0)
             if at <= last:
                 if net.reorder:
-                    self._counts["reordered"] += 1
+                    counts["reordered"] += 1
                 else:
                     at = last + _EPSILON
-            self._link_last[link] = max(at, last)
-            self._push(at, _DELIVER, (source, target, message))
+            link_last[link] = at if at > last else last
+            heapq.heappush(self._heap, (at, next(self._seq), _DELIVER, payload))
 
     def _deliver(self, source: str, target: str, message: object) -> None:
         text = self._describe(message)
-        if (source, target) in self._blocked:
+        if self._blocked and (source, target) in self._blocked:
             self._counts["partitioned"] += 1
             self._trace(f"cut {source}>{target} {text}")
             return
@@ -774,6 +791,5 @@ class World:
             return
         self._counts["delivered"] += 1
         self._trace(f"recv {source}>{target} {text}")
-        process = slot.process
-        self._apply(target, process.receive(source, message, slot.clock.local(self._now)))
+        self._apply(target, slot.process.receive(source, message, slot.clock.local(self._now)))
         self._schedule(target, slot)
