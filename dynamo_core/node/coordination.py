@@ -310,7 +310,7 @@ class Coordination:
             failure = RequestFailed(f"write refused: {exc}"[:1024], code="bad_request")
             self._answer(request_id, forward, failure, out)
             return
-        new_raw = codec.dumps(state.to_dict())
+        new_raw = state.to_bytes()
         limits = node.config.limits
         refusal = limits.admit(state, new_raw)
         if refusal is not None:  # admission: nothing is written (a minted epoch was never used)

@@ -50,7 +50,7 @@ def decode(raw: bytes) -> DVVSet[bytes]:
         dynamo_core.errors.CorruptRecord: `raw` is not a valid record.
     """
     try:
-        return DVVSet.from_dict(codec.loads(raw))
+        return DVVSet.from_bytes(raw)
     except DecodeError as exc:
         raise CorruptRecord(f"corrupt replica record: {exc}") from None
 
@@ -253,7 +253,7 @@ class Replica:
             merged = old.sync(state)
             if merged == old:
                 return None
-        new_raw = codec.dumps(merged.to_dict())
+        new_raw = merged.to_bytes()
         reason = unstorable(merged, new_raw)
         if reason is not None:
             self._stats["merges_refused"] += 1

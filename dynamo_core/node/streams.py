@@ -224,7 +224,7 @@ class Streams:
                 continue
             if merged == old:
                 continue
-            new_raw = codec.dumps(merged.to_dict())
+            new_raw = merged.to_bytes()
             if unstorable(merged, new_raw) is not None:
                 stats["merges_refused"] += 1
                 continue
