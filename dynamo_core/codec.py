@@ -45,6 +45,7 @@ __all__ = [
     "as_int",
     "as_list",
     "as_str",
+    "canonical_text",
     "decode_by_type",
     "dumps",
     "encode_bytes",
@@ -201,6 +202,20 @@ def loads(
     except ValueError as exc:  # json.JSONDecodeError and the int-digits limit
         raise DecodeError(f"encoded message is not valid JSON: {exc}") from None
     return value
+
+
+def canonical_text(data: object, max_bytes: int) -> str | None:
+    """The text of `data` for a fast reader of the canonical form, or `None` to take `loads`.
+
+    `None` unless `data` is `bytes` of at most `max_bytes` that decode as UTF-8: every other
+    case goes through [`loads`][dynamo_core.codec.loads], which names what is wrong.
+    """
+    if type(data) is not bytes or len(data) > max_bytes:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def encode_bytes(data: bytes) -> str:

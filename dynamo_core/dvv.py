@@ -442,16 +442,12 @@ class DVVSet(Generic[V]):
             TypeError: `data` is not bytes-like or `str`.
             dynamo_core.errors.DecodeError: `data` is over `max_bytes` or not a valid state.
         """
-        if type(data) is bytes and len(data) <= max_bytes:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                pass  # codec.loads names the error
-            else:
-                match = _STATE_TEXT(text)
-                state = None if match is None else _state_of(match.group(1))
-                if state is not None:
-                    return state
+        text = codec.canonical_text(data, max_bytes)
+        if text is not None:
+            match = _STATE_TEXT(text)
+            state = None if match is None else _state_of(match.group(1))
+            if state is not None:
+                return state
         return cls.from_dict(codec.loads(data, max_bytes=max_bytes))
 
     @overload

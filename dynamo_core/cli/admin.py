@@ -21,6 +21,7 @@ from dynamo_core.cli.cluster import (
     apply_cluster_file,
     counted,
     load_secret_option,
+    positive_number,
     positive_seconds,
     run_command,
     security_options,
@@ -31,17 +32,6 @@ if TYPE_CHECKING:
     from dynamo_core.admin import AdminReply, AdminRequest, RingReport
 
 __all__ = ["add_admin_commands"]
-
-
-def _weight(text: str) -> float:
-    """An argparse type: a finite weight above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
-    return value
 
 
 def _request(args: argparse.Namespace) -> AdminRequest:
@@ -231,7 +221,7 @@ def add_admin_commands(sub: Any) -> None:
     update.add_argument("node", help="the member to change")
     for cmd in (join, update):
         cmd.add_argument("--zone", help="its failure zone")
-        cmd.add_argument("--weight", type=_weight, help="its relative capacity (> 0)")
+        cmd.add_argument("--weight", type=positive_number, help="its relative capacity (> 0)")
     ring = ops.add_parser("ring", help="show the ring: version, members, data still moving")
     for cmd in (join, leave, replace, update, ring):
         _common(cmd)

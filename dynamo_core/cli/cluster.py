@@ -80,15 +80,20 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
-def positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds above zero."""
+def positive_number(text: str, what: str = "a number") -> float:
+    """An argparse type: a finite number above zero (`what` names it in the error)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be {what} above 0, got {text!r}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above zero."""
+    return positive_number(text, "a number of seconds")
 
 
 def _listen_address(text: str) -> Address:

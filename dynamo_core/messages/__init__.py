@@ -245,14 +245,10 @@ def decode_message(
     Raises:
         dynamo_core.errors.DecodeError: `data` is over `max_bytes` or not a valid message.
     """
-    if type(data) is bytes and len(data) <= max_bytes:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass  # codec.loads names the error
-        else:
-            read = _READERS.get(text.rpartition('"type":"')[2])
-            message = None if read is None else read(text)
-            if message is not None:
-                return message
+    text = codec.canonical_text(data, max_bytes)
+    if text is not None:
+        read = _READERS.get(text.rpartition('"type":"')[2])
+        message = None if read is None else read(text)
+        if message is not None:
+            return message
     return codec.decode_by_type(codec.loads(data, max_bytes=max_bytes), _DECODERS, "node message")
