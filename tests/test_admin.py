@@ -215,6 +215,29 @@ def test_hostile_requests_are_refused_by_name(change: dict[str, object], message
         request_from_dict({**GOOD, **change})
 
 
+def test_requests_at_each_limit_are_accepted_and_one_past_refused() -> None:
+    top = codec.MAX_COUNTER
+    assert request_from_dict({**GOOD, "rid": top}).rid == top
+    with pytest.raises(DecodeError, match="rid"):
+        request_from_dict({**GOOD, "rid": top + 1})
+    longest = "n" * 255
+    assert request_from_dict({**GOOD, "node": longest}).node == longest
+    with pytest.raises(DecodeError, match="node"):
+        request_from_dict({**GOOD, "node": longest + "n"})
+    assert request_from_dict({**GOOD, "zone": "z" * 255}).zone == "z" * 255
+    with pytest.raises(DecodeError, match="zone"):
+        request_from_dict({**GOOD, "zone": "z" * 256})
+
+
+def test_a_report_of_exactly_max_reported_items_round_trips() -> None:
+    transfer = Transfer(TokenRange(0, 2**60), "a", "b").to_dict()
+    data = REPLIES[2].to_dict()
+    data["pending_transfers"] = [transfer] * MAX_REPORTED
+    report = reply_from_dict(data)
+    assert isinstance(report, RingReport)
+    assert len(report.pending_transfers) == MAX_REPORTED
+
+
 def test_reports_are_capped() -> None:
     transfer = Transfer(TokenRange(0, 2**60), "a", "b").to_dict()
     data = REPLIES[2].to_dict()

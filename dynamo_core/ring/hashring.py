@@ -606,18 +606,15 @@ class HashRing(_Placement):
             ValueError: `key` is a `str` that cannot be encoded as UTF-8.
             EmptyRingError: the ring has no nodes.
         """
-        if type(key) is str:
+        kind = type(key)
+        if kind is str or kind is bytes:
             # The token hash and the partition shift, inlined for the common case (strategy 3,
-            # unkeyed, str key); the tests check that it agrees with `hashing.token`. Other
-            # rings have `_fast = None`: the shift raises TypeError and the general path runs
-            # (HashRing gives them a subclass that goes there directly).
+            # unkeyed); the tests check that it agrees with `hashing.token`. Other rings have
+            # `_fast = None`: the shift raises TypeError and the general path runs (HashRing
+            # gives them a subclass that goes there directly).
+            raw = key.encode() if isinstance(key, str) else key
             try:
-                return self._plists[(_hash128(key.encode(), 0, True, False) & _MASK) >> self._fast]
-            except TypeError:
-                pass
-        elif type(key) is bytes:  # the same, for the bytes keys of the node's hot path
-            try:
-                return self._plists[(_hash128(key, 0, True, False) & _MASK) >> self._fast]
+                return self._plists[(_hash128(raw, 0, True, False) & _MASK) >> self._fast]
             except TypeError:
                 pass
         return self._plists[self._segment(self.token(key))]
@@ -632,9 +629,11 @@ class HashRing(_Placement):
             ValueError: `key` is a `str` that cannot be encoded as UTF-8.
             EmptyRingError: the ring has no nodes.
         """
-        if type(key) is str:
+        kind = type(key)
+        if kind is str or kind is bytes:  # inlined as in `preference_list`
+            raw = key.encode() if isinstance(key, str) else key
             try:
-                return self._owners[(_hash128(key.encode(), 0, True, False) & _MASK) >> self._fast]
+                return self._owners[(_hash128(raw, 0, True, False) & _MASK) >> self._fast]
             except TypeError:
                 pass
         return self._owners[self._segment(self.token(key))]

@@ -68,16 +68,17 @@ def partitions(ring: HashRing) -> dict[str, int]:
 
 
 async def raw_admin_request(
-    port: int, role: str, node: str | None, secret: bytes, request: AdminRequest
+    port: int, role: str, node: str | None, secret: bytes, request: AdminRequest | dict[str, Any]
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open an authenticated connection in `role` and send `request` on it, sealed."""
+    """Open an authenticated connection in `role` and send `request` (or raw fields), sealed."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     side = Connector(role, node, secret=secret, cluster="carts")  # type: ignore[arg-type]
     writer.write(encode_frame(side.hello()))
     writer.write(encode_frame(side.on_challenge(await read_frame(reader))))
     seal = side.on_proof(await read_frame(reader)).seal
     assert isinstance(seal, FrameSeal)
-    writer.write(encode_frame(seal.seal(codec.dumps(request.to_dict()))))
+    fields = request.to_dict() if isinstance(request, AdminRequest) else request
+    writer.write(encode_frame(seal.seal(codec.dumps(fields))))
     return reader, writer
 
 
@@ -248,6 +249,16 @@ def test_replace_update_and_the_admin_role_on_a_running_cluster(
                 writer.close()
 
         assert asyncio.run(node_channel())  # not an admin channel: closed as malformed
+
+        async def hostile_admin() -> bool:  # the admin role, a request no decoder accepts
+            fields = {**AdminRequest(9, "update", "b", weight=2.0).to_dict(), "weight": -1.0}
+            reader, writer = await raw_admin_request(ports["d"], "admin", None, node_secret, fields)
+            try:
+                return await closed(reader)
+            finally:
+                writer.close()
+
+        assert asyncio.run(hostile_admin())  # refused at decode: closed as malformed
         after = ring_of(capsys, *via_b)
         assert after["fingerprint"] == expected.fingerprint
         assert after["pending_changes"] == 0
@@ -258,7 +269,7 @@ def test_replace_update_and_the_admin_role_on_a_running_cluster(
         assert stats["transport_auth_failures"] >= 2
         assert main([*stats_of, f"127.0.0.1:{ports['d']}"]) == 0
         stats = json.loads(capsys.readouterr().out)["stats"]
-        assert stats["transport_closed_malformed"] == 1
+        assert stats["transport_closed_malformed"] == 2
     finally:
         for n, proc in procs.items():
             outs[n] = stop(proc)
