@@ -30,7 +30,7 @@ import attrs
 
 from dynamo_core import codec
 from dynamo_core._check import MAX_NODE_ID_LEN, check_node_id, node_id_field
-from dynamo_core.errors import DecodeError
+from dynamo_core.errors import ChangeRefused, DecodeError
 from dynamo_core.membership import Change, Membership
 from dynamo_core.quorum import QuorumPolicy
 from dynamo_core.ring import MAX_NODES, Transfer
@@ -577,28 +577,22 @@ def report(node_id: str, status: str, membership: Membership, rid: int) -> RingR
     )
 
 
-def _refusal(  # noqa: PLR0911 - one return per refusal
+def _refusal(
     node: AdminNode[E], membership: Membership, request: AdminRequest
 ) -> tuple[str, str] | None:
-    """Why `request` must be refused, as ``(code, reason)``, or `None`. Cost: O(claim)."""
+    """Why `request` must be refused before the node is asked, as ``(code, reason)``, or `None`.
+
+    The node refuses what the ring as it will be does not allow (a `ChangeRefused` with its
+    code); this adds what only an operator's request can be: asked of a node outside the ring,
+    or a join or an update the claim cannot place. Cost: O(claim).
+    """
     if membership.outside:
         return "outside", f"node {node.node_id!r} holds no ring version yet: ask a member"
-    future = set(membership.future_members())
     target, op = request.node, request.op
     assert target is not None
-    if op in ("leave", "replace", "update") and target not in future:
-        return "not_member", f"node {target!r} is not a member (or is already leaving)"
-    if op == "join" and target in future:
-        return "already_member", f"node {target!r} is already a member (or its join is requested)"
-    if op == "replace" and request.new in future:
-        return "already_member", f"node {request.new!r} is already a member (or is joining)"
-    n = node.policy.n
-    if op == "leave" and len(future) - 1 < n:
-        left = len(future) - 1
-        return "too_few_members", f"removing {target!r} would leave {left} members, n={n}"
     trial = membership.record.ring.copy()
     try:  # the claim refuses what it cannot place: say so now rather than ignore it later
-        if op == "join":
+        if op == "join" and target not in trial:
             trial.add_node(target, weight=request.weight or 1.0, zone=request.zone)
         elif op == "update" and target in trial:
             zone = request.zone or trial.zone(target)
@@ -645,6 +639,8 @@ def answer(
                 zone = request.zone or (ring.zone(target) if known else None)
                 weight = request.weight or (ring.weight(target) if known else 1.0)
                 effects = node.update_member(target, now, zone=zone, weight=float(weight))
+    except ChangeRefused as exc:
+        return AdminRefused(rid, exc.code, str(exc)[:_MAX_REASON]), []
     except (TypeError, ValueError) as exc:
         return AdminRefused(rid, "bad_request", str(exc)[:_MAX_REASON] or "invalid request"), []
     change = next((c.id for c in membership.changes() if c.id not in before), None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "ChangeRefused",
     "CorruptRecord",
     "DecodeError",
     "DotCollision",
@@ -138,6 +139,21 @@ class LimitExceeded(DynamoError, ValueError):
         self.limit = limit
         self.maximum = maximum
         self.actual = actual
+
+
+class ChangeRefused(DynamoError, ValueError):
+    """A membership change was refused because of the ring as it will be; nothing changed.
+
+    Raised by [`Node.join`][dynamo_core.node.Node.join] and its siblings, and sent to an operator
+    as an [`AdminRefused`][dynamo_core.admin.AdminRefused] with the same `code`.
+
+    Attributes:
+        code: ``"not_member"``, ``"already_member"`` or ``"too_few_members"``.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class EffectFailed(DynamoError):

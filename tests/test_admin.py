@@ -20,7 +20,7 @@ from dynamo_core.admin import (
     reply_from_dict,
     request_from_dict,
 )
-from dynamo_core.errors import DecodeError
+from dynamo_core.errors import ChangeRefused, DecodeError
 from dynamo_core.hashing import TokenRange
 from dynamo_core.membership import Change
 from dynamo_core.node import Send
@@ -86,7 +86,7 @@ def test_another_member_queues_the_change_for_the_claimant() -> None:
         (AdminRequest(1, "replace", "zz", new="y"), "not_member", "'zz' is not a member"),
         (AdminRequest(1, "leave", "zz"), "not_member", "'zz' is not a member"),
         (AdminRequest(1, "update", "zz", zone="z"), "not_member", "'zz' is not a member"),
-        (AdminRequest(1, "leave", "a"), "too_few_members", "would leave 2 members, n=3"),
+        (AdminRequest(1, "leave", "a"), "too_few_members", "would leave 2 members, fewer than n=3"),
         (AdminRequest(1, "update", "a", weight=100.0), "bad_weight", "under one of the 16"),
         (AdminRequest(1, "join", "e", weight=100.0), "bad_weight", "under one of the 16"),
     ],
@@ -101,6 +101,22 @@ def test_refusals_are_typed_and_change_nothing(
     assert reply.code == code
     assert reason in reply.reason
     assert effects == []
+    assert (b.ring.fingerprint, b.membership) == before
+
+
+def test_the_node_refuses_with_the_code_the_operator_sees() -> None:
+    b = cluster("a", "b", "c")["b"]
+    before = (b.ring.fingerprint, b.membership)
+    with pytest.raises(ChangeRefused, match="'b' is already a member") as joined:
+        b.join("b", 0.0)
+    assert joined.value.code == "already_member"
+    with pytest.raises(ChangeRefused, match="fewer than n=3") as left:
+        b.leave("a", 0.0)
+    assert left.value.code == "too_few_members"
+    with pytest.raises(ChangeRefused) as replaced:
+        b.replace("zz", "y", 0.0)
+    assert replaced.value.code == "not_member"
+    assert isinstance(replaced.value, ValueError)
     assert (b.ring.fingerprint, b.membership) == before
 
 

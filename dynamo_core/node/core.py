@@ -383,8 +383,9 @@ class Node:
             The effects (a gossip digest, and a new version if this node is the claimant).
 
         Raises:
-            TypeError, ValueError: an argument is invalid, or `node` is already a member (or
-                its join is already requested). Nothing changes.
+            TypeError, ValueError: an argument is invalid. Nothing changes.
+            dynamo_core.errors.ChangeRefused: `node` is already a member (or its join is already
+                requested): ``already_member``. Nothing changes.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
         self._members.check_request("join", node, zone, weight)
@@ -401,8 +402,10 @@ class Node:
             The effects.
 
         Raises:
-            TypeError, ValueError: `node` is invalid or not a member (or already leaving), or
-                the cluster would keep fewer than ``policy.n`` members. Nothing changes.
+            TypeError, ValueError: `node` is invalid. Nothing changes.
+            dynamo_core.errors.ChangeRefused: `node` is not a member or already leaving
+                (``not_member``), or the cluster would keep fewer than ``policy.n`` members
+                (``too_few_members``). Nothing changes.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
         self._members.check_request("leave", node)
@@ -419,8 +422,10 @@ class Node:
             The effects.
 
         Raises:
-            TypeError, ValueError: an argument is invalid, `old` is not a member (or is
-                leaving), or `new` is one (or its join is requested). Nothing changes.
+            TypeError, ValueError: an argument is invalid. Nothing changes.
+            dynamo_core.errors.ChangeRefused: `old` is not a member or is leaving
+                (``not_member``), or `new` is one or its join is requested
+                (``already_member``). Nothing changes.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
         self._members.check_request("replace", old, new=new)
@@ -438,8 +443,9 @@ class Node:
             The effects.
 
         Raises:
-            TypeError, ValueError: an argument is invalid, or `node` is not a member (or is
-                leaving). Nothing changes.
+            TypeError, ValueError: an argument is invalid. Nothing changes.
+            dynamo_core.errors.ChangeRefused: `node` is not a member or is leaving
+                (``not_member``). Nothing changes.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
         self._members.check_request("update", node, zone, weight)

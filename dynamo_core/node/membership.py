@@ -16,6 +16,7 @@ from typing import Final, Literal, cast
 
 from dynamo_core._check import check_node_id, check_positive_float
 from dynamo_core.dvv import DVVSet
+from dynamo_core.errors import ChangeRefused
 from dynamo_core.hashing import TOKEN_SPACE, TokenRange
 from dynamo_core.membership import (
     Change,
@@ -109,18 +110,20 @@ class Members:
             check_positive_float(weight, "weight")
         future = self.future_members()
         if op == "join" and node in future:
-            raise ValueError(f"node {node!r} is already a member (or its join is requested)")
+            message = f"node {node!r} is already a member (or its join is requested)"
+            raise ChangeRefused(message, code="already_member")
         if op != "join" and node not in future:
-            raise ValueError(f"node {node!r} is not a member (or is already leaving)")
+            message = f"node {node!r} is not a member (or is already leaving)"
+            raise ChangeRefused(message, code="not_member")
         if op == "replace" and new in future:
-            raise ValueError(f"node {new!r} is already a member (or its join is requested)")
+            message = f"node {new!r} is already a member (or its join is requested)"
+            raise ChangeRefused(message, code="already_member")
         if op == "leave":
             remaining = sum(1 for n in future if n != node)
             n = self._node.policy.n
             if remaining < n:
-                raise ValueError(
-                    f"removing {node!r} would leave {remaining} members, fewer than n={n}"
-                )
+                message = f"removing {node!r} would leave {remaining} members, fewer than n={n}"
+                raise ChangeRefused(message, code="too_few_members")
 
     def request(
         self,
