@@ -54,9 +54,9 @@ MAX_VALUE_BYTES: Final = codec.DEFAULT_MAX_BYTES
 _MAX: Final = codec.MAX_COUNTER
 _first = itemgetter(0)
 _second = itemgetter(1)
-_new = object.__new__
 _time = time.time
 _INF: Final = math.inf
+_FEW: Final = 8  # clocks up to this size compare by lookups (see `compare`)
 
 
 class Ordering(enum.Enum):
@@ -132,6 +132,9 @@ class VectorClock:
 
     # node id -> (counter, timestamp), keys in sorted order, counters >= 1. Never mutated.
     _entries: dict[str, tuple[int, float]]
+    # The keys of `_entries` in order, shared by clocks derived without adding or dropping a
+    # node, so `compare` tells the same nodes apart with one identity test.
+    _nodes: tuple[str, ...]
     _hash: int  # cached by __hash__; unset until then
 
     def __init__(
@@ -176,6 +179,7 @@ class VectorClock:
             if counters[node]
         }
         object.__setattr__(self, "_entries", built)
+        object.__setattr__(self, "_nodes", tuple(built))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -200,7 +204,7 @@ class VectorClock:
     @property
     def nodes(self) -> tuple[str, ...]:
         """The node ids with an entry, sorted."""
-        return tuple(self._entries)
+        return self._nodes
 
     def items(self) -> Iterator[tuple[str, int]]:
         """Yield ``(node, counter)`` pairs in node order."""
@@ -208,7 +212,7 @@ class VectorClock:
             yield node, entry[0]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        return iter(self._nodes)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -287,14 +291,18 @@ class VectorClock:
                 raise OverflowError(f"the counter of {node!r} is at its limit of 2**63-1")
             entries = entries.copy()
             entries[node] = (counter + 1, now)
+            nodes = self._nodes
         else:
             check_node_id(node)
             items = list(entries.items())
-            items.insert(bisect_left(tuple(entries), node), (node, (1, now)))
+            items.insert(bisect_left(self._nodes, node), (node, (1, now)))
             entries = dict(items)
-        clock = _new(VectorClock)
-        _set_entries(clock, entries)
-        return clock
+            nodes = tuple(entries)
+        clock: Any = _Blank()  # _derived, inlined: this is the whole cost of an increment
+        clock._entries = entries
+        clock._nodes = nodes
+        clock.__class__ = VectorClock
+        return clock  # type: ignore[no-any-return]
 
     def merge(self, other: VectorClock) -> VectorClock:
         """Return the pointwise maximum of two clocks (their least upper bound). O(n + m).
@@ -329,11 +337,16 @@ class VectorClock:
                 changed = True
         if added:
             merged = dict(sorted(merged.items()))
-        elif not changed:
+            nodes = tuple(merged)
+        elif changed:
+            nodes = self._nodes
+        else:
             return self
-        clock = _new(VectorClock)
-        _set_entries(clock, merged)
-        return clock
+        clock: Any = _Blank()  # _derived, inlined
+        clock._entries = merged
+        clock._nodes = nodes
+        clock.__class__ = VectorClock
+        return clock  # type: ignore[no-any-return]
 
     @classmethod
     def merge_all(cls, clocks: Iterable[VectorClock]) -> VectorClock:
@@ -349,7 +362,7 @@ class VectorClock:
 
     # -- ordering ----------------------------------------------------------------------------------
 
-    def compare(self, other: VectorClock) -> Ordering:  # noqa: PLR0911, PLR0912
+    def compare(self, other: VectorClock) -> Ordering:  # noqa: PLR0911, PLR0912, PLR0915
         """Return how this clock relates to `other`, in one pass over the entries. O(n + m).
 
         Returns:
@@ -365,22 +378,41 @@ class VectorClock:
         a = self._entries
         b = other._entries
         before = after = False
-        if a.keys() == b.keys():  # (a size check first, in C)
+        nodes = self._nodes
+        if nodes is other._nodes or nodes == other._nodes:
             # The same nodes, so the same (sorted) order: compare the counters side by side.
             # Entries shared by identity (a clock and one derived from it) are skipped unread.
-            for entry_a, entry_b in zip(a.values(), b.values()):  # noqa: B905
-                if entry_a is entry_b:
-                    continue
-                x = entry_a[0]
-                y = entry_b[0]
-                if x > y:
-                    if before:
-                        return _CONCURRENT
-                    after = True
-                elif x < y:
-                    if after:
-                        return _CONCURRENT
-                    before = True
+            # Up to 8 entries, two lookups per node cost less than building views and a zip.
+            if len(nodes) <= _FEW:
+                for node in nodes:
+                    entry_a = a[node]
+                    entry_b = b[node]
+                    if entry_a is entry_b:
+                        continue
+                    x = entry_a[0]
+                    y = entry_b[0]
+                    if x > y:
+                        if before:
+                            return _CONCURRENT
+                        after = True
+                    elif x < y:
+                        if after:
+                            return _CONCURRENT
+                        before = True
+            else:
+                for entry_a, entry_b in zip(a.values(), b.values()):  # noqa: B905
+                    if entry_a is entry_b:
+                        continue
+                    x = entry_a[0]
+                    y = entry_b[0]
+                    if x > y:
+                        if before:
+                            return _CONCURRENT
+                        after = True
+                    elif x < y:
+                        if after:
+                            return _CONCURRENT
+                        before = True
             if before:
                 return _BEFORE
             return _AFTER if after else _EQUAL
@@ -510,9 +542,7 @@ class VectorClock:
         if not dropped:
             return self
         kept = {node: entry for node, entry in self._entries.items() if node not in dropped}
-        clock = _new(VectorClock)
-        _set_entries(clock, kept)
-        return clock
+        return _derived(kept)
 
     # -- codec -------------------------------------------------------------------------------------
 
@@ -588,17 +618,22 @@ class VectorClock:
                         entries[node] = (counter, stamp)
                         previous = node
                     else:
-                        clock = _new(VectorClock)
-                        _set_entries(clock, entries)
-                        return clock
+                        clock: Any = _Blank()  # _derived, inlined (the nodes are at hand)
+                        clock._entries = entries
+                        clock._nodes = tuple(nodes)
+                        clock.__class__ = VectorClock
+                        return clock  # type: ignore[no-any-return]
         return _decode_slowly(data, max_entries)
 
     def _check_invariants(self) -> None:
         """Assert the representation invariants (for tests)."""
         entries = self._entries
         assert type(entries) is dict
+        assert type(self) is VectorClock
         nodes = list(entries)
         assert nodes == sorted(nodes)
+        assert type(self._nodes) is tuple
+        assert list(self._nodes) == nodes
         for node, entry in entries.items():
             assert type(node) is str
             assert 1 <= len(node) <= MAX_NODE_ID_LEN
@@ -611,7 +646,25 @@ class VectorClock:
             assert 0.0 <= stamp < _INF
 
 
-_set_entries = VectorClock._entries.__set__  # type: ignore[attr-defined]
+class _Blank:
+    """`VectorClock`'s slots without its checking `__init__` and frozen `__setattr__`.
+
+    A clock derived from trusted data is filled in here with plain slot stores and then given
+    the `VectorClock` class (same layout, so CPython allows it): about 20 ns less than
+    ``object.__new__`` and a descriptor call per slot, a tenth of an increment.
+    """
+
+    __slots__ = ("_entries", "_hash", "_nodes")
+
+
+def _derived(entries: dict[str, tuple[int, float]]) -> VectorClock:
+    """Wrap `entries` (valid, in node order, owned by the new clock) as a clock, unchecked."""
+    clock: Any = _Blank()
+    clock._entries = entries
+    clock._nodes = tuple(entries)
+    clock.__class__ = VectorClock
+    return clock  # type: ignore[no-any-return]
+
 
 EMPTY_CLOCK: Final = VectorClock()
 """The clock with no entries (what `VectorClock()` returns)."""
@@ -622,9 +675,7 @@ def _clock_from_sorted(counters: Iterable[tuple[str, int]]) -> VectorClock:
 
     For sibling modules that already hold validated, sorted data: nothing is checked.
     """
-    clock = _new(VectorClock)
-    _set_entries(clock, {node: (counter, 0.0) for node, counter in counters})
-    return clock
+    return _derived({node: (counter, 0.0) for node, counter in counters})
 
 
 def _decode_slowly(data: object, max_entries: int) -> VectorClock:
@@ -651,9 +702,7 @@ def _decode_slowly(data: object, max_entries: int) -> VectorClock:
             codec.as_int(counter, f"vclock.counters[{i}]", lo=1),
             codec.as_float(stamp, f"vclock.stamps[{i}]", lo=0.0),
         )
-    clock = _new(VectorClock)
-    _set_entries(clock, entries)
-    return clock
+    return _derived(entries)
 
 
 # -- versioned values ------------------------------------------------------------------------------

@@ -103,6 +103,10 @@ def test_immutable_and_hashable_ignoring_timestamps() -> None:
     assert a != "a"
     with pytest.raises(AttributeError):
         a._entries = {}  # type: ignore[misc]
+    derived = a.increment("b", now=2.0).merge(VectorClock({"c": 1}))
+    assert type(derived) is VectorClock
+    with pytest.raises(AttributeError):
+        derived._entries = {}  # type: ignore[misc]
 
 
 # -- increment ---------------------------------------------------------------------------------
@@ -298,6 +302,38 @@ def test_equal_is_not_before_and_not_concurrent() -> None:
 @given(vector_clocks(), vector_clocks())
 def test_compare_matches_the_dict_model(a: VectorClock, b: VectorClock) -> None:
     assert a.compare(b) is model_compare(dict(a.items()), dict(b.items()))
+
+
+@settings(max_examples=300)
+@given(
+    st.integers(min_value=1, max_value=20).flatmap(
+        lambda n: st.tuples(
+            *(st.tuples(st.integers(1, 4), st.integers(1, 4), st.booleans()) for _ in range(n))
+        )
+    ),
+    st.booleans(),
+)
+def test_compare_of_clocks_on_the_same_nodes_matches_the_dict_model(
+    columns: tuple[tuple[int, int, bool], ...], derived: bool
+) -> None:
+    # Both paths for clocks on the same nodes (lookups up to 8 entries, a zip beyond), with
+    # entries shared by derivation or not at all (decoded), against the model.
+    nodes = [f"n{i:02d}" for i in range(len(columns))]
+    counters_a = {node: x for node, (x, _, _) in zip(nodes, columns, strict=True)}
+    counters_b = {node: y for node, (_, y, _) in zip(nodes, columns, strict=True)}
+    if derived:  # b from a by increments: unchanged entries are shared, the node tuple too
+        a = VectorClock(counters_a)
+        b = a
+        for node, (x, y, _) in zip(nodes, columns, strict=True):
+            for _ in range(y - x):
+                b = b.increment(node, now=1.0)
+        counters_b = {node: max(x, y) for node, (x, y, _) in zip(nodes, columns, strict=True)}
+    else:
+        a = VectorClock.from_dict(VectorClock(counters_a).to_dict())
+        b = VectorClock.from_dict(VectorClock(counters_b).to_dict())
+    b._check_invariants()
+    assert a.compare(b) is model_compare(counters_a, counters_b)
+    assert b.compare(a) is model_compare(counters_b, counters_a)
 
 
 @given(vector_clocks(), vector_clocks())
