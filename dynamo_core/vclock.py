@@ -304,7 +304,7 @@ class VectorClock(_ClockSlots):
             items.insert(bisect_left(self._nodes, node), (node, (1, now)))
             entries = dict(items)
             nodes = tuple(entries)
-        clock: Any = _Blank()  # _derived, inlined: this is the whole cost of an increment
+        clock: Any = _Blank()  # _derived, inlined: the largest cost of an increment
         clock._entries = entries
         clock._nodes = nodes
         clock.__class__ = VectorClock
