@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, cast
 import attrs
 
 from dynamo_core import codec
-from dynamo_core.dvv import DVVSet
+from dynamo_core.dvv import MAX_SIBLINGS, DVVSet
 from dynamo_core.errors import (
     DecodeError,
     DotCollision,
@@ -44,6 +44,7 @@ from dynamo_core.messages import (
     StoreReply,
     StoreRequest,
 )
+from dynamo_core.messages.replication import _trusted
 from dynamo_core.node import keyspace
 from dynamo_core.node.contexts import EMPTY_CONTEXT, decode_context, encode_context
 from dynamo_core.node.effects import Effect, Reply, Send
@@ -72,6 +73,11 @@ _STORAGE_FULL: Final = RequestFailed(
     "storage full: this node refuses writes until a write succeeds again; try another node",
     code="storage_full",
 )
+
+
+def _stored_reply(op: int) -> StoreReply:
+    """A replica's acknowledgement (`op` is the request's, checked when it was decoded)."""
+    return _trusted(StoreReply, op, True, "")
 
 
 def _failed(error: Unavailable) -> RequestFailed:
@@ -271,12 +277,12 @@ class Coordination:
 
     def _candidates(
         self, key: bytes, now: float, ring: HashRing | None
-    ) -> tuple[list[str], tuple[str, ...]]:
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         node = self._node
         ring = node.ring if ring is None else ring
         me, detector = node.id, node.detector
-        candidates = [n for n in ring.walk(key) if n == me or detector.is_available(n, now)]
-        return candidates, ring.preference_list(key)
+        plist, walk = ring._placement(key)
+        return tuple(n for n in walk if n == me or detector.is_available(n, now)), plist
 
     def _coordinate_put(  # noqa: PLR0917 - one write to coordinate
         self,
@@ -338,16 +344,13 @@ class Coordination:
         joint = _Joint(len(placements)) if len(placements) > 1 else None
         ring_epoch = node.membership.record.epoch
         config = node.config
+        timeout = float(config.request_timeout)
+        replica_timeout = config.replica_timeout
+        replica_timeout = timeout / 4 if replica_timeout is None else float(replica_timeout)
         for ring in placements:
             candidates, plist = self._candidates(key, now, ring)
-            coordinator = PutCoordinator(
-                node.policy,
-                key,
-                candidates,
-                state,
-                preference_list=plist,
-                timeout=config.request_timeout,
-                replica_timeout=config.replica_timeout,
+            coordinator = PutCoordinator._trusted(
+                node.policy, key, candidates, plist, state, timeout, replica_timeout
             )
             request = _Request(
                 node.new_id(),
@@ -374,12 +377,8 @@ class Coordination:
         node.stats["gets_coordinated"] += 1
         # Until the data has moved, the previous placement's replicas hold all of it.
         candidates, plist = self._candidates(key, now, node.previous)
-        coordinator: GetCoordinator[DVVSet[bytes]] = GetCoordinator(
-            node.policy,
-            key,
-            candidates,
-            preference_list=plist,
-            timeout=node.config.request_timeout,
+        coordinator: GetCoordinator[DVVSet[bytes]] = GetCoordinator._trusted(
+            node.policy, key, candidates, plist, float(node.config.request_timeout)
         )
         request = _Request(node.new_id(), "get", coordinator, request_id, forward)
         self._requests[request.op] = request
@@ -405,7 +404,9 @@ class Coordination:
             if kind is SendStore:
                 target, key, hint = effect.target, effect.key, effect.hint
                 if target != me:
-                    store = StoreRequest(request.op, key, effect.state, hint, request.epoch)
+                    store = _trusted(
+                        StoreRequest, request.op, key, effect.state, hint, request.epoch
+                    )
                     out.append(Send(target, store))
                     continue
                 reply: Stored | Refused = Stored()
@@ -419,7 +420,8 @@ class Coordination:
                     found = self._local_fetch(effect.key, effect.hint)
                     queue.extend(coordinator.receive(target, Fetched(found), now))
                 else:
-                    out.append(Send(target, FetchRequest(request.op, effect.key, effect.hint)))
+                    fetch = _trusted(FetchRequest, request.op, effect.key, effect.hint)
+                    out.append(Send(target, fetch))
             elif kind is SendRepair:
                 if effect.target == me:
                     self._apply_store(effect.key, effect.state, effect.hint, now)
@@ -431,10 +433,11 @@ class Coordination:
                 self._complete(request, effect.result, out)
             else:  # pragma: no cover - the coordinators' effect unions are exhaustive
                 raise AssertionError(f"unexpected coordinator effect {effect!r}")
-        for n in coordinator.timed_out:
-            if n not in request.reported:
-                request.reported.add(n)
-                node.detector.suspect(n, now)
+        if coordinator._timeouts != len(request.reported):  # a replica timed out: suspect it
+            for n in coordinator.timed_out:
+                if n not in request.reported:
+                    request.reported.add(n)
+                    node.detector.suspect(n, now)
         due = coordinator.deadline()
         if due is None:  # closed
             self._requests.pop(request.op, None)
@@ -461,14 +464,20 @@ class Coordination:
         outcome: RequestResult
         if isinstance(result, Unavailable):
             outcome = _failed(result)
-        elif isinstance(result, PutResult):
-            outcome = PutReply(result.acked, result.hinted)
+        elif isinstance(result, PutResult):  # the coordinator's node ids: from the ring
+            outcome = _trusted(PutReply, result.acked, result.hinted)
         else:
             found = cast("GetResult[DVVSet[bytes]]", result).state
             if found is None:
                 outcome = GetReply((), EMPTY_CONTEXT, found=False)
             else:
-                outcome = GetReply(tuple(found.values), encode_context(found.context))
+                values = tuple(found.values)  # each within a stored record's cap
+                context = encode_context(found.context)
+                outcome = (
+                    _trusted(GetReply, values, context, True)
+                    if len(values) <= MAX_SIBLINGS  # a merge may hold more: the check refuses
+                    else GetReply(values, context)
+                )
         self._answer(request.request_id, request.forward, outcome, out)
 
     @staticmethod
@@ -574,14 +583,16 @@ class Coordination:
         except StorageFull:
             node.storage_full(now)
             stored, reason = False, "storage full"
-        out.append(Send(sender, StoreReply(store.op, stored, reason)))
+        reply = _stored_reply(store.op) if stored else StoreReply(store.op, stored, reason)
+        out.append(Send(sender, reply))
         if store.epoch > epoch or m.outside:
             out.append(Send(sender, m.digest()))  # the coordinator knows a newer version
 
     def on_fetch(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A coordinator reads this replica's state (or a hint it keeps)."""
         fetch = cast("FetchRequest", message)
-        out.append(Send(sender, FetchReply(fetch.op, self._local_fetch(fetch.key, fetch.hint))))
+        found = self._local_fetch(fetch.key, fetch.hint)
+        out.append(Send(sender, _trusted(FetchReply, fetch.op, found)))
 
     def on_read_repair(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A coordinator repairs this replica after a read."""

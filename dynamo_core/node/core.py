@@ -13,6 +13,7 @@ from typing import Final, cast
 
 from dynamo_core import admin, codec
 from dynamo_core._check import (
+    MAX_NODE_ID_LEN,
     check_bytes,
     check_node_id,
     check_time,
@@ -539,7 +540,12 @@ class Node:
             ValueError: `sender` is not a valid node id.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
-        check_node_id(sender, "sender")
+        if (
+            type(sender) is not str
+            or not 0 < len(sender) <= MAX_NODE_ID_LEN
+            or not sender.isascii()
+        ):
+            check_node_id(sender, "sender")  # the rare case, or a refusal
         t = self._node.advance(now)
         handler = self._handlers.get(type(message))
         if handler is None:

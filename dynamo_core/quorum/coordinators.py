@@ -39,6 +39,8 @@ from dynamo_core.quorum.messages import (
 )
 from dynamo_core.quorum.policy import ConsistencyLevel, QuorumPolicy
 
+_new: Final = object.__new__
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "CoordinatorEvent",
@@ -234,6 +236,7 @@ class _Coordinator(Generic[S]):
         "_result_value",
         "_slots",
         "_state",
+        "_timeouts",
     )
 
     TRANSITIONS: ClassVar[tuple[Transition, ...]]
@@ -249,10 +252,24 @@ class _Coordinator(Generic[S]):
     ) -> None:
         if not isinstance(policy, QuorumPolicy):
             raise TypeError(f"policy must be a QuorumPolicy, not {type(policy).__name__}")
-        self._key = check_key(key, "key")
+        nodes = _check_candidates(candidates)
+        self._setup(
+            policy, check_key(key, "key"), nodes, _check_primaries(preference_list, nodes, policy.n)
+        )
+
+    def _setup(
+        self,
+        policy: QuorumPolicy,
+        key: Key,
+        candidates: tuple[str, ...],
+        primaries: tuple[str, ...],
+    ) -> None:
+        """Set the fields from checked arguments (`__init__`, or a node's own values)."""
+        self._key = key
         self._policy = policy
-        self._candidates = _check_candidates(candidates)
-        self._primaries = _check_primaries(preference_list, self._candidates, policy.n)
+        self._candidates = candidates
+        self._primaries = primaries
+        self._timeouts = 0  # replicas that timed out: a driver reads `timed_out` when it grows
         self._next = 0  # index of the next unused candidate
         self._slots: dict[str, _Slot[S]] = {}  # asked nodes, in the order asked
         self._state = CoordinatorState.IDLE
@@ -399,6 +416,8 @@ class _Coordinator(Generic[S]):
     def _settle(self, slot: _Slot[S], status: int) -> None:
         """Record what became of a pending replica."""
         slot.status = status
+        if status == _TIMED_OUT:
+            self._timeouts += 1
         self._pending -= 1
         if slot.counts:
             self._live -= 1
@@ -686,6 +705,29 @@ class PutCoordinator(_Coordinator[S]):
                     f"got {replica_timeout}"
                 )
 
+    @classmethod
+    def _trusted(  # noqa: PLR0917 - the constructor's arguments, already checked
+        cls,
+        policy: QuorumPolicy,
+        key: Key,
+        candidates: tuple[str, ...],
+        primaries: tuple[str, ...],
+        state: S,
+        timeout: float,
+        replica_timeout: float,
+    ) -> PutCoordinator[S]:
+        """A coordinator built from values its caller has checked, without checking them again.
+
+        A node's: candidates and primaries from its ring, timeouts from its config, a key it
+        checked, a state it made.
+        """
+        coordinator: PutCoordinator[S] = _new(cls)
+        coordinator._setup(policy, key, candidates, primaries)
+        coordinator._value = state
+        coordinator._timeout = timeout
+        coordinator._replica_timeout = replica_timeout
+        return coordinator
+
     @property
     def value(self) -> S:
         """The state being written."""
@@ -915,6 +957,23 @@ class GetCoordinator(_Coordinator[S]):
         self._timeout = check_positive_float(timeout, "timeout")
         self._repaired: tuple[str, ...] = ()
         self._merged: S | None = None  # the merge of every state answered in time so far
+
+    @classmethod
+    def _trusted(
+        cls,
+        policy: QuorumPolicy,
+        key: Key,
+        candidates: tuple[str, ...],
+        primaries: tuple[str, ...],
+        timeout: float,
+    ) -> GetCoordinator[S]:
+        """A coordinator built from values its caller has checked (see `PutCoordinator`)."""
+        coordinator: GetCoordinator[S] = _new(cls)
+        coordinator._setup(policy, key, candidates, primaries)
+        coordinator._timeout = timeout
+        coordinator._repaired = ()
+        coordinator._merged = None
+        return coordinator
 
     @property
     def result(self) -> GetResult[S] | Unavailable | None:
