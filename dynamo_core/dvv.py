@@ -297,6 +297,8 @@ class DVVSet(Generic[V]):
         """
         if not isinstance(other, DVVSet):
             raise TypeError(f"other must be a DVVSet, not {type(other).__name__}")
+        if self._entries == other._entries:  # the common case: replicas that agree
+            return True
         mine = {actor: (counter, dots) for actor, counter, dots in self._entries}
         theirs = {actor: (counter, dots) for actor, counter, dots in other._entries}
         for actor, (counter, _) in theirs.items():

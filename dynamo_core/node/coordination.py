@@ -606,11 +606,13 @@ class Coordination:
         """Store a replica state, or keep it as a hint for `hint`; return (stored, reason)."""
         node = self._node
         if hint is None or hint == node.id:
-            if not node.replicates(key):
+            tok = node.ring.token(key)
+            segment = node.replica.segment_of(tok)
+            if segment is None:
                 node.stats["messages_ignored"] += 1
                 return False, "not a replica of this key"
             try:
-                reason = node.replica.merge(key, state)
+                reason = node.replica.merge_at(key, tok, segment, state)
             except DotCollision as exc:  # a writer identity reused: refuse, keep ours
                 node.stats["dot_collisions"] += 1
                 return False, str(exc)

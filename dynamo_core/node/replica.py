@@ -241,6 +241,10 @@ class Replica:
             dynamo_core.errors.DotCollision: a writer identity was reused.
         """
         tok = self._token(key)
+        return self.merge_at(key, tok, self.segment_of(tok), state)
+
+    def merge_at(self, key: bytes, tok: int, s: Segment | None, state: DVVSet[bytes]) -> str | None:
+        """`merge`, for a caller that has placed `key`: its token `tok`, in segment `s`."""
         skey = keyspace.data_key(key, tok)
         raw = self._storage.get(skey)
         if raw is None:
@@ -258,7 +262,7 @@ class Replica:
         if reason is not None:
             self._stats["merges_refused"] += 1
             return reason
-        self.write(key=key, tok=tok, s=self.segment_of(tok), old_raw=raw, state=merged, raw=new_raw)
+        self.write(key=key, tok=tok, s=s, old_raw=raw, state=merged, raw=new_raw)
         self._stats["replica_writes"] += 1
         return None
 
