@@ -498,13 +498,13 @@ class Coordination:
 
     def on_store_reply(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A replica's answer to a store of a put this node coordinates."""
-        reply = cast("StoreReply", message)
+        reply: StoreReply = message  # type: ignore[assignment] # dispatched by type
         answer = Stored() if reply.stored else Refused(reply.reason)
         self._replied(sender, reply.op, "put", answer, now, out)
 
     def on_fetch_reply(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A replica's answer to a fetch of a get this node coordinates."""
-        reply = cast("FetchReply", message)
+        reply: FetchReply = message  # type: ignore[assignment] # dispatched by type
         self._replied(sender, reply.op, "get", Fetched(reply.state), now, out)
 
     def _replied(  # noqa: PLR0917 - one reply to route
@@ -520,19 +520,19 @@ class Coordination:
         if request is None or request.kind != kind:
             self._node.stats["messages_ignored"] += 1
             return
-        coordinator = cast("Any", request.coordinator)
+        coordinator: Any = request.coordinator
         try:
             effects = coordinator.receive(sender, answer, now)
         except RemoteProtocolError:  # a duplicate, or a reply from a node never asked
             self._node.stats["messages_ignored"] += 1
             return
-        self._drive(request, cast("list[Any]", effects), now, out)
+        self._drive(request, effects, now, out)
 
     def on_forward_reply(
         self, sender: str, message: Message, now: float, out: list[Effect]
     ) -> None:
         """The outcome of a request this node forwarded: reply to its client."""
-        reply = cast("ForwardReply", message)
+        reply: ForwardReply = message  # type: ignore[assignment] # dispatched by type
         forwarded = self._forwards.get(reply.fwd)
         if forwarded is None or forwarded.target != sender:
             self._node.stats["messages_ignored"] += 1
@@ -544,7 +544,7 @@ class Coordination:
 
     def on_forward(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A request another node forwarded: coordinate it once (duplicates are ignored)."""
-        forward = cast("Forward", message)
+        forward: Forward = message  # type: ignore[assignment] # dispatched by type
         origin = (sender, forward.fwd)
         if origin in self._seen_forwards:  # a duplicate: coordinating twice would write twice
             self._node.stats["messages_ignored"] += 1
@@ -569,7 +569,7 @@ class Coordination:
 
     def on_store(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A replica write, fenced by ring epoch: a store placed with an older ring is refused."""
-        store = cast("StoreRequest", message)
+        store: StoreRequest = message  # type: ignore[assignment] # dispatched by type
         node = self._node
         m = node.membership
         epoch = m.record.epoch
@@ -590,13 +590,13 @@ class Coordination:
 
     def on_fetch(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A coordinator reads this replica's state (or a hint it keeps)."""
-        fetch = cast("FetchRequest", message)
+        fetch: FetchRequest = message  # type: ignore[assignment] # dispatched by type
         found = self._local_fetch(fetch.key, fetch.hint)
         out.append(Send(sender, _trusted(FetchReply, fetch.op, found)))
 
     def on_read_repair(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A coordinator repairs this replica after a read."""
-        repair = cast("ReadRepair", message)
+        repair: ReadRepair = message  # type: ignore[assignment] # dispatched by type
         self._node.stats["read_repairs"] += 1
         self._apply_store(repair.key, repair.state, repair.hint, now)
 

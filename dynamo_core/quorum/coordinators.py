@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import ClassVar, Final, Generic, cast
+from typing import Any, ClassVar, Final, Generic, cast
 
 import attrs
 
@@ -228,6 +228,8 @@ class _Coordinator(Generic[S]):
         "_key",
         "_live",
         "_live_primaries",
+        "_need",
+        "_need_primaries",
         "_next",
         "_now",
         "_pending",
@@ -270,6 +272,8 @@ class _Coordinator(Generic[S]):
         self._candidates = candidates
         self._primaries = primaries
         self._timeouts = 0  # replicas that timed out: a driver reads `timed_out` when it grows
+        self._need = self._required()  # the policy is fixed: _decide reads these at every input
+        self._need_primaries = self._required_primaries()
         self._next = 0  # index of the next unused candidate
         self._slots: dict[str, _Slot[S]] = {}  # asked nodes, in the order asked
         self._state = CoordinatorState.IDLE
@@ -366,10 +370,10 @@ class _Coordinator(Generic[S]):
             raise RemoteProtocolError(f"{node!r} replied twice for {self._key!r}: {reply!r}")
         return slot
 
-    def _timer_input(self, now: float) -> list[object]:
+    def _timer_input(self, now: float) -> list[Any]:
         t = self._begin(CoordinatorEvent.DEADLINE, now)
         self._now = t
-        effects: list[object] = []
+        effects: list[Any] = []  # the subclass's effect union
         self._fire_timers(t, effects)
         self._update_deadline()
         return effects
@@ -433,7 +437,7 @@ class _Coordinator(Generic[S]):
     def _decide(self, effects: list[object]) -> None:
         """Complete when the quorum is reached or impossible; close when settled."""
         if self._state is _WAITING:
-            required, primaries = self._required(), self._required_primaries()
+            required, primaries = self._need, self._need_primaries
             if self._have >= required and self._have_primaries >= primaries:
                 self._move(CoordinatorEvent.QUORUM_REACHED)
                 self._result_value = self._success()
@@ -767,17 +771,17 @@ class PutCoordinator(_Coordinator[S]):
         plan = self._initial(self._policy.n)
         primaries = sum(1 for _, hint in plan if hint is None)
         could = len(plan) if self._fallbacks_count() else primaries
-        effects: list[object] = []
+        effects: list[Any] = []  # the subclass's effect union
         if could < self._policy.w or primaries < self._policy.pw:
             self._decide(effects)  # QUORUM_IMPOSSIBLE, then SETTLED: nothing was sent
-            return cast("list[PutEffect[S]]", effects)
+            return effects
         for node, hint in plan:
             self._ask(node, hint, t, self._replica_timeout)
             effects.append(SendStore(node, self._key, self._value, hint))
         self._next = len(plan)
         self._decide(effects)
         self._update_deadline()
-        return cast("list[PutEffect[S]]", effects)
+        return effects
 
     def receive(self, sender: str, reply: Stored | Refused, now: float) -> list[PutEffect[S]]:
         """Handle a replica's reply to its store request.
@@ -807,7 +811,7 @@ class PutCoordinator(_Coordinator[S]):
             _check_reply(sender, reply, (Stored, Refused), Fetched, "store")
         slot = self._check_sender(sender, reply)
         self._now = t
-        effects: list[object] = []
+        effects: list[Any] = []  # the subclass's effect union
         self._fire_timers(t, effects)
         if self._state is not _CLOSED:
             if slot.status == _TIMED_OUT:
@@ -824,7 +828,7 @@ class PutCoordinator(_Coordinator[S]):
                 self._after_failure(slot, t, effects)
             self._decide(effects)
         self._update_deadline()
-        return cast("list[PutEffect[S]]", effects)
+        return effects
 
     def on_timer(self, now: float) -> list[PutEffect[S]]:
         """Handle every timer due at or before `now` (see `deadline()`).
@@ -844,7 +848,7 @@ class PutCoordinator(_Coordinator[S]):
             TypeError: `now` is not a number.
             ValueError: `now` is negative or not finite.
         """
-        return cast("list[PutEffect[S]]", self._timer_input(now))
+        return self._timer_input(now)
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -1021,7 +1025,7 @@ class GetCoordinator(_Coordinator[S]):
         plan = self._initial(self._policy.n)
         if not self._policy.sloppy:
             plan = [(node, hint) for node, hint in plan if hint is None]
-        effects: list[object] = []
+        effects: list[Any] = []  # the subclass's effect union
         primaries = sum(1 for _, hint in plan if hint is None)
         if len(plan) >= self._policy.r and primaries >= self._policy.pr:
             for node, hint in plan:
@@ -1030,7 +1034,7 @@ class GetCoordinator(_Coordinator[S]):
             self._next = len(plan)  # a prefix of the candidates; a read never asks further
         self._decide(effects)
         self._update_deadline()
-        return cast("list[GetEffect[S]]", effects)
+        return effects
 
     def receive(self, sender: str, reply: Fetched[S] | Refused, now: float) -> list[GetEffect[S]]:
         """Handle a replica's answer to its fetch request.
@@ -1059,7 +1063,7 @@ class GetCoordinator(_Coordinator[S]):
             _check_reply(sender, reply, (Fetched, Refused), Stored, "fetch")
         slot = self._check_sender(sender, reply)
         self._now = t
-        effects: list[object] = []
+        effects: list[Any] = []  # the subclass's effect union
         self._fire_timers(t, effects)
         if self._state is not _CLOSED:  # a read's replicas time out only at the deadline
             merged = self._merged
@@ -1081,7 +1085,7 @@ class GetCoordinator(_Coordinator[S]):
                 self._move(CoordinatorEvent.REFUSAL)
             self._decide(effects)
         self._update_deadline()
-        return cast("list[GetEffect[S]]", effects)
+        return effects
 
     def on_timer(self, now: float) -> list[GetEffect[S]]:
         """Handle every timer due at or before `now` (see `deadline()`).
@@ -1101,7 +1105,7 @@ class GetCoordinator(_Coordinator[S]):
             TypeError: `now` is not a number.
             ValueError: `now` is negative or not finite.
         """
-        return cast("list[GetEffect[S]]", self._timer_input(now))
+        return self._timer_input(now)
 
     # -- hooks -------------------------------------------------------------------------------
 
