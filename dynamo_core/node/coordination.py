@@ -176,10 +176,15 @@ class Coordination:
 
     def deadline(self) -> float | None:
         """The earliest request or forward deadline. Cost: O(1) amortized."""
-        heap = self._heap
-        while heap and self._stale(*heap[0]):
+        heap, requests = self._heap, self._requests
+        at = None
+        while heap:
+            due, op = heap[0]
+            request = requests.get(op)
+            if request is not None and request.due == due:  # not stale
+                at = due
+                break
             heapq.heappop(heap)
-        at = heap[0][0] if heap else None
         if self._forwards:
             expires = next(iter(self._forwards.values())).expires
             if at is None or expires < at:

@@ -604,10 +604,14 @@ class Node:
         Cost: O(1) amortized for the requests and streams (heaps), O(sessions) for the rest.
         """
         at = min(self._liveness.deadline(), self._members.deadline(), self._anti_entropy.deadline())
-        for due in (self._coordination.deadline(), self._streams.deadline()):
-            if due is not None and due < at:
-                at = due
-        return max(at, self._timers_held)
+        due = self._coordination.deadline()
+        if due is not None and due < at:
+            at = due
+        due = self._streams.deadline()
+        if due is not None and due < at:
+            at = due
+        held = self._timers_held
+        return at if at >= held else held
 
     @property
     def degraded(self) -> bool:

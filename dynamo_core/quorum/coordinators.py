@@ -812,7 +812,9 @@ class PutCoordinator(_Coordinator[S]):
         slot = self._check_sender(sender, reply)
         self._now = t
         effects: list[Any] = []  # the subclass's effect union
-        self._fire_timers(t, effects)
+        at = self._deadline
+        if at is None or t >= at:  # a timer is due (`_fire_timers` would return at once)
+            self._fire_timers(t, effects)
         if self._state is not _CLOSED:
             if slot.status == _TIMED_OUT:
                 slot.late = True
@@ -1064,7 +1066,9 @@ class GetCoordinator(_Coordinator[S]):
         slot = self._check_sender(sender, reply)
         self._now = t
         effects: list[Any] = []  # the subclass's effect union
-        self._fire_timers(t, effects)
+        at = self._deadline
+        if at is None or t >= at:  # a timer is due (`_fire_timers` would return at once)
+            self._fire_timers(t, effects)
         if self._state is not _CLOSED:  # a read's replicas time out only at the deadline
             merged = self._merged
             if isinstance(reply, Fetched) and reply.state is not None and merged is not None:
