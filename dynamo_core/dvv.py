@@ -123,7 +123,10 @@ class DVVSet(Generic[V]):
         return _clock_from_sorted([(node, counter) for node, counter, _ in self._entries])
 
     def __len__(self) -> int:
-        return sum(len(dots) for _, _, dots in self._entries)
+        siblings = 0
+        for _, _, dots in self._entries:  # a loop, not sum() of a generator: limits ask often
+            siblings += len(dots)
+        return siblings
 
     def __repr__(self) -> str:
         """``DVVSet.from_entries([...])``: the call that rebuilds the state.
