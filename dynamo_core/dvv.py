@@ -643,6 +643,21 @@ def _state_json(state: DVVSet[Any]) -> str | None:
     return f'{{"entries":[{",".join(parts)}],"type":"dvvset","v":{codec.FORMAT_VERSION}}}'
 
 
+def _context_json(state: DVVSet[Any]) -> bytes:
+    """``codec.dumps(state.context.to_dict())``, written directly (a client's context).
+
+    The context's timestamps are all 0; the tests check it equals the canonical encoding.
+    """
+    entries = state._entries
+    nodes = ",".join([_encode_node(node) for node, _, _ in entries])
+    counters = ",".join([str(counter) for _, counter, _ in entries])
+    stamps = ",".join(["0.0"] * len(entries))
+    return (
+        f'{{"counters":[{counters}],"nodes":[{nodes}],"stamps":[{stamps}],'
+        f'"type":"vclock","v":{codec.FORMAT_VERSION}}}'
+    ).encode()
+
+
 _STATE_PATTERN: Final = f'\\{{"entries":(\\[.*\\]),"type":"dvvset","v":{codec.FORMAT_VERSION}\\}}'
 _STATE_TEXT: Final = re.compile(_STATE_PATTERN, re.DOTALL).fullmatch
 """The canonical encoding of a state, its ``entries`` list captured (`_state_of` checks it)."""

@@ -46,7 +46,7 @@ from dynamo_core.messages import (
 )
 from dynamo_core.messages.replication import _trusted
 from dynamo_core.node import keyspace
-from dynamo_core.node.contexts import EMPTY_CONTEXT, decode_context, encode_context
+from dynamo_core.node.contexts import EMPTY_CONTEXT, decode_context, encode_state_context
 from dynamo_core.node.effects import Effect, Reply, Send
 from dynamo_core.node.state import NodeState
 from dynamo_core.quorum import (
@@ -477,7 +477,7 @@ class Coordination:
                 outcome = GetReply((), EMPTY_CONTEXT, found=False)
             else:
                 values = tuple(found.values)  # each within a stored record's cap
-                context = encode_context(found.context)
+                context = encode_state_context(found)
                 outcome = (
                     _trusted(GetReply, values, context, True)
                     if len(values) <= MAX_SIBLINGS  # a merge may hold more: the check refuses
