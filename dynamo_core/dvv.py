@@ -97,6 +97,9 @@ class DVVSet(Generic[V]):
     """
 
     _entries: tuple[_Entry[V], ...] = attrs.field(default=(), init=False)
+    # `to_bytes`, once computed: a state is immutable, and a put's state is encoded by the
+    # coordinator, then stored, sent and merged as is by each replica (not compared, not hashed)
+    _raw: bytes | None = attrs.field(default=None, init=False, eq=False)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -429,10 +432,14 @@ class DVVSet(Generic[V]):
         Raises:
             TypeError: A value is not `bytes` (as `to_dict`).
         """
-        text = _state_json(self)
-        if text is None:
-            return codec.dumps(self.to_dict())  # raises to_dict's TypeError
-        return text.encode("utf-8")
+        raw = self._raw
+        if raw is None:
+            text = _state_json(self)
+            if text is None:
+                return codec.dumps(self.to_dict())  # raises to_dict's TypeError
+            raw = text.encode("utf-8")
+            _set_raw(self, raw)
+        return raw
 
     @classmethod
     def from_bytes(
@@ -532,6 +539,7 @@ class DVVSet(Generic[V]):
         """Assert the representation invariants (for tests)."""
         entries = self._entries
         assert type(entries) is tuple
+        assert self._raw is None or self._raw == codec.dumps(self.to_dict()), "a stale encoding"
         actors = [entry[0] for entry in entries]
         assert actors == sorted(set(actors))
         for actor, counter, dots in entries:
@@ -631,6 +639,9 @@ def _state_json(state: DVVSet[Any]) -> str | None:
     The messages on the request path embed it in their own JSON (see `messages.encode_message`);
     the tests check it equals the canonical encoding for any state.
     """
+    raw = state._raw
+    if raw is not None:  # encoded before (by `to_bytes`): a put's state, sent to each replica
+        return raw.decode("utf-8")
     b2a = _b2a_base64
     parts = []
     for node, counter, dots in state._entries:
@@ -726,10 +737,12 @@ def _actor_key(entry: _Entry[Any]) -> str:
 def _make(entries: tuple[_Entry[V], ...]) -> DVVSet[V]:
     state: DVVSet[V] = _new(DVVSet)
     _set_entries(state, entries)
+    _set_raw(state, None)
     return state
 
 
 _set_entries: Final = DVVSet.__dict__["_entries"].__set__  # the slot, past the frozen guard
+_set_raw: Final = DVVSet.__dict__["_raw"].__set__
 
 
 def sync_all(states: Iterable[DVVSet[V]]) -> DVVSet[V]:
