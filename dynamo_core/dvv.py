@@ -427,7 +427,8 @@ class DVVSet(Generic[V]):
         """The canonical encoding of a state of `bytes` values: ``codec.dumps(self.to_dict())``.
 
         The same bytes, written directly rather than through the dict (about twice as fast):
-        what a node stores and sends. Cost: O(size).
+        what a node stores and sends. Cost: O(size) the first time; the state keeps the bytes
+        (it is immutable), so later calls, and the messages that carry it, reuse them.
 
         Raises:
             TypeError: A value is not `bytes` (as `to_dict`).
