@@ -400,7 +400,7 @@ class Coordination:
         node = self._node
         me = node.id
         coordinator: Any = request.coordinator  # a put's or a get's, as `request.kind` says
-        queue = list(effects)  # grows with the answers of this node's own replica
+        queue = effects  # the coordinator's new list; grows with this node's own answers
         i = 0
         while i < len(queue):
             effect = queue[i]

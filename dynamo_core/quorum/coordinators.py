@@ -501,6 +501,8 @@ class _Coordinator(Generic[S]):
     def _initial(self, limit: int) -> list[tuple[str, str | None]]:
         """The first `limit` candidates, each with the primary it stands in for."""
         chosen = self._candidates[:limit]
+        if chosen == self._primaries:  # the common case: every primary is up
+            return [(node, None) for node in chosen]
         missing = [p for p in self._primaries if p not in self._candidates]
         out: list[tuple[str, str | None]] = []
         for node in chosen:
