@@ -526,6 +526,8 @@ class _Coordinator(Generic[S]):
         assert self._live_primaries == sum(1 for s in pending if s.counts and s.hint is None)
         assert self._have == self._recount()
         assert self._have_primaries == len(self._counted_primaries())
+        assert self._timeouts == len(self.timed_out)
+        assert (self._need, self._need_primaries) == (self._required(), self._required_primaries())
         for s in slots:
             assert (s.hint is None) == (s.node in self._primaries), s.node
             assert s.hint is None or s.hint in self._primaries
