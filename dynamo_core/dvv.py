@@ -289,7 +289,10 @@ class DVVSet(Generic[V]):
             out.append((actor, max(counter, other_counter), tuple(kept)))
         out.extend((actor, counter, dots) for actor, (counter, dots) in theirs.items())
         out.sort(key=_actor_key)
-        return _make(tuple(out))
+        merged = tuple(out)
+        if merged == b:  # `other` includes this state (a replica receiving a newer write):
+            return other  # the same state, and it may know its encoding already
+        return _make(merged)
 
     def descends(self, other: DVVSet[V]) -> bool:
         """Whether this state already includes every update `other` includes.
