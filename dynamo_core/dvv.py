@@ -292,6 +292,8 @@ class DVVSet(Generic[V]):
         merged = tuple(out)
         if merged == b:  # `other` includes this state (a replica receiving a newer write):
             return other  # the same state, and it may know its encoding already
+        if merged == a:
+            return self
         return _make(merged)
 
     def descends(self, other: DVVSet[V]) -> bool:

@@ -484,3 +484,12 @@ def test_a_state_encoded_once_is_the_same_state_and_encodes_the_same(state: DVVS
     assert state.to_bytes() == encoded == fresh.to_bytes() == codec.dumps(fresh.to_dict())
     assert state.sync(fresh).to_bytes() == encoded
     state._check_invariants()
+
+
+def test_merging_a_newer_state_keeps_that_state_and_its_encoding() -> None:
+    old = DVVSet[bytes]().update(b"a", "n#1")
+    new = old.update(b"b", "n#1", old.context)
+    encoded = new.to_bytes()
+    assert old.sync(new) is new  # a replica storing the write stores the write's state
+    assert old.sync(new).to_bytes() is encoded
+    assert new.sync(old) is new
