@@ -97,6 +97,9 @@ class DVVSet(Generic[V]):
     """
 
     _entries: tuple[_Entry[V], ...] = attrs.field(default=(), init=False)
+    # `to_bytes`, once computed: a state is immutable, and a put's state is encoded by the
+    # coordinator, then stored, sent and merged as is by each replica (not compared, not hashed)
+    _raw: bytes | None = attrs.field(default=None, init=False, eq=False)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -123,7 +126,10 @@ class DVVSet(Generic[V]):
         return _clock_from_sorted([(node, counter) for node, counter, _ in self._entries])
 
     def __len__(self) -> int:
-        return sum(len(dots) for _, _, dots in self._entries)
+        siblings = 0
+        for _, _, dots in self._entries:  # a loop, not sum() of a generator: limits ask often
+            siblings += len(dots)
+        return siblings
 
     def __repr__(self) -> str:
         """``DVVSet.from_entries([...])``: the call that rebuilds the state.
@@ -283,7 +289,12 @@ class DVVSet(Generic[V]):
             out.append((actor, max(counter, other_counter), tuple(kept)))
         out.extend((actor, counter, dots) for actor, (counter, dots) in theirs.items())
         out.sort(key=_actor_key)
-        return _make(tuple(out))
+        merged = tuple(out)
+        if merged == b:  # `other` includes this state (a replica receiving a newer write):
+            return other  # the same state, and it may know its encoding already
+        if merged == a:
+            return self
+        return _make(merged)
 
     def descends(self, other: DVVSet[V]) -> bool:
         """Whether this state already includes every update `other` includes.
@@ -297,6 +308,8 @@ class DVVSet(Generic[V]):
         """
         if not isinstance(other, DVVSet):
             raise TypeError(f"other must be a DVVSet, not {type(other).__name__}")
+        if self._entries == other._entries:  # the common case: replicas that agree
+            return True
         mine = {actor: (counter, dots) for actor, counter, dots in self._entries}
         theirs = {actor: (counter, dots) for actor, counter, dots in other._entries}
         for actor, (counter, _) in theirs.items():
@@ -419,15 +432,20 @@ class DVVSet(Generic[V]):
         """The canonical encoding of a state of `bytes` values: ``codec.dumps(self.to_dict())``.
 
         The same bytes, written directly rather than through the dict (about twice as fast):
-        what a node stores and sends. Cost: O(size).
+        what a node stores and sends. Cost: O(size) the first time; the state keeps the bytes
+        (it is immutable), so later calls, and the messages that carry it, reuse them.
 
         Raises:
             TypeError: A value is not `bytes` (as `to_dict`).
         """
-        text = _state_json(self)
-        if text is None:
-            return codec.dumps(self.to_dict())  # raises to_dict's TypeError
-        return text.encode("utf-8")
+        raw = self._raw
+        if raw is None:
+            text = _state_json(self)
+            if text is None:
+                return codec.dumps(self.to_dict())  # raises to_dict's TypeError
+            raw = text.encode("utf-8")
+            _set_raw(self, raw)
+        return raw
 
     @classmethod
     def from_bytes(
@@ -527,6 +545,7 @@ class DVVSet(Generic[V]):
         """Assert the representation invariants (for tests)."""
         entries = self._entries
         assert type(entries) is tuple
+        assert self._raw is None or self._raw == codec.dumps(self.to_dict()), "a stale encoding"
         actors = [entry[0] for entry in entries]
         assert actors == sorted(set(actors))
         for actor, counter, dots in entries:
@@ -626,6 +645,9 @@ def _state_json(state: DVVSet[Any]) -> str | None:
     The messages on the request path embed it in their own JSON (see `messages.encode_message`);
     the tests check it equals the canonical encoding for any state.
     """
+    raw = state._raw
+    if raw is not None:  # encoded before (by `to_bytes`): a put's state, sent to each replica
+        return raw.decode("utf-8")
     b2a = _b2a_base64
     parts = []
     for node, counter, dots in state._entries:
@@ -636,6 +658,21 @@ def _state_json(state: DVVSet[Any]) -> str | None:
             encoded.append(f'[{dot},"{b2a(value, newline=False).decode("ascii")}"]')
         parts.append(f"[{_encode_node(node)},{counter},[{','.join(encoded)}]]")
     return f'{{"entries":[{",".join(parts)}],"type":"dvvset","v":{codec.FORMAT_VERSION}}}'
+
+
+def _context_json(state: DVVSet[Any]) -> bytes:
+    """``codec.dumps(state.context.to_dict())``, written directly (a client's context).
+
+    The context's timestamps are all 0; the tests check it equals the canonical encoding.
+    """
+    entries = state._entries
+    nodes = ",".join([_encode_node(node) for node, _, _ in entries])
+    counters = ",".join([str(counter) for _, counter, _ in entries])
+    stamps = ",".join(["0.0"] * len(entries))
+    return (
+        f'{{"counters":[{counters}],"nodes":[{nodes}],"stamps":[{stamps}],'
+        f'"type":"vclock","v":{codec.FORMAT_VERSION}}}'
+    ).encode()
 
 
 _STATE_PATTERN: Final = f'\\{{"entries":(\\[.*\\]),"type":"dvvset","v":{codec.FORMAT_VERSION}\\}}'
@@ -706,10 +743,12 @@ def _actor_key(entry: _Entry[Any]) -> str:
 def _make(entries: tuple[_Entry[V], ...]) -> DVVSet[V]:
     state: DVVSet[V] = _new(DVVSet)
     _set_entries(state, entries)
+    _set_raw(state, None)
     return state
 
 
 _set_entries: Final = DVVSet.__dict__["_entries"].__set__  # the slot, past the frozen guard
+_set_raw: Final = DVVSet.__dict__["_raw"].__set__
 
 
 def sync_all(states: Iterable[DVVSet[V]]) -> DVVSet[V]:

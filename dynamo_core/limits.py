@@ -181,7 +181,7 @@ class Limits:
         siblings = len(state)
         if siblings > self.max_siblings:
             return _refusal("max_siblings", self.max_siblings, siblings)
-        entries = len(state.context)
+        entries = len(state._entries)  # len(state.context), without building the clock
         if entries > self.max_clock_entries:
             return _refusal("max_clock_entries", self.max_clock_entries, entries)
         if len(raw) > self.max_record_bytes:
@@ -198,7 +198,7 @@ def unstorable(state: DVVSet[bytes], raw: bytes) -> str | None:
         return f"the merged record is {len(raw)} bytes; the limit is {STORED_MAX_RECORD_BYTES}"
     if len(state) > STORED_MAX_SIBLINGS:
         return f"the merged record has {len(state)} siblings; the limit is {STORED_MAX_SIBLINGS}"
-    entries = len(state.context)
+    entries = len(state._entries)  # len(state.context), without building the clock
     if entries > STORED_MAX_ENTRIES:
         return f"the merged record names {entries} actors; the limit is {STORED_MAX_ENTRIES}"
     return None

@@ -31,6 +31,7 @@ from dynamo_core.messages import (
     encode_message,
     message_from_dict,
 )
+from dynamo_core.node.contexts import encode_context, encode_state_context
 from dynamo_core.strategies import dvv_sets, node_ids, vector_clocks
 from dynamo_core.vclock import _decode_slowly as decode_clock_slowly
 
@@ -381,6 +382,11 @@ def test_a_state_with_values_that_are_not_bytes_is_refused_as_before() -> None:
     message = StoreRequest(1, b"k", state)  # type: ignore[arg-type]  # what is refused
     with pytest.raises(TypeError, match="must encode to bytes"):
         encode_message(message)
+
+
+@given(dvv_sets(max_siblings=4))
+def test_a_states_client_context_is_the_encoding_of_its_clock(state: DVVSet[bytes]) -> None:
+    assert encode_state_context(state) == encode_context(state.context)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)

@@ -473,3 +473,23 @@ def test_a_reused_dot_with_another_value_is_always_refused(
         forged_a.sync(forged_b)
     with pytest.raises(DotCollision):
         forged_b.sync(forged_a)
+
+
+@given(dvv_sets())
+def test_a_state_encoded_once_is_the_same_state_and_encodes_the_same(state: DVVSet[bytes]) -> None:
+    fresh = _make(state._entries)  # never encoded
+    encoded = state.to_bytes()  # remembered by `state`
+    assert state == fresh
+    assert hash(state) == hash(fresh)
+    assert state.to_bytes() == encoded == fresh.to_bytes() == codec.dumps(fresh.to_dict())
+    assert state.sync(fresh).to_bytes() == encoded
+    state._check_invariants()
+
+
+def test_merging_a_newer_state_keeps_that_state_and_its_encoding() -> None:
+    old = DVVSet[bytes]().update(b"a", "n#1")
+    new = old.update(b"b", "n#1", old.context)
+    encoded = new.to_bytes()
+    assert old.sync(new) is new  # a replica storing the write stores the write's state
+    assert old.sync(new).to_bytes() is encoded
+    assert new.sync(old) is new

@@ -300,6 +300,35 @@ def test_time_must_not_go_backwards() -> None:
         node.get("r", "k", 1.0)
 
 
+@pytest.mark.parametrize(
+    ("sender", "error"),
+    [
+        (7, TypeError),
+        (b"b", TypeError),
+        ("", ValueError),
+        ("x" * 256, ValueError),
+        ("b\ud800", ValueError),  # a lone surrogate: not UTF-8
+    ],
+)
+def test_a_bad_sender_is_refused_and_changes_nothing(sender: Any, error: type) -> None:
+    node = Node("a", ring_of("a", "b", "c"), config=FAST)
+    before = node.stats()
+    with pytest.raises(error, match="sender"):
+        node.receive(sender, Heartbeat(1, 1), 1.0)
+    assert node.stats() == before
+    node.receive("\u00e9", Heartbeat(1, 1), 1.0)  # a non-ASCII id is valid (the careful path)
+
+
+@pytest.mark.parametrize("now", [float("nan"), float("inf"), -1.0, True, "1", None])
+def test_a_bad_time_is_refused(now: Any) -> None:
+    node = Node("a", ring_of("a", "b", "c"), config=FAST)
+    with pytest.raises((TypeError, ValueError)):
+        node.receive("b", Heartbeat(1, 1), now)
+    node.receive("b", Heartbeat(1, 1), 2)  # an int is a time
+    with pytest.raises(LocalProtocolError):
+        node.receive("b", Heartbeat(1, 2), 1.5)
+
+
 def test_context_round_trip() -> None:
     clock = VectorClock({"a#1": 3, "b#9": 1})
     assert decode_context(encode_context(clock)) == clock

@@ -1305,3 +1305,59 @@ def test_a_read_answer_whose_dot_collides_counts_as_refused() -> None:
     effects = get.receive("c", Fetched(w1), 0.0)
     result = completes(effects)[0].unwrap()
     assert result.state == w1 and set(get.answered) == {"a", "c"}
+
+
+# -- the trusted constructors (a node's own, already checked values) ----------------------------
+
+
+@given(
+    st.sampled_from([("a", "b", "c", "d"), ("a", "c", "d"), ("b", "c", "d")]),  # a node down
+    st.lists(st.sampled_from(["stored", "refused", "silent"]), min_size=4, max_size=4),
+)
+def test_a_trusted_put_coordinator_runs_as_a_checked_one(
+    candidates: tuple[str, ...], answers: list[str]
+) -> None:
+    policy, state = QuorumPolicy(3, 2, 2), DVVSet[bytes]().update(b"v", "a#1")
+    checked: PutCoordinator[DVVSet[bytes]] = PutCoordinator(
+        policy, b"k", candidates, state, preference_list=("a", "b", "c"),
+        timeout=4.0, replica_timeout=1.0,
+    )  # fmt: skip
+    trusted: PutCoordinator[DVVSet[bytes]] = PutCoordinator._trusted(
+        policy, b"k", candidates, ("a", "b", "c"), state, 4.0, 1.0
+    )
+    runs = []
+    for c in (checked, trusted):
+        trace: list[Any] = [c.start(0.0)]
+        for i, answer in enumerate(answers):
+            asked = [node for node, _ in c.asked]
+            if i < len(asked) and answer != "silent" and c.deadline() is not None:
+                reply = Stored() if answer == "stored" else Refused("full")
+                trace.append(c.receive(asked[i], reply, 0.5 + i))
+        if c.deadline() is not None:
+            trace.append(c.on_timer(5.0))
+        runs.append(repr((trace, c.state, c.result, c.timed_out, c.asked)))  # Unavailable: no ==
+    assert runs[0] == runs[1]
+
+
+@given(st.lists(st.sampled_from(["found", "missing", "refused"]), min_size=3, max_size=3))
+def test_a_trusted_get_coordinator_runs_as_a_checked_one(answers: list[str]) -> None:
+    policy, state = QuorumPolicy(3, 2, 2), DVVSet[bytes]().update(b"v", "a#1")
+    checked: GetCoordinator[DVVSet[bytes]] = GetCoordinator(
+        policy, b"k", ("a", "b", "c", "d"), preference_list=("a", "b", "c"), timeout=4.0
+    )
+    trusted: GetCoordinator[DVVSet[bytes]] = GetCoordinator._trusted(
+        policy, b"k", ("a", "b", "c", "d"), ("a", "b", "c"), 4.0
+    )
+    runs = []
+    for c in (checked, trusted):
+        trace: list[Any] = [c.start(0.0)]
+        for node, answer in zip("abc", answers, strict=True):
+            reply = (
+                Refused("busy")
+                if answer == "refused"
+                else Fetched(state if answer == "found" else None)
+            )
+            if c.deadline() is not None:
+                trace.append(c.receive(node, reply, 0.5))
+        runs.append(repr((trace, c.state, c.result, c.repaired)))
+    assert runs[0] == runs[1]

@@ -479,11 +479,13 @@ class ForwardReply:
 
 
 def _trusted(cls: type[_M], *values: object) -> _M:
-    """Build a message from fields the decoder has just checked, without re-running validators.
+    """Build a message from fields already known valid, without re-running the validators.
 
-    `values` are in the constructor's order. The fast paths of the hot decoders use it; each
-    checks its fields exactly as the attrs validators would (the tests compare both paths on
-    hostile inputs). The slots are set one by one, unrolled: a loop costs more than the sets.
+    `values` are in the constructor's order. The fast paths of the hot decoders use it (each
+    checks its fields exactly as the attrs validators would; the tests compare both paths on
+    hostile inputs), and so does the node for the messages it builds from its own values (a
+    checked key, a state it decoded or made, node ids from its ring). The slots are set one by
+    one, unrolled: a loop costs more than the sets.
     """
     message = _new(cls)
     setters = _SETTERS[cls]
@@ -597,5 +599,5 @@ def _read_fetched(text: str) -> FetchReply | None:
 # The fields' slot setters, in constructor order, of the messages `_trusted` builds.
 _SETTERS: Final[dict[type[Any], tuple[Callable[[Any, Any], None], ...]]] = {
     cls: tuple(cls.__dict__[field.name].__set__ for field in attrs.fields(cls))
-    for cls in (StoreRequest, StoreReply, FetchRequest, FetchReply)
+    for cls in (StoreRequest, StoreReply, FetchRequest, FetchReply, PutReply, GetReply)
 }

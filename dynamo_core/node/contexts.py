@@ -6,6 +6,7 @@ from typing import Final
 
 from dynamo_core import codec
 from dynamo_core._check import check_bytes
+from dynamo_core.dvv import DVVSet, _context_json
 from dynamo_core.errors import DecodeError
 from dynamo_core.limits import MAX_CONTEXT_COUNTER
 from dynamo_core.messages import MAX_CONTEXT_BYTES
@@ -21,6 +22,11 @@ def encode_context(context: VectorClock) -> bytes:
         The opaque bytes a client sends back with its next put.
     """
     return codec.dumps(context.to_dict())
+
+
+def encode_state_context(state: DVVSet[bytes]) -> bytes:
+    """``encode_context(state.context)``, written from the state without building the clock."""
+    return _context_json(state)
 
 
 def decode_context(data: bytes) -> VectorClock:

@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, cast
 import attrs
 
 from dynamo_core import codec
-from dynamo_core.dvv import DVVSet
+from dynamo_core.dvv import MAX_SIBLINGS, DVVSet
 from dynamo_core.errors import (
     DecodeError,
     DotCollision,
@@ -44,8 +44,9 @@ from dynamo_core.messages import (
     StoreReply,
     StoreRequest,
 )
+from dynamo_core.messages.replication import _trusted
 from dynamo_core.node import keyspace
-from dynamo_core.node.contexts import EMPTY_CONTEXT, decode_context, encode_context
+from dynamo_core.node.contexts import EMPTY_CONTEXT, decode_context, encode_state_context
 from dynamo_core.node.effects import Effect, Reply, Send
 from dynamo_core.node.state import NodeState
 from dynamo_core.quorum import (
@@ -72,6 +73,11 @@ _STORAGE_FULL: Final = RequestFailed(
     "storage full: this node refuses writes until a write succeeds again; try another node",
     code="storage_full",
 )
+
+
+def _stored_reply(op: int) -> StoreReply:
+    """A replica's acknowledgement (`op` is the request's, checked when it was decoded)."""
+    return _trusted(StoreReply, op, True, "")
 
 
 def _failed(error: Unavailable) -> RequestFailed:
@@ -170,10 +176,15 @@ class Coordination:
 
     def deadline(self) -> float | None:
         """The earliest request or forward deadline. Cost: O(1) amortized."""
-        heap = self._heap
-        while heap and self._stale(*heap[0]):
+        heap, requests = self._heap, self._requests
+        at = None
+        while heap:
+            due, op = heap[0]
+            request = requests.get(op)
+            if request is not None and request.due == due:  # not stale
+                at = due
+                break
             heapq.heappop(heap)
-        at = heap[0][0] if heap else None
         if self._forwards:
             expires = next(iter(self._forwards.values())).expires
             if at is None or expires < at:
@@ -271,12 +282,12 @@ class Coordination:
 
     def _candidates(
         self, key: bytes, now: float, ring: HashRing | None
-    ) -> tuple[list[str], tuple[str, ...]]:
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         node = self._node
         ring = node.ring if ring is None else ring
         me, detector = node.id, node.detector
-        candidates = [n for n in ring.walk(key) if n == me or detector.is_available(n, now)]
-        return candidates, ring.preference_list(key)
+        plist, walk = ring._placement(key)
+        return tuple(n for n in walk if n == me or detector.is_available(n, now)), plist
 
     def _coordinate_put(  # noqa: PLR0917 - one write to coordinate
         self,
@@ -338,16 +349,13 @@ class Coordination:
         joint = _Joint(len(placements)) if len(placements) > 1 else None
         ring_epoch = node.membership.record.epoch
         config = node.config
+        timeout = float(config.request_timeout)
+        replica_timeout = config.replica_timeout
+        replica_timeout = timeout / 4 if replica_timeout is None else float(replica_timeout)
         for ring in placements:
             candidates, plist = self._candidates(key, now, ring)
-            coordinator = PutCoordinator(
-                node.policy,
-                key,
-                candidates,
-                state,
-                preference_list=plist,
-                timeout=config.request_timeout,
-                replica_timeout=config.replica_timeout,
+            coordinator = PutCoordinator._trusted(
+                node.policy, key, candidates, plist, state, timeout, replica_timeout
             )
             request = _Request(
                 node.new_id(),
@@ -374,12 +382,8 @@ class Coordination:
         node.stats["gets_coordinated"] += 1
         # Until the data has moved, the previous placement's replicas hold all of it.
         candidates, plist = self._candidates(key, now, node.previous)
-        coordinator: GetCoordinator[DVVSet[bytes]] = GetCoordinator(
-            node.policy,
-            key,
-            candidates,
-            preference_list=plist,
-            timeout=node.config.request_timeout,
+        coordinator: GetCoordinator[DVVSet[bytes]] = GetCoordinator._trusted(
+            node.policy, key, candidates, plist, float(node.config.request_timeout)
         )
         request = _Request(node.new_id(), "get", coordinator, request_id, forward)
         self._requests[request.op] = request
@@ -396,7 +400,7 @@ class Coordination:
         node = self._node
         me = node.id
         coordinator: Any = request.coordinator  # a put's or a get's, as `request.kind` says
-        queue = list(effects)  # grows with the answers of this node's own replica
+        queue = effects  # the coordinator's new list; grows with this node's own answers
         i = 0
         while i < len(queue):
             effect = queue[i]
@@ -405,7 +409,9 @@ class Coordination:
             if kind is SendStore:
                 target, key, hint = effect.target, effect.key, effect.hint
                 if target != me:
-                    store = StoreRequest(request.op, key, effect.state, hint, request.epoch)
+                    store = _trusted(
+                        StoreRequest, request.op, key, effect.state, hint, request.epoch
+                    )
                     out.append(Send(target, store))
                     continue
                 reply: Stored | Refused = Stored()
@@ -419,7 +425,8 @@ class Coordination:
                     found = self._local_fetch(effect.key, effect.hint)
                     queue.extend(coordinator.receive(target, Fetched(found), now))
                 else:
-                    out.append(Send(target, FetchRequest(request.op, effect.key, effect.hint)))
+                    fetch = _trusted(FetchRequest, request.op, effect.key, effect.hint)
+                    out.append(Send(target, fetch))
             elif kind is SendRepair:
                 if effect.target == me:
                     self._apply_store(effect.key, effect.state, effect.hint, now)
@@ -431,10 +438,11 @@ class Coordination:
                 self._complete(request, effect.result, out)
             else:  # pragma: no cover - the coordinators' effect unions are exhaustive
                 raise AssertionError(f"unexpected coordinator effect {effect!r}")
-        for n in coordinator.timed_out:
-            if n not in request.reported:
-                request.reported.add(n)
-                node.detector.suspect(n, now)
+        if coordinator._timeouts != len(request.reported):  # a replica timed out: suspect it
+            for n in coordinator.timed_out:
+                if n not in request.reported:
+                    request.reported.add(n)
+                    node.detector.suspect(n, now)
         due = coordinator.deadline()
         if due is None:  # closed
             self._requests.pop(request.op, None)
@@ -461,14 +469,20 @@ class Coordination:
         outcome: RequestResult
         if isinstance(result, Unavailable):
             outcome = _failed(result)
-        elif isinstance(result, PutResult):
-            outcome = PutReply(result.acked, result.hinted)
+        elif isinstance(result, PutResult):  # the coordinator's node ids: from the ring
+            outcome = _trusted(PutReply, result.acked, result.hinted)
         else:
             found = cast("GetResult[DVVSet[bytes]]", result).state
             if found is None:
                 outcome = GetReply((), EMPTY_CONTEXT, found=False)
             else:
-                outcome = GetReply(tuple(found.values), encode_context(found.context))
+                values = tuple(found.values)  # each within a stored record's cap
+                context = encode_state_context(found)
+                outcome = (
+                    _trusted(GetReply, values, context, True)
+                    if len(values) <= MAX_SIBLINGS  # a merge may hold more: the check refuses
+                    else GetReply(values, context)
+                )
         self._answer(request.request_id, request.forward, outcome, out)
 
     @staticmethod
@@ -489,13 +503,13 @@ class Coordination:
 
     def on_store_reply(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A replica's answer to a store of a put this node coordinates."""
-        reply = cast("StoreReply", message)
+        reply: StoreReply = message  # type: ignore[assignment] # dispatched by type
         answer = Stored() if reply.stored else Refused(reply.reason)
         self._replied(sender, reply.op, "put", answer, now, out)
 
     def on_fetch_reply(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A replica's answer to a fetch of a get this node coordinates."""
-        reply = cast("FetchReply", message)
+        reply: FetchReply = message  # type: ignore[assignment] # dispatched by type
         self._replied(sender, reply.op, "get", Fetched(reply.state), now, out)
 
     def _replied(  # noqa: PLR0917 - one reply to route
@@ -511,19 +525,19 @@ class Coordination:
         if request is None or request.kind != kind:
             self._node.stats["messages_ignored"] += 1
             return
-        coordinator = cast("Any", request.coordinator)
+        coordinator: Any = request.coordinator
         try:
             effects = coordinator.receive(sender, answer, now)
         except RemoteProtocolError:  # a duplicate, or a reply from a node never asked
             self._node.stats["messages_ignored"] += 1
             return
-        self._drive(request, cast("list[Any]", effects), now, out)
+        self._drive(request, effects, now, out)
 
     def on_forward_reply(
         self, sender: str, message: Message, now: float, out: list[Effect]
     ) -> None:
         """The outcome of a request this node forwarded: reply to its client."""
-        reply = cast("ForwardReply", message)
+        reply: ForwardReply = message  # type: ignore[assignment] # dispatched by type
         forwarded = self._forwards.get(reply.fwd)
         if forwarded is None or forwarded.target != sender:
             self._node.stats["messages_ignored"] += 1
@@ -535,7 +549,7 @@ class Coordination:
 
     def on_forward(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A request another node forwarded: coordinate it once (duplicates are ignored)."""
-        forward = cast("Forward", message)
+        forward: Forward = message  # type: ignore[assignment] # dispatched by type
         origin = (sender, forward.fwd)
         if origin in self._seen_forwards:  # a duplicate: coordinating twice would write twice
             self._node.stats["messages_ignored"] += 1
@@ -560,7 +574,7 @@ class Coordination:
 
     def on_store(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A replica write, fenced by ring epoch: a store placed with an older ring is refused."""
-        store = cast("StoreRequest", message)
+        store: StoreRequest = message  # type: ignore[assignment] # dispatched by type
         node = self._node
         m = node.membership
         epoch = m.record.epoch
@@ -574,18 +588,20 @@ class Coordination:
         except StorageFull:
             node.storage_full(now)
             stored, reason = False, "storage full"
-        out.append(Send(sender, StoreReply(store.op, stored, reason)))
+        reply = _stored_reply(store.op) if stored else StoreReply(store.op, stored, reason)
+        out.append(Send(sender, reply))
         if store.epoch > epoch or m.outside:
             out.append(Send(sender, m.digest()))  # the coordinator knows a newer version
 
     def on_fetch(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A coordinator reads this replica's state (or a hint it keeps)."""
-        fetch = cast("FetchRequest", message)
-        out.append(Send(sender, FetchReply(fetch.op, self._local_fetch(fetch.key, fetch.hint))))
+        fetch: FetchRequest = message  # type: ignore[assignment] # dispatched by type
+        found = self._local_fetch(fetch.key, fetch.hint)
+        out.append(Send(sender, _trusted(FetchReply, fetch.op, found)))
 
     def on_read_repair(self, sender: str, message: Message, now: float, out: list[Effect]) -> None:
         """A coordinator repairs this replica after a read."""
-        repair = cast("ReadRepair", message)
+        repair: ReadRepair = message  # type: ignore[assignment] # dispatched by type
         self._node.stats["read_repairs"] += 1
         self._apply_store(repair.key, repair.state, repair.hint, now)
 
@@ -595,11 +611,13 @@ class Coordination:
         """Store a replica state, or keep it as a hint for `hint`; return (stored, reason)."""
         node = self._node
         if hint is None or hint == node.id:
-            if not node.replicates(key):
+            tok = node.ring.token(key)
+            segment = node.replica.segment_of(tok)
+            if segment is None:
                 node.stats["messages_ignored"] += 1
                 return False, "not a replica of this key"
             try:
-                reason = node.replica.merge(key, state)
+                reason = node.replica.merge_at(key, tok, segment, state)
             except DotCollision as exc:  # a writer identity reused: refuse, keep ours
                 node.stats["dot_collisions"] += 1
                 return False, str(exc)

@@ -13,6 +13,7 @@ from typing import Final, cast
 
 from dynamo_core import admin, codec
 from dynamo_core._check import (
+    MAX_NODE_ID_LEN,
     check_bytes,
     check_node_id,
     check_time,
@@ -539,7 +540,12 @@ class Node:
             ValueError: `sender` is not a valid node id.
             dynamo_core.errors.LocalProtocolError: `now` went backwards.
         """
-        check_node_id(sender, "sender")
+        if (
+            type(sender) is not str
+            or not 0 < len(sender) <= MAX_NODE_ID_LEN
+            or not sender.isascii()
+        ):
+            check_node_id(sender, "sender")  # the rare case, or a refusal
         t = self._node.advance(now)
         handler = self._handlers.get(type(message))
         if handler is None:
@@ -598,10 +604,14 @@ class Node:
         Cost: O(1) amortized for the requests and streams (heaps), O(sessions) for the rest.
         """
         at = min(self._liveness.deadline(), self._members.deadline(), self._anti_entropy.deadline())
-        for due in (self._coordination.deadline(), self._streams.deadline()):
-            if due is not None and due < at:
-                at = due
-        return max(at, self._timers_held)
+        due = self._coordination.deadline()
+        if due is not None and due < at:
+            at = due
+        due = self._streams.deadline()
+        if due is not None and due < at:
+            at = due
+        held = self._timers_held
+        return at if at >= held else held
 
     @property
     def degraded(self) -> bool:

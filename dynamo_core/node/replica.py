@@ -10,6 +10,7 @@ once, never a reason to fail).
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
@@ -87,9 +88,11 @@ class Replica:
         self._token = token
         self._stats = stats
         self._notes = notes
-        self._cache: dict[bytes, tuple[bytes, DVVSet[bytes]]] = {}
+        # Both caches drop their oldest entry when full: OrderedDicts, because taking the first
+        # key of a plain dict that many deletions have emptied at the front scans their holes.
+        self._cache: OrderedDict[bytes, tuple[bytes, DVVSet[bytes]]] = OrderedDict()
         # storage key -> (record, its Merkle digest): an update need not rehash the old record
-        self._digests: dict[bytes, tuple[bytes, bytes]] = {}
+        self._digests: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
         self._segments: list[Segment] = []
         self._starts: list[int] = []
         self._by_start: dict[int, Segment] = {}
@@ -172,10 +175,10 @@ class Replica:
 
     def _remember(self, skey: bytes, raw: bytes, state: DVVSet[bytes]) -> None:
         cache = self._cache
-        cache.pop(skey, None)
         cache[skey] = (raw, state)
+        cache.move_to_end(skey)
         if len(cache) > _CACHE_SIZE:
-            del cache[next(iter(cache))]
+            cache.popitem(last=False)
 
     def load(self, key: bytes) -> DVVSet[bytes] | None:
         """The stored state of `key` (`None`: none, or quarantined)."""
@@ -228,7 +231,7 @@ class Replica:
             tree.update(key, merkle.item_digest(key, old_raw) if old is None else old, digest)
         digests[skey] = (raw, digest)
         if len(digests) > _CACHE_SIZE:
-            del digests[next(iter(digests))]
+            digests.popitem(last=False)
 
     def merge(self, key: bytes, state: DVVSet[bytes]) -> str | None:
         """Merge `state` into the stored replica of `key` (which this node replicates).
@@ -241,6 +244,10 @@ class Replica:
             dynamo_core.errors.DotCollision: a writer identity was reused.
         """
         tok = self._token(key)
+        return self.merge_at(key, tok, self.segment_of(tok), state)
+
+    def merge_at(self, key: bytes, tok: int, s: Segment | None, state: DVVSet[bytes]) -> str | None:
+        """`merge`, for a caller that has placed `key`: its token `tok`, in segment `s`."""
         skey = keyspace.data_key(key, tok)
         raw = self._storage.get(skey)
         if raw is None:
@@ -258,7 +265,7 @@ class Replica:
         if reason is not None:
             self._stats["merges_refused"] += 1
             return reason
-        self.write(key=key, tok=tok, s=self.segment_of(tok), old_raw=raw, state=merged, raw=new_raw)
+        self.write(key=key, tok=tok, s=s, old_raw=raw, state=merged, raw=new_raw)
         self._stats["replica_writes"] += 1
         return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import ClassVar, Final, Generic, cast
+from typing import Any, ClassVar, Final, Generic, cast
 
 import attrs
 
@@ -38,6 +38,8 @@ from dynamo_core.quorum.messages import (
     Stored,
 )
 from dynamo_core.quorum.policy import ConsistencyLevel, QuorumPolicy
+
+_new: Final = object.__new__
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -226,6 +228,8 @@ class _Coordinator(Generic[S]):
         "_key",
         "_live",
         "_live_primaries",
+        "_need",
+        "_need_primaries",
         "_next",
         "_now",
         "_pending",
@@ -234,6 +238,7 @@ class _Coordinator(Generic[S]):
         "_result_value",
         "_slots",
         "_state",
+        "_timeouts",
     )
 
     TRANSITIONS: ClassVar[tuple[Transition, ...]]
@@ -249,10 +254,26 @@ class _Coordinator(Generic[S]):
     ) -> None:
         if not isinstance(policy, QuorumPolicy):
             raise TypeError(f"policy must be a QuorumPolicy, not {type(policy).__name__}")
-        self._key = check_key(key, "key")
+        nodes = _check_candidates(candidates)
+        self._setup(
+            policy, check_key(key, "key"), nodes, _check_primaries(preference_list, nodes, policy.n)
+        )
+
+    def _setup(
+        self,
+        policy: QuorumPolicy,
+        key: Key,
+        candidates: tuple[str, ...],
+        primaries: tuple[str, ...],
+    ) -> None:
+        """Set the fields from checked arguments (`__init__`, or a node's own values)."""
+        self._key = key
         self._policy = policy
-        self._candidates = _check_candidates(candidates)
-        self._primaries = _check_primaries(preference_list, self._candidates, policy.n)
+        self._candidates = candidates
+        self._primaries = primaries
+        self._timeouts = 0  # replicas that timed out: a driver reads `timed_out` when it grows
+        self._need = self._required()  # the policy is fixed: _decide reads these at every input
+        self._need_primaries = self._required_primaries()
         self._next = 0  # index of the next unused candidate
         self._slots: dict[str, _Slot[S]] = {}  # asked nodes, in the order asked
         self._state = CoordinatorState.IDLE
@@ -349,10 +370,10 @@ class _Coordinator(Generic[S]):
             raise RemoteProtocolError(f"{node!r} replied twice for {self._key!r}: {reply!r}")
         return slot
 
-    def _timer_input(self, now: float) -> list[object]:
+    def _timer_input(self, now: float) -> list[Any]:
         t = self._begin(CoordinatorEvent.DEADLINE, now)
         self._now = t
-        effects: list[object] = []
+        effects: list[Any] = []  # the subclass's effect union
         self._fire_timers(t, effects)
         self._update_deadline()
         return effects
@@ -399,6 +420,8 @@ class _Coordinator(Generic[S]):
     def _settle(self, slot: _Slot[S], status: int) -> None:
         """Record what became of a pending replica."""
         slot.status = status
+        if status == _TIMED_OUT:
+            self._timeouts += 1
         self._pending -= 1
         if slot.counts:
             self._live -= 1
@@ -414,7 +437,7 @@ class _Coordinator(Generic[S]):
     def _decide(self, effects: list[object]) -> None:
         """Complete when the quorum is reached or impossible; close when settled."""
         if self._state is _WAITING:
-            required, primaries = self._required(), self._required_primaries()
+            required, primaries = self._need, self._need_primaries
             if self._have >= required and self._have_primaries >= primaries:
                 self._move(CoordinatorEvent.QUORUM_REACHED)
                 self._result_value = self._success()
@@ -478,6 +501,8 @@ class _Coordinator(Generic[S]):
     def _initial(self, limit: int) -> list[tuple[str, str | None]]:
         """The first `limit` candidates, each with the primary it stands in for."""
         chosen = self._candidates[:limit]
+        if chosen == self._primaries:  # the common case: every primary is up
+            return [(node, None) for node in chosen]
         missing = [p for p in self._primaries if p not in self._candidates]
         out: list[tuple[str, str | None]] = []
         for node in chosen:
@@ -501,6 +526,8 @@ class _Coordinator(Generic[S]):
         assert self._live_primaries == sum(1 for s in pending if s.counts and s.hint is None)
         assert self._have == self._recount()
         assert self._have_primaries == len(self._counted_primaries())
+        assert self._timeouts == len(self.timed_out)
+        assert (self._need, self._need_primaries) == (self._required(), self._required_primaries())
         for s in slots:
             assert (s.hint is None) == (s.node in self._primaries), s.node
             assert s.hint is None or s.hint in self._primaries
@@ -686,6 +713,29 @@ class PutCoordinator(_Coordinator[S]):
                     f"got {replica_timeout}"
                 )
 
+    @classmethod
+    def _trusted(  # noqa: PLR0917 - the constructor's arguments, already checked
+        cls,
+        policy: QuorumPolicy,
+        key: Key,
+        candidates: tuple[str, ...],
+        primaries: tuple[str, ...],
+        state: S,
+        timeout: float,
+        replica_timeout: float,
+    ) -> PutCoordinator[S]:
+        """A coordinator built from values its caller has checked, without checking them again.
+
+        A node's: candidates and primaries from its ring, timeouts from its config, a key it
+        checked, a state it made.
+        """
+        coordinator: PutCoordinator[S] = _new(cls)
+        coordinator._setup(policy, key, candidates, primaries)
+        coordinator._value = state
+        coordinator._timeout = timeout
+        coordinator._replica_timeout = replica_timeout
+        return coordinator
+
     @property
     def value(self) -> S:
         """The state being written."""
@@ -725,17 +775,17 @@ class PutCoordinator(_Coordinator[S]):
         plan = self._initial(self._policy.n)
         primaries = sum(1 for _, hint in plan if hint is None)
         could = len(plan) if self._fallbacks_count() else primaries
-        effects: list[object] = []
+        effects: list[Any] = []  # the subclass's effect union
         if could < self._policy.w or primaries < self._policy.pw:
             self._decide(effects)  # QUORUM_IMPOSSIBLE, then SETTLED: nothing was sent
-            return cast("list[PutEffect[S]]", effects)
+            return effects
         for node, hint in plan:
             self._ask(node, hint, t, self._replica_timeout)
             effects.append(SendStore(node, self._key, self._value, hint))
         self._next = len(plan)
         self._decide(effects)
         self._update_deadline()
-        return cast("list[PutEffect[S]]", effects)
+        return effects
 
     def receive(self, sender: str, reply: Stored | Refused, now: float) -> list[PutEffect[S]]:
         """Handle a replica's reply to its store request.
@@ -765,8 +815,10 @@ class PutCoordinator(_Coordinator[S]):
             _check_reply(sender, reply, (Stored, Refused), Fetched, "store")
         slot = self._check_sender(sender, reply)
         self._now = t
-        effects: list[object] = []
-        self._fire_timers(t, effects)
+        effects: list[Any] = []  # the subclass's effect union
+        at = self._deadline
+        if at is None or t >= at:  # a timer is due (`_fire_timers` would return at once)
+            self._fire_timers(t, effects)
         if self._state is not _CLOSED:
             if slot.status == _TIMED_OUT:
                 slot.late = True
@@ -782,7 +834,7 @@ class PutCoordinator(_Coordinator[S]):
                 self._after_failure(slot, t, effects)
             self._decide(effects)
         self._update_deadline()
-        return cast("list[PutEffect[S]]", effects)
+        return effects
 
     def on_timer(self, now: float) -> list[PutEffect[S]]:
         """Handle every timer due at or before `now` (see `deadline()`).
@@ -802,7 +854,7 @@ class PutCoordinator(_Coordinator[S]):
             TypeError: `now` is not a number.
             ValueError: `now` is negative or not finite.
         """
-        return cast("list[PutEffect[S]]", self._timer_input(now))
+        return self._timer_input(now)
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -916,6 +968,23 @@ class GetCoordinator(_Coordinator[S]):
         self._repaired: tuple[str, ...] = ()
         self._merged: S | None = None  # the merge of every state answered in time so far
 
+    @classmethod
+    def _trusted(
+        cls,
+        policy: QuorumPolicy,
+        key: Key,
+        candidates: tuple[str, ...],
+        primaries: tuple[str, ...],
+        timeout: float,
+    ) -> GetCoordinator[S]:
+        """A coordinator built from values its caller has checked (see `PutCoordinator`)."""
+        coordinator: GetCoordinator[S] = _new(cls)
+        coordinator._setup(policy, key, candidates, primaries)
+        coordinator._timeout = timeout
+        coordinator._repaired = ()
+        coordinator._merged = None
+        return coordinator
+
     @property
     def result(self) -> GetResult[S] | Unavailable | None:
         """The outcome once known (from the `Complete` effect on), else `None`."""
@@ -962,7 +1031,7 @@ class GetCoordinator(_Coordinator[S]):
         plan = self._initial(self._policy.n)
         if not self._policy.sloppy:
             plan = [(node, hint) for node, hint in plan if hint is None]
-        effects: list[object] = []
+        effects: list[Any] = []  # the subclass's effect union
         primaries = sum(1 for _, hint in plan if hint is None)
         if len(plan) >= self._policy.r and primaries >= self._policy.pr:
             for node, hint in plan:
@@ -971,7 +1040,7 @@ class GetCoordinator(_Coordinator[S]):
             self._next = len(plan)  # a prefix of the candidates; a read never asks further
         self._decide(effects)
         self._update_deadline()
-        return cast("list[GetEffect[S]]", effects)
+        return effects
 
     def receive(self, sender: str, reply: Fetched[S] | Refused, now: float) -> list[GetEffect[S]]:
         """Handle a replica's answer to its fetch request.
@@ -1000,8 +1069,10 @@ class GetCoordinator(_Coordinator[S]):
             _check_reply(sender, reply, (Fetched, Refused), Stored, "fetch")
         slot = self._check_sender(sender, reply)
         self._now = t
-        effects: list[object] = []
-        self._fire_timers(t, effects)
+        effects: list[Any] = []  # the subclass's effect union
+        at = self._deadline
+        if at is None or t >= at:  # a timer is due (`_fire_timers` would return at once)
+            self._fire_timers(t, effects)
         if self._state is not _CLOSED:  # a read's replicas time out only at the deadline
             merged = self._merged
             if isinstance(reply, Fetched) and reply.state is not None and merged is not None:
@@ -1022,7 +1093,7 @@ class GetCoordinator(_Coordinator[S]):
                 self._move(CoordinatorEvent.REFUSAL)
             self._decide(effects)
         self._update_deadline()
-        return cast("list[GetEffect[S]]", effects)
+        return effects
 
     def on_timer(self, now: float) -> list[GetEffect[S]]:
         """Handle every timer due at or before `now` (see `deadline()`).
@@ -1042,7 +1113,7 @@ class GetCoordinator(_Coordinator[S]):
             TypeError: `now` is not a number.
             ValueError: `now` is negative or not finite.
         """
-        return cast("list[GetEffect[S]]", self._timer_input(now))
+        return self._timer_input(now)
 
     # -- hooks -------------------------------------------------------------------------------
 

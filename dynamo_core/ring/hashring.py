@@ -670,6 +670,12 @@ class HashRing(_Placement):
         plist = self._plists[start]
         return self._walk_from(start, plist)
 
+    def _placement(self, key: str | bytes) -> tuple[tuple[str, ...], Iterator[str]]:
+        """`preference_list(key)` and `walk(key)` with one hash (a node's request path)."""
+        start = self._segment(self.token(key))
+        plist = self._plists[start]
+        return plist, self._walk_from(start, plist)
+
     def _walk_from(self, start: int, plist: tuple[str, ...]) -> Iterator[str]:
         yield from plist
         seen = set(plist)
