@@ -40,6 +40,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Final
 
 import attrs
@@ -66,6 +67,7 @@ from dynamo_core.aio.auth import (
     Peer,
     check_secret,
 )
+from dynamo_core.aio.coalesce import Coalescer, FrameBatch
 from dynamo_core.aio.framing import (
     DEFAULT_MAX_FRAME,
     MAX_FRAME_LIMIT,
@@ -327,6 +329,11 @@ class FrameStream:
         self._step: int | None = None  # frames parsed at a time (1 while the cap may change)
         self.received = 0
 
+    @property
+    def buffered(self) -> bool:
+        """Whether a frame already read waits: `next` returns it without reading the socket."""
+        return bool(self._pending)
+
     async def next(self) -> bytes | None:
         """Return the next frame's payload, or `None` at a clean end of stream.
 
@@ -364,6 +371,7 @@ class _Outbound:
         "address",
         "attempts",
         "broken",
+        "flush",
         "peer",
         "queue",
         "queued_bytes",
@@ -386,9 +394,10 @@ class _Outbound:
         self.attempts = 0
         self.task: asyncio.Task[None] | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.flush: Callable[[], None] = lambda: None  # set by the transport: write the queue
 
 
-_HIGH_WATER: Final = 1 << 20  # bytes buffered in a connection before sends queue instead
+_HIGH_WATER: Final = 1 << 20  # bytes buffered in a connection before its task waits for drain
 
 _started: weakref.WeakSet[TcpTransport] = weakref.WeakSet()
 
@@ -468,6 +477,7 @@ class TcpTransport:
         "_address",
         "_client_secret",
         "_closing",
+        "_coalescer",
         "_connections",
         "_handlers",
         "_out",
@@ -545,6 +555,9 @@ class TcpTransport:
         self._stats = dict.fromkeys(_STAT_NAMES, 0)
         self.inbox = Inbox(config.max_inbox)
         self._out = {peer: _Outbound(peer, addr) for peer, addr in checked.items()}
+        for out in self._out.values():
+            out.flush = partial(self._write_out, out)
+        self._coalescer = Coalescer()
         self._server: asyncio.Server | None = None
         self._address: Address | None = None
         self._connections: set[asyncio.StreamWriter] = set()
@@ -611,6 +624,7 @@ class TcpTransport:
         """Stop listening, close every connection and stop reconnecting. Idempotent."""
         if self._closing:
             return
+        self._coalescer.flush()  # what was handed over before the close still goes out
         self._closing = True
         _started.discard(self)
         if self._server is not None:
@@ -664,18 +678,6 @@ class TcpTransport:
         if out.state == "down":
             self._stats["dropped_peer_down"] += 1
             return
-        writer = out.writer
-        if (
-            writer is not None
-            and not out.queue
-            and not out.broken
-            and writer.transport.get_write_buffer_size() < _HIGH_WATER
-        ):  # the fast path: straight into the connection's buffer, no task switch
-            frame = self._frame(out, payload)
-            writer.write(frame)
-            self._stats["frames_sent"] += 1
-            self._stats["bytes_sent"] += len(frame)
-            return
         if (
             len(out.queue) >= self.config.max_queue
             or out.queued_bytes + len(payload) > self.config.max_queue_bytes
@@ -684,7 +686,31 @@ class TcpTransport:
             return
         out.queue.append(payload)
         out.queued_bytes += len(payload)
-        out.wake.set()
+        # Written with the other frames of this batch of work: one write, not one per frame.
+        self._coalescer.mark(out, out.flush)
+
+    def _write_out(self, out: _Outbound) -> None:
+        """Write `out`'s queue into its connection, or leave it to the connection's task.
+
+        The task takes over while there is no connection (it writes once connected) and while
+        the peer reads too slowly (it writes after the connection's buffer drained).
+        """
+        writer = out.writer
+        if not out.queue:
+            return
+        if writer is None or out.broken or writer.transport.get_write_buffer_size() >= _HIGH_WATER:
+            out.wake.set()
+            return
+        self._write_queue(out, writer)
+
+    def _write_queue(self, out: _Outbound, writer: asyncio.StreamWriter) -> None:
+        """Seal and frame every queued payload, in order, and write them with one call."""
+        frames = [self._frame(out, payload) for payload in out.queue]
+        out.queue.clear()
+        out.queued_bytes = 0
+        writer.writelines(frames)
+        self._stats["frames_sent"] += len(frames)
+        self._stats["bytes_sent"] += sum(map(len, frames))
 
     def _frame(self, out: _Outbound, payload: bytes) -> bytes:
         """Seal `payload` for the current connection to `out.peer` (in write order) and frame it."""
@@ -810,12 +836,7 @@ class TcpTransport:
                 raise ConnectionResetError(f"{out.peer} closed the connection")
             if not out.queue:
                 continue
-            frames = [self._frame(out, payload) for payload in out.queue]
-            out.queue.clear()
-            out.queued_bytes = 0
-            writer.writelines(frames)
-            self._stats["frames_sent"] += len(frames)
-            self._stats["bytes_sent"] += sum(map(len, frames))
+            self._write_queue(out, writer)
             await asyncio.wait_for(writer.drain(), timeout)
 
     async def _watch(self, reader: asyncio.StreamReader, out: _Outbound) -> None:
@@ -890,6 +911,7 @@ class TcpTransport:
         except Exception as exc:
             self._closed_by(exc, where, in_handshake=in_handshake)
         finally:
+            self._coalescer.flush()  # answers made before the end still go out, then the close
             self._connections.discard(writer)
             self._handlers.discard(task)
             await close_writer(writer)
@@ -974,6 +996,7 @@ class TcpTransport:
         max_frame = self.config.max_frame
         stats = self._stats
         inbox = self.inbox
+        flush = self._coalescer.flush
         sender = peer.node_id
         assert sender is not None
         seal = peer.seal
@@ -985,6 +1008,8 @@ class TcpTransport:
             stats["bytes_received"] += len(payload) + 4
             if not inbox.put(Inbound(sender, message)):
                 stats["dropped_inbox_full"] += 1
+            if not frames.buffered:  # the batch read is handled: send what it produced
+                flush()
 
     def _responder(
         self, peer: Peer, writer: asyncio.StreamWriter
@@ -994,20 +1019,24 @@ class TcpTransport:
         limit = self.config.max_client_buffer
         stats = self._stats
         seal = peer.seal
+        batch = FrameBatch(writer)  # responses of this batch of work, written together
+        mark = self._coalescer.mark
 
         def respond(response: RequestResponse | admin.AdminReply) -> None:
             if writer.is_closing():
                 return
             transport = writer.transport
-            if transport.get_write_buffer_size() > limit:
+            if transport.get_write_buffer_size() + batch.size > limit:
                 stats["closed_slow_client"] += 1
                 log.warning("%s: closing a client that does not read its responses", self.node_id)
+                batch.clear()
                 transport.abort()  # drop its unread responses now (close() would keep them)
                 return
             payload = codec.dumps(response.to_dict())
             if seal is not None:
                 payload = seal.seal(payload)
-            writer.write(encode_frame(payload, max_frame=max_frame + TAG_SIZE))
+            batch.add(encode_frame(payload, max_frame=max_frame + TAG_SIZE))
+            mark(batch, batch.flush)
             stats["frames_sent"] += 1
             stats["bytes_sent"] += len(payload) + 4
 
@@ -1046,6 +1075,7 @@ class TcpTransport:
         stats = self._stats
         seal = peer.seal
         respond = self._responder(peer, writer)
+        flush = self._coalescer.flush
 
         while (payload := await frames.next()) is not None:
             if seal is not None:
@@ -1061,3 +1091,5 @@ class TcpTransport:
             if not self.inbox.put(ClientCall(request, respond)):
                 stats["shed_client_requests"] += 1
                 respond(ClientResponse(request.rid, RequestFailed("node overloaded: try another")))
+            if not frames.buffered:  # the batch read is handled: send what it produced
+                flush()
