@@ -101,7 +101,7 @@ class Driver(_Loop[E]):
 
     def _handle(self, effect: E) -> None:
         result = self._handler(effect)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):  # a plain handler: no check
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(lambda done: self._finished(effect, done))

@@ -329,11 +329,6 @@ class FrameStream:
         self._step: int | None = None  # frames parsed at a time (1 while the cap may change)
         self.received = 0
 
-    @property
-    def buffered(self) -> bool:
-        """Whether a frame already read waits: `next` returns it without reading the socket."""
-        return bool(self._pending)
-
     async def next(self) -> bytes | None:
         """Return the next frame's payload, or `None` at a clean end of stream.
 
@@ -351,6 +346,25 @@ class FrameStream:
             self.received += len(data)
             self._pending.extend(self._decoder.feed(data, max_frames=self._step))
         return self._pending.popleft()
+
+    async def batch(self) -> list[bytes]:
+        """Return the next frame and every frame already read after it; ``[]`` at a clean end.
+
+        What one read of the socket brought, handled together: the answers it makes are
+        written together at its end (see [`coalesce`][dynamo_core.aio.coalesce]).
+
+        Raises:
+            FrameError: a frame is over the cap, or the stream ended inside a frame.
+            ConnectionError: the connection broke.
+        """
+        first = await self.next()
+        if first is None:
+            return []
+        if not self._pending:
+            return [first]
+        frames = [first, *self._pending]
+        self._pending.clear()
+        return frames
 
     def until_authenticated(self) -> None:
         """Parse one frame at a time, so frames after the handshake meet the raised cap."""
@@ -667,10 +681,10 @@ class TcpTransport:
             ValueError: `payload` is over `max_frame`.
         """
         check_bytes(payload, "payload")
-        if len(payload) > self.config.max_frame:
-            raise ValueError(
-                f"payload is {len(payload)} bytes; max_frame is {self.config.max_frame}"
-            )
+        size = len(payload)
+        config = self.config
+        if size > config.max_frame:
+            raise ValueError(f"payload is {size} bytes; max_frame is {config.max_frame}")
         out = self._out.get(target)
         if out is None or self._closing:
             self._stats["dropped_unknown_peer"] += 1
@@ -678,14 +692,11 @@ class TcpTransport:
         if out.state == "down":
             self._stats["dropped_peer_down"] += 1
             return
-        if (
-            len(out.queue) >= self.config.max_queue
-            or out.queued_bytes + len(payload) > self.config.max_queue_bytes
-        ):
+        if len(out.queue) >= config.max_queue or out.queued_bytes + size > config.max_queue_bytes:
             self._stats["dropped_queue_full"] += 1
             return
         out.queue.append(payload)
-        out.queued_bytes += len(payload)
+        out.queued_bytes += size
         # Written with the other frames of this batch of work: one write, not one per frame.
         self._coalescer.mark(out, out.flush)
 
@@ -1000,16 +1011,15 @@ class TcpTransport:
         sender = peer.node_id
         assert sender is not None
         seal = peer.seal
-        while (payload := await frames.next()) is not None:
-            if seal is not None:
-                payload = seal.open(payload)
-            message = decode_message(payload, max_bytes=max_frame)
-            stats["frames_received"] += 1
-            stats["bytes_received"] += len(payload) + 4
-            if not inbox.put(Inbound(sender, message)):
-                stats["dropped_inbox_full"] += 1
-            if not frames.buffered:  # the batch read is handled: send what it produced
-                flush()
+        while batch := await frames.batch():
+            for frame in batch:
+                payload = frame if seal is None else seal.open(frame)
+                message = decode_message(payload, max_bytes=max_frame)
+                stats["frames_received"] += 1
+                stats["bytes_received"] += len(payload) + 4
+                if not inbox.put(Inbound(sender, message)):
+                    stats["dropped_inbox_full"] += 1
+            flush()  # the batch read is handled: send what it produced
 
     def _responder(
         self, peer: Peer, writer: asyncio.StreamWriter
@@ -1077,19 +1087,19 @@ class TcpTransport:
         respond = self._responder(peer, writer)
         flush = self._coalescer.flush
 
-        while (payload := await frames.next()) is not None:
-            if seal is not None:
-                payload = seal.open(payload)
-            data = codec.loads(payload, max_bytes=max_frame)
-            if admin.is_admin_request(data):  # a client never changes membership
-                self._refuse_admin(data, respond)
-                continue
-            request = request_from_dict(data)
-            stats["client_requests"] += 1
-            stats["frames_received"] += 1
-            stats["bytes_received"] += len(payload) + 4
-            if not self.inbox.put(ClientCall(request, respond)):
-                stats["shed_client_requests"] += 1
-                respond(ClientResponse(request.rid, RequestFailed("node overloaded: try another")))
-            if not frames.buffered:  # the batch read is handled: send what it produced
-                flush()
+        while batch := await frames.batch():
+            for frame in batch:
+                payload = frame if seal is None else seal.open(frame)
+                data = codec.loads(payload, max_bytes=max_frame)
+                if admin.is_admin_request(data):  # a client never changes membership
+                    self._refuse_admin(data, respond)
+                    continue
+                request = request_from_dict(data)
+                stats["client_requests"] += 1
+                stats["frames_received"] += 1
+                stats["bytes_received"] += len(payload) + 4
+                if not self.inbox.put(ClientCall(request, respond)):
+                    stats["shed_client_requests"] += 1
+                    failed = RequestFailed("node overloaded: try another")
+                    respond(ClientResponse(request.rid, failed))
+            flush()  # the batch read is handled: send what it produced
