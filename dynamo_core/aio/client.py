@@ -102,7 +102,7 @@ class _Connection:
         self.address = address
         self.writer = writer
         self.seal = seal
-        self.batch = FrameBatch(writer)  # the requests of this loop turn, written together
+        self.batch = FrameBatch(writer)  # the requests of one loop turn, written together
         self.coalescer = coalescer
         self.waiting: dict[int, asyncio.Future[RequestResponse]] = {}
         self.closed = False
@@ -125,8 +125,7 @@ class _Connection:
     def send(self, payload: bytes, max_frame: int) -> None:
         if self.seal is not None:
             payload = self.seal.seal(payload)
-        self.batch.add(encode_frame(payload, max_frame=max_frame + TAG_SIZE))
-        self.coalescer.mark(self.batch, self.batch.flush)
+        self.batch.send(encode_frame(payload, max_frame=max_frame + TAG_SIZE), self.coalescer)
 
     def close(self) -> None:
         self.closed = True

@@ -61,12 +61,32 @@ class FrameBatch:
         writer: The connection.
     """
 
-    __slots__ = ("frames", "size", "writer")
+    __slots__ = ("frames", "size", "turn_open", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.frames: list[bytes] = []
         self.size = 0
+        self.turn_open = False  # written to in this loop turn (`send`)
+
+    def send(self, frame: bytes, coalescer: Coalescer) -> None:
+        """Write `frame` at once if it is the connection's first of this loop turn, else hold it.
+
+        A lone request goes out without waiting for the turn to end; the ones made after it in
+        the same turn (concurrent requests) are held and written together when it ends, after
+        it.
+        """
+        if self.turn_open:
+            self.add(frame)
+            return
+        self.turn_open = True
+        if not self.writer.is_closing():
+            self.writer.write(frame)
+        coalescer.mark(self, self._end_turn)
+
+    def _end_turn(self) -> None:
+        self.turn_open = False
+        self.flush()
 
     def add(self, frame: bytes) -> None:
         """Hold `frame` for the next `flush`, after the frames already held."""

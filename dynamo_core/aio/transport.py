@@ -7,10 +7,13 @@ Every connection opens with the [handshake][dynamo_core.aio.auth], then carries
 [length-prefixed frames][dynamo_core.aio.framing] of codec bytes.
 
 Sending never blocks the node: [`send`][dynamo_core.aio.TcpTransport.send] appends to a bounded
-per-peer queue that a writer task flushes; when the queue is full, or the peer is down and in
-backoff, the message is dropped and counted. Node messages are best effort by design — the
-node's timeouts, retries, hints and anti-entropy handle loss. A broken connection is reopened
-with jittered exponential backoff.
+per-peer queue; when the queue is full, or the peer is down and in backoff, the message is
+dropped and counted. Node messages are best effort by design — the node's timeouts, retries,
+hints and anti-entropy handle loss. The messages (and client responses) made while handling
+one read's frames are [written together][dynamo_core.aio.coalesce], one write per connection,
+in order, once those frames are handled; a peer that reads too slowly (over 1 MiB unsent) is
+written to by its connection's task after the buffer drained, within `write_timeout`. A broken
+connection is reopened with jittered exponential backoff.
 
 Inbound, a connection that sends a malformed, oversized or unauthenticated frame, or does not
 finish its TLS and application handshakes within `handshake_timeout`, is closed with a reason

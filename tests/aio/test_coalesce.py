@@ -25,6 +25,9 @@ class Recorder:
         self.calls: list[list[bytes]] = []
         self.closing = False
 
+    def write(self, frame: bytes) -> None:
+        self.calls.append([frame])
+
     def writelines(self, frames: list[bytes]) -> None:
         self.calls.append(list(frames))
 
@@ -84,6 +87,29 @@ def test_a_batch_of_a_closing_connection_is_dropped_and_clear_forgets() -> None:
     frames.flush()
     assert recorder.calls == []
     assert frames.size == 0
+
+
+def test_a_lone_frame_goes_at_once_and_the_rest_of_its_turn_together_after_it(run: Any) -> None:
+    async def main() -> None:
+        recorder = Recorder()
+        frames = batch(recorder)
+        coalescer = Coalescer()
+        frames.send(b"1", coalescer)
+        assert recorder.calls == [[b"1"]]  # the first of the turn: no wait
+        frames.send(b"2", coalescer)
+        frames.send(b"3", coalescer)
+        assert recorder.calls == [[b"1"]]  # held
+        await asyncio.sleep(0)
+        assert recorder.calls == [[b"1"], [b"2", b"3"]]  # one write at the turn's end, in order
+        await asyncio.sleep(0)
+        frames.send(b"4", coalescer)  # a new turn: at once again
+        assert recorder.calls[-1] == [b"4"]
+        recorder.closing = True
+        await asyncio.sleep(0)
+        frames.send(b"5", coalescer)  # the connection is closing: nothing written
+        assert recorder.calls[-1] == [b"4"]
+
+    run(main())
 
 
 def test_marks_are_flushed_once_at_the_next_turn_or_at_flush(run: Any) -> None:
@@ -178,7 +204,7 @@ def test_the_outbound_caps_bound_one_turn_of_sends(
     run(main())
 
 
-def test_concurrent_client_requests_of_one_turn_leave_in_one_write(
+def test_concurrent_client_requests_of_one_turn_leave_in_two_writes(
     run: Any, free_port: Callable[[], int], eventually: Eventually
 ) -> None:
     """The node answers them in one write too (the responses of one batch of reads)."""
@@ -201,7 +227,7 @@ def test_concurrent_client_requests_of_one_turn_leave_in_one_write(
                 conn.writer._transport = counting  # type: ignore[attr-defined]
                 sent_before = t.stats()["frames_sent"]
                 replies = await asyncio.gather(*(client.stats() for _ in range(20)))
-                assert counting.writes == 1  # 20 requests, one write
+                assert counting.writes == 2  # 20 requests: the first at once, then the rest
                 assert [node for node, _ in replies] == ["A"] * 20
                 assert t.stats()["frames_sent"] - sent_before == 20
             server.cancel()
