@@ -850,8 +850,12 @@ class TcpTransport:
                 raise ConnectionResetError(f"{out.peer} closed the connection")
             if not out.queue:
                 continue
+            if writer.transport.get_write_buffer_size() >= _HIGH_WATER:
+                # The peer reads too slowly: it takes some first (or is dropped), and the
+                # queue, capped, waits. So at most one queue's worth is ever over the mark.
+                await asyncio.wait_for(writer.drain(), timeout)
+                continue
             self._write_queue(out, writer)
-            await asyncio.wait_for(writer.drain(), timeout)
 
     async def _watch(self, reader: asyncio.StreamReader, out: _Outbound) -> None:
         """Notice at once when the peer closes our outbound connection (it never writes)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dynamo_core.aio import Client, Inbound, TcpTransport, TransportConfig
+from dynamo_core.aio import transport as transport_module
 from dynamo_core.aio.coalesce import Coalescer, FrameBatch
 from dynamo_core.aio.framing import encode_frame
 from dynamo_core.messages import Heartbeat, encode_message
@@ -277,5 +278,44 @@ def test_answers_made_before_a_malformed_frame_go_out_before_the_close(
                 node, _ = await request
                 assert node == "A"
                 await eventually(lambda: t.stats()["closed_malformed"] == 1, what="the close")
+
+    run(main())
+
+
+def test_a_peer_that_stops_reading_costs_a_bounded_buffer_then_its_connection(
+    run: Any, free_port: Callable[[], int], eventually: Eventually
+) -> None:
+    async def main() -> None:
+        pa, pb = free_port(), free_port()
+        cap = 256 * 1024
+        config = TransportConfig(max_queue_bytes=cap, write_timeout=1.0, backoff_initial=0.02)
+        a = TcpTransport("A", ("127.0.0.1", pa), {"B": ("127.0.0.1", pb)}, config=config)
+        b = TcpTransport("B", ("127.0.0.1", pb), {"A": ("127.0.0.1", pa)}, config=FAST, seed=2)
+        async with a, b:
+            await eventually(lambda: a.peer_state("B") == "up", what="A connected to B")
+            await eventually(lambda: len(b._connections) == 2, what="B accepted A")
+            outbound = b._out["A"].writer
+            for conn in b._connections:  # B stops reading what A sends
+                if conn is not outbound:
+                    cast("asyncio.Transport", conn.transport).pause_reading()
+            out = a._out["B"]
+            writer = out.writer
+            assert writer is not None
+            payload = b"x" * 4000
+            buffered = queued = 0
+            for _ in range(400):  # 16 MB offered, more than a queue's worth per loop turn
+                for _ in range(100):
+                    a.send("B", payload)
+                buffered = max(buffered, writer.transport.get_write_buffer_size())
+                queued = max(queued, out.queued_bytes)
+                await asyncio.sleep(0)
+                if out.writer is not writer:
+                    break
+            assert buffered > transport_module._HIGH_WATER  # the peer did stop reading
+            framed_queue = cap + 4 * (cap // len(payload))  # a full queue, with frame headers
+            assert buffered < transport_module._HIGH_WATER + framed_queue
+            assert queued <= cap
+            assert a.stats()["dropped_queue_full"] > 0
+            await eventually(lambda: a.stats()["disconnects"] >= 1, what="the write timeout")
 
     run(main())
