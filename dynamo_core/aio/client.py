@@ -35,6 +35,7 @@ from dynamo_core.aio.auth import (
     FrameSeal,
     check_secret,
 )
+from dynamo_core.aio.coalesce import Coalescer, FrameBatch
 from dynamo_core.aio.framing import encode_frame
 from dynamo_core.aio.protocol import (
     ClientGet,
@@ -80,14 +81,29 @@ class ClientError(DynamoError):
 class _Connection:
     """One client connection to one node: requests out, responses matched by rid."""
 
-    __slots__ = ("address", "closed", "reader_task", "seal", "waiting", "writer")
+    __slots__ = (
+        "address",
+        "batch",
+        "closed",
+        "coalescer",
+        "reader_task",
+        "seal",
+        "waiting",
+        "writer",
+    )
 
     def __init__(
-        self, address: Address, writer: asyncio.StreamWriter, seal: FrameSeal | None
+        self,
+        address: Address,
+        writer: asyncio.StreamWriter,
+        seal: FrameSeal | None,
+        coalescer: Coalescer,
     ) -> None:
         self.address = address
         self.writer = writer
         self.seal = seal
+        self.batch = FrameBatch(writer)  # the requests of one loop turn, written together
+        self.coalescer = coalescer
         self.waiting: dict[int, asyncio.Future[RequestResponse]] = {}
         self.closed = False
         self.reader_task: asyncio.Task[None] | None = None
@@ -109,7 +125,7 @@ class _Connection:
     def send(self, payload: bytes, max_frame: int) -> None:
         if self.seal is not None:
             payload = self.seal.seal(payload)
-        self.writer.write(encode_frame(payload, max_frame=max_frame + TAG_SIZE))
+        self.batch.send(encode_frame(payload, max_frame=max_frame + TAG_SIZE), self.coalescer)
 
     def close(self) -> None:
         self.closed = True
@@ -160,6 +176,7 @@ class Client:
     """
 
     __slots__ = (
+        "_coalescer",
         "_conns",
         "_cursor",
         "_locks",
@@ -211,6 +228,7 @@ class Client:
         self._cursor = itertools.count(start)
         self._rids = itertools.count(1)
         self._conns: dict[Address, _Connection] = {}
+        self._coalescer = Coalescer()
         self._locks: dict[Address, asyncio.Lock] = {}
         self.suspect_for = check_positive_float(suspect_for, "suspect_for")
         self._suspects: dict[Address, float] = {}  # address -> tried last until then
@@ -228,6 +246,7 @@ class Client:
 
     async def close(self) -> None:
         """Close every connection. Idempotent."""
+        self._coalescer.flush()  # requests already made still go out, as with a plain write
         conns = list(self._conns.values())
         self._conns.clear()
         for conn in conns:
@@ -398,7 +417,7 @@ class Client:
             limit=256 * 1024,
             max_frame=cfg.max_frame,
         )
-        conn = _Connection(address, writer, peer.seal)
+        conn = _Connection(address, writer, peer.seal, self._coalescer)
         conn.reader_task = asyncio.create_task(conn.read(frames, cfg.max_frame))
         old = self._conns.get(address)
         if old is not None:

@@ -69,6 +69,7 @@ class Driver(_Loop[E]):
         self._wake: asyncio.Event | None = None
         self._fatal: EffectFailed | None = None
         self._sleeping_until = -math.inf  # when a sleeping run wakes for its next deadline
+        self._recheck_due = False  # a check of the core's deadline is scheduled
 
     @property
     def running(self) -> int:
@@ -84,15 +85,23 @@ class Driver(_Loop[E]):
     def feed(self, call: Input[E]) -> None:
         """Run an input at once (see `SyncDriver.feed`).
 
-        Wakes a sleeping `run` when the input brought the core's deadline forward.
+        Wakes a sleeping `run` when the input brought the core's deadline forward: the deadline
+        is asked once per loop turn, after every input fed in that turn (not after each).
         """
         super().feed(call)
+        if self._sleeping_until > -math.inf and not self._recheck_due:
+            self._recheck_due = True
+            asyncio.get_running_loop().call_soon(self._recheck)
+
+    def _recheck(self) -> None:
+        """Wake a sleeping `run` if the inputs fed since it slept brought its timer forward."""
+        self._recheck_due = False
         if self._wake is not None and _due(self._core.deadline()) < self._sleeping_until:
             self._wake.set()
 
     def _handle(self, effect: E) -> None:
         result = self._handler(effect)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):  # a plain handler: no check
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(lambda done: self._finished(effect, done))

@@ -29,6 +29,9 @@ from dynamo_core.errors import DecodeError
 from dynamo_core.messages import (
     MAX_CONTEXT_BYTES,
     MAX_KEY_BYTES,
+    GetReply,
+    PutReply,
+    RequestFailed,
     RequestResult,
     result_from_dict,
 )
@@ -170,8 +173,6 @@ class ClientStats:
 
 
 def _check_result(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    from dynamo_core.messages import GetReply, PutReply, RequestFailed  # noqa: PLC0415
-
     if not isinstance(value, PutReply | GetReply | RequestFailed):
         raise TypeError(f"{attribute.name} must be a request result, not {type(value).__name__}")
 

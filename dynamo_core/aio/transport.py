@@ -7,10 +7,13 @@ Every connection opens with the [handshake][dynamo_core.aio.auth], then carries
 [length-prefixed frames][dynamo_core.aio.framing] of codec bytes.
 
 Sending never blocks the node: [`send`][dynamo_core.aio.TcpTransport.send] appends to a bounded
-per-peer queue that a writer task flushes; when the queue is full, or the peer is down and in
-backoff, the message is dropped and counted. Node messages are best effort by design — the
-node's timeouts, retries, hints and anti-entropy handle loss. A broken connection is reopened
-with jittered exponential backoff.
+per-peer queue; when the queue is full, or the peer is down and in backoff, the message is
+dropped and counted. Node messages are best effort by design — the node's timeouts, retries,
+hints and anti-entropy handle loss. The messages (and client responses) made while handling
+one read's frames are [written together][dynamo_core.aio.coalesce], one write per connection,
+in order, once those frames are handled; a peer that reads too slowly (over 1 MiB unsent) is
+written to by its connection's task after the buffer drained, within `write_timeout`. A broken
+connection is reopened with jittered exponential backoff.
 
 Inbound, a connection that sends a malformed, oversized or unauthenticated frame, or does not
 finish its TLS and application handshakes within `handshake_timeout`, is closed with a reason
@@ -40,6 +43,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Final
 
 import attrs
@@ -66,6 +70,7 @@ from dynamo_core.aio.auth import (
     Peer,
     check_secret,
 )
+from dynamo_core.aio.coalesce import Coalescer, FrameBatch
 from dynamo_core.aio.framing import (
     DEFAULT_MAX_FRAME,
     MAX_FRAME_LIMIT,
@@ -345,6 +350,25 @@ class FrameStream:
             self._pending.extend(self._decoder.feed(data, max_frames=self._step))
         return self._pending.popleft()
 
+    async def batch(self) -> list[bytes]:
+        """Return the next frame and every frame already read after it; ``[]`` at a clean end.
+
+        What one read of the socket brought, handled together: the answers it makes are
+        written together at its end (see [`coalesce`][dynamo_core.aio.coalesce]).
+
+        Raises:
+            FrameError: a frame is over the cap, or the stream ended inside a frame.
+            ConnectionError: the connection broke.
+        """
+        first = await self.next()
+        if first is None:
+            return []
+        if not self._pending:
+            return [first]
+        frames = [first, *self._pending]
+        self._pending.clear()
+        return frames
+
     def until_authenticated(self) -> None:
         """Parse one frame at a time, so frames after the handshake meet the raised cap."""
         self._step = 1
@@ -364,6 +388,7 @@ class _Outbound:
         "address",
         "attempts",
         "broken",
+        "flush",
         "peer",
         "queue",
         "queued_bytes",
@@ -386,9 +411,10 @@ class _Outbound:
         self.attempts = 0
         self.task: asyncio.Task[None] | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.flush: Callable[[], None] = lambda: None  # set by the transport: write the queue
 
 
-_HIGH_WATER: Final = 1 << 20  # bytes buffered in a connection before sends queue instead
+_HIGH_WATER: Final = 1 << 20  # bytes buffered in a connection before its task waits for drain
 
 _started: weakref.WeakSet[TcpTransport] = weakref.WeakSet()
 
@@ -468,6 +494,7 @@ class TcpTransport:
         "_address",
         "_client_secret",
         "_closing",
+        "_coalescer",
         "_connections",
         "_handlers",
         "_out",
@@ -545,6 +572,9 @@ class TcpTransport:
         self._stats = dict.fromkeys(_STAT_NAMES, 0)
         self.inbox = Inbox(config.max_inbox)
         self._out = {peer: _Outbound(peer, addr) for peer, addr in checked.items()}
+        for out in self._out.values():
+            out.flush = partial(self._write_out, out)
+        self._coalescer = Coalescer()
         self._server: asyncio.Server | None = None
         self._address: Address | None = None
         self._connections: set[asyncio.StreamWriter] = set()
@@ -611,6 +641,7 @@ class TcpTransport:
         """Stop listening, close every connection and stop reconnecting. Idempotent."""
         if self._closing:
             return
+        self._coalescer.flush()  # what was handed over before the close still goes out
         self._closing = True
         _started.discard(self)
         if self._server is not None:
@@ -653,10 +684,10 @@ class TcpTransport:
             ValueError: `payload` is over `max_frame`.
         """
         check_bytes(payload, "payload")
-        if len(payload) > self.config.max_frame:
-            raise ValueError(
-                f"payload is {len(payload)} bytes; max_frame is {self.config.max_frame}"
-            )
+        size = len(payload)
+        config = self.config
+        if size > config.max_frame:
+            raise ValueError(f"payload is {size} bytes; max_frame is {config.max_frame}")
         out = self._out.get(target)
         if out is None or self._closing:
             self._stats["dropped_unknown_peer"] += 1
@@ -664,27 +695,36 @@ class TcpTransport:
         if out.state == "down":
             self._stats["dropped_peer_down"] += 1
             return
-        writer = out.writer
-        if (
-            writer is not None
-            and not out.queue
-            and not out.broken
-            and writer.transport.get_write_buffer_size() < _HIGH_WATER
-        ):  # the fast path: straight into the connection's buffer, no task switch
-            frame = self._frame(out, payload)
-            writer.write(frame)
-            self._stats["frames_sent"] += 1
-            self._stats["bytes_sent"] += len(frame)
-            return
-        if (
-            len(out.queue) >= self.config.max_queue
-            or out.queued_bytes + len(payload) > self.config.max_queue_bytes
-        ):
+        if len(out.queue) >= config.max_queue or out.queued_bytes + size > config.max_queue_bytes:
             self._stats["dropped_queue_full"] += 1
             return
         out.queue.append(payload)
-        out.queued_bytes += len(payload)
-        out.wake.set()
+        out.queued_bytes += size
+        # Written with the other frames of this batch of work: one write, not one per frame.
+        self._coalescer.mark(out, out.flush)
+
+    def _write_out(self, out: _Outbound) -> None:
+        """Write `out`'s queue into its connection, or leave it to the connection's task.
+
+        The task takes over while there is no connection (it writes once connected) and while
+        the peer reads too slowly (it writes after the connection's buffer drained).
+        """
+        writer = out.writer
+        if not out.queue:
+            return
+        if writer is None or out.broken or writer.transport.get_write_buffer_size() >= _HIGH_WATER:
+            out.wake.set()
+            return
+        self._write_queue(out, writer)
+
+    def _write_queue(self, out: _Outbound, writer: asyncio.StreamWriter) -> None:
+        """Seal and frame every queued payload, in order, and write them with one call."""
+        frames = [self._frame(out, payload) for payload in out.queue]
+        out.queue.clear()
+        out.queued_bytes = 0
+        writer.writelines(frames)
+        self._stats["frames_sent"] += len(frames)
+        self._stats["bytes_sent"] += sum(map(len, frames))
 
     def _frame(self, out: _Outbound, payload: bytes) -> bytes:
         """Seal `payload` for the current connection to `out.peer` (in write order) and frame it."""
@@ -810,13 +850,12 @@ class TcpTransport:
                 raise ConnectionResetError(f"{out.peer} closed the connection")
             if not out.queue:
                 continue
-            frames = [self._frame(out, payload) for payload in out.queue]
-            out.queue.clear()
-            out.queued_bytes = 0
-            writer.writelines(frames)
-            self._stats["frames_sent"] += len(frames)
-            self._stats["bytes_sent"] += sum(map(len, frames))
-            await asyncio.wait_for(writer.drain(), timeout)
+            if writer.transport.get_write_buffer_size() >= _HIGH_WATER:
+                # The peer reads too slowly: it takes some first (or is dropped), and the
+                # queue, capped, waits. So at most one queue's worth is ever over the mark.
+                await asyncio.wait_for(writer.drain(), timeout)
+                continue
+            self._write_queue(out, writer)
 
     async def _watch(self, reader: asyncio.StreamReader, out: _Outbound) -> None:
         """Notice at once when the peer closes our outbound connection (it never writes)."""
@@ -890,6 +929,7 @@ class TcpTransport:
         except Exception as exc:
             self._closed_by(exc, where, in_handshake=in_handshake)
         finally:
+            self._coalescer.flush()  # answers made before the end still go out, then the close
             self._connections.discard(writer)
             self._handlers.discard(task)
             await close_writer(writer)
@@ -974,17 +1014,19 @@ class TcpTransport:
         max_frame = self.config.max_frame
         stats = self._stats
         inbox = self.inbox
+        flush = self._coalescer.flush
         sender = peer.node_id
         assert sender is not None
         seal = peer.seal
-        while (payload := await frames.next()) is not None:
-            if seal is not None:
-                payload = seal.open(payload)
-            message = decode_message(payload, max_bytes=max_frame)
-            stats["frames_received"] += 1
-            stats["bytes_received"] += len(payload) + 4
-            if not inbox.put(Inbound(sender, message)):
-                stats["dropped_inbox_full"] += 1
+        while batch := await frames.batch():
+            for frame in batch:
+                payload = frame if seal is None else seal.open(frame)
+                message = decode_message(payload, max_bytes=max_frame)
+                stats["frames_received"] += 1
+                stats["bytes_received"] += len(payload) + 4
+                if not inbox.put(Inbound(sender, message)):
+                    stats["dropped_inbox_full"] += 1
+            flush()  # the batch read is handled: send what it produced
 
     def _responder(
         self, peer: Peer, writer: asyncio.StreamWriter
@@ -994,20 +1036,24 @@ class TcpTransport:
         limit = self.config.max_client_buffer
         stats = self._stats
         seal = peer.seal
+        batch = FrameBatch(writer)  # responses of this batch of work, written together
+        mark = self._coalescer.mark
 
         def respond(response: RequestResponse | admin.AdminReply) -> None:
             if writer.is_closing():
                 return
             transport = writer.transport
-            if transport.get_write_buffer_size() > limit:
+            if transport.get_write_buffer_size() + batch.size > limit:
                 stats["closed_slow_client"] += 1
                 log.warning("%s: closing a client that does not read its responses", self.node_id)
+                batch.clear()
                 transport.abort()  # drop its unread responses now (close() would keep them)
                 return
             payload = codec.dumps(response.to_dict())
             if seal is not None:
                 payload = seal.seal(payload)
-            writer.write(encode_frame(payload, max_frame=max_frame + TAG_SIZE))
+            batch.add(encode_frame(payload, max_frame=max_frame + TAG_SIZE))
+            mark(batch, batch.flush)
             stats["frames_sent"] += 1
             stats["bytes_sent"] += len(payload) + 4
 
@@ -1046,18 +1092,21 @@ class TcpTransport:
         stats = self._stats
         seal = peer.seal
         respond = self._responder(peer, writer)
+        flush = self._coalescer.flush
 
-        while (payload := await frames.next()) is not None:
-            if seal is not None:
-                payload = seal.open(payload)
-            data = codec.loads(payload, max_bytes=max_frame)
-            if admin.is_admin_request(data):  # a client never changes membership
-                self._refuse_admin(data, respond)
-                continue
-            request = request_from_dict(data)
-            stats["client_requests"] += 1
-            stats["frames_received"] += 1
-            stats["bytes_received"] += len(payload) + 4
-            if not self.inbox.put(ClientCall(request, respond)):
-                stats["shed_client_requests"] += 1
-                respond(ClientResponse(request.rid, RequestFailed("node overloaded: try another")))
+        while batch := await frames.batch():
+            for frame in batch:
+                payload = frame if seal is None else seal.open(frame)
+                data = codec.loads(payload, max_bytes=max_frame)
+                if admin.is_admin_request(data):  # a client never changes membership
+                    self._refuse_admin(data, respond)
+                    continue
+                request = request_from_dict(data)
+                stats["client_requests"] += 1
+                stats["frames_received"] += 1
+                stats["bytes_received"] += len(payload) + 4
+                if not self.inbox.put(ClientCall(request, respond)):
+                    stats["shed_client_requests"] += 1
+                    failed = RequestFailed("node overloaded: try another")
+                    respond(ClientResponse(request.rid, failed))
+            flush()  # the batch read is handled: send what it produced

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dynamo_core import HashRing, Node, NodeConfig, QuorumPolicy, SQLiteStorage
-from dynamo_core.aio import Client, ClientError, TcpTransport, serve
+from dynamo_core.aio import Client, ClientError, Driver, TcpTransport, serve
 from dynamo_core.errors import StorageClosedError
 from dynamo_core.node import Effect
 
@@ -242,3 +244,47 @@ def test_times_given_to_the_node_never_go_backwards(
 def test_serve_checks_the_node(run: Any) -> None:
     with pytest.raises(TypeError, match="node must be a Node"):
         run(serve("node", TcpTransport("A", "127.0.0.1:0", {})))  # type: ignore[arg-type]
+
+
+class CountingAlarm:
+    """A core with one timer that counts how often its deadline is asked."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.asked = 0
+
+    def arm(self, at: float, now: float) -> list[str]:
+        self.at = min(self.at, at)
+        return []
+
+    def deadline(self) -> float:
+        self.asked += 1
+        return self.at
+
+    def on_timer(self, now: float) -> list[str]:
+        self.at = math.inf
+        return ["rang"]
+
+
+def test_inputs_fed_in_one_turn_ask_the_deadline_once_and_still_wake_the_run(run: Any) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        core = CountingAlarm(loop.time() + 60.0)
+        seen: list[str] = []
+        driver: Driver[str] = Driver(core, seen.append)
+        stop = asyncio.Event()
+        task = asyncio.create_task(driver.run(stop=stop))
+        while driver._sleeping_until == -math.inf:  # until the run sleeps on its minute
+            await asyncio.sleep(0.001)
+        before = core.asked
+        for i in range(100):  # a batch of inputs read at once; the last brings the timer close
+            driver.feed(partial(core.arm, loop.time() + (60.0 if i < 99 else 0.01)))
+        assert core.asked == before  # not once per input
+        while not seen:
+            await asyncio.sleep(0.005)
+        assert seen == ["rang"]
+        assert core.asked - before < 10  # the turn's check and the run's steps, not 100
+        stop.set()
+        await task
+
+    run(main())
