@@ -1,8 +1,11 @@
-"""Shared helpers for the asyncio runtime tests: every socket is on 127.0.0.1, port 0."""
+"""Shared helpers for the asyncio runtime tests: every socket is on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import random
 import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -35,12 +38,34 @@ def certs() -> Path:
     return CERTS
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# Ports below the kernel's ephemeral range: port 0 would hand out a port from that range, where
+# any outgoing connection on the machine may take it as its local port before the test's
+# server binds it ("Address already in use"). Each xdist worker gets its own band, starting at
+# a random offset so that two test runs at once rarely meet.
+_BAND = 1000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_FIRST = 10_000 + _WORKER % max(1, (_ephemeral_low() - 10_000) // _BAND) * _BAND
+_tried = itertools.count(random.randrange(_BAND))
+
+
 def free_port() -> int:
-    """A port that was free a moment ago (bound to port 0 on 127.0.0.1, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port below the ephemeral range that was free a moment ago on 127.0.0.1."""
+    for _ in range(_BAND):
+        port = _FIRST + next(_tried) % _BAND
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_FIRST}..{_FIRST + _BAND - 1}")
 
 
 async def eventually(
