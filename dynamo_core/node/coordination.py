@@ -181,7 +181,7 @@ class Coordination:
         while heap:
             due, op = heap[0]
             request = requests.get(op)
-            if request is not None and request.due == due:  # not stale
+            if request is not None and request.due == due:  # `_stale`, inlined: asked per event
                 at = due
                 break
             heapq.heappop(heap)
